@@ -1,0 +1,28 @@
+"""The Dagster code location: every contract's asset chain, the marts, checks, sensors and schedules."""
+
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor
+
+from platform_assets.factory import entity_assets
+from platform_assets.jobs import daily_job, hourly_job, landing_job
+from platform_assets.lib.contract import load_contracts
+from resources.kafka import KafkaResource
+from resources.lake import LakeResource
+from resources.schema_registry import SchemaRegistryResource
+from resources.spark import SparkResource
+
+contracts = load_contracts()
+
+defs = Definitions(
+    assets=[a for contract in contracts for a in entity_assets(contract)],
+    jobs=[landing_job, hourly_job, daily_job],
+    resources={
+        "kafka": KafkaResource.from_env(),
+        "lake": LakeResource.from_env(),
+        "spark": SparkResource.from_env(),
+        "schema_registry": SchemaRegistryResource.from_env(),
+    },
+    # One process per run: the embedded Spark server and the imports are paid once, not per step.
+    executor=in_process_executor,
+)

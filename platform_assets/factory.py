@@ -1,0 +1,20 @@
+"""One asset chain per contract: adding a YAML file to `contracts/` adds the whole chain."""
+
+from __future__ import annotations
+
+from dagster import AssetsDefinition
+
+from platform_assets.current import build_current_asset
+from platform_assets.history import build_history_asset
+from platform_assets.landing import build_landing_asset
+from platform_assets.lib.contract import Contract
+from platform_assets.raw import build_raw_assets
+
+
+def entity_assets(contract: Contract) -> list[AssetsDefinition]:
+    return [
+        build_landing_asset(contract),
+        build_raw_assets(contract),
+        build_current_asset(contract),
+        build_history_asset(contract),
+    ]

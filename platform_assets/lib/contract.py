@@ -1,0 +1,251 @@
+"""Entity contracts: the YAML files in ``contracts/`` parsed into checked, immutable objects.
+
+A contract is the public interface between a source team and the platform, so every mistake in one
+must be reported with the file, the key and what to write instead, before any asset is built.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FIELD_TYPES = ("string", "int", "long", "double", "boolean", "timestamp", "date")
+FORMATS = ("json", "debezium", "avro")
+PII_POLICIES = ("hash", "mask", "drop")
+OPERATIONS = ("create", "update", "delete")
+DEFAULT_OPERATION_VALUES = {"c": "create", "u": "update", "d": "delete"}
+DEFAULT_MAX_VALUE_BYTES = 1_000_000
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_ENV_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+
+
+class ContractError(ValueError):
+    """A contract file that the platform cannot build assets from."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str
+    nullable: bool = True
+    pii: str | None = None
+    description: str = ""
+    accepted_values: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    format: str
+    topics_by_operation: dict[str, str] = field(default_factory=dict)
+    topic: str | None = None
+    operation_field: str | None = None
+    operation_values: dict[str, str] = field(default_factory=dict)
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        if self.topic is not None:
+            return (self.topic,)
+        return tuple(dict.fromkeys(self.topics_by_operation.values()))
+
+
+@dataclass(frozen=True)
+class QualitySpec:
+    max_quarantine_rate: float = 0.05
+    max_row_count_change: float | None = None
+    freshness_hours: int | None = None
+    expectations: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    description: str
+    owner: str
+    source: SourceSpec
+    key: tuple[str, ...]
+    sequence: str
+    event_time: str
+    fields: tuple[FieldSpec, ...]
+    snapshot_url: str | None = None
+    quality: QualitySpec = QualitySpec()
+    path: str = ""
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.fields)
+
+    @property
+    def stored_fields(self) -> tuple[FieldSpec, ...]:
+        """Fields that exist after landing: a `pii: drop` field never leaves the archive."""
+        return tuple(spec for spec in self.fields if spec.pii != "drop")
+
+
+def _expand_env(value: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is None:
+            raise ContractError(f"environment variable {name} is referenced but not set")
+        return default
+
+    return _ENV_REFERENCE.sub(replace, value)
+
+
+def _require(mapping: dict[str, Any], key: str, where: str, hint: str) -> Any:
+    if key not in mapping or mapping[key] in (None, ""):
+        raise ContractError(f"{where}: missing `{key}`; {hint}")
+    return mapping[key]
+
+
+def _parse_field(name: str, raw: Any, where: str) -> FieldSpec:
+    if not isinstance(raw, dict):
+        raise ContractError(f"{where}: field `{name}` must be a mapping like {{type: string}}")
+    unknown = set(raw) - {"type", "nullable", "pii", "description", "accepted_values"}
+    if unknown:
+        raise ContractError(f"{where}: field `{name}` has unknown keys {sorted(unknown)}")
+    field_type = raw.get("type", "string")
+    if field_type not in FIELD_TYPES:
+        raise ContractError(f"{where}: field `{name}` has type `{field_type}`; use one of {', '.join(FIELD_TYPES)}")
+    pii = raw.get("pii")
+    if pii is not None and pii not in PII_POLICIES:
+        raise ContractError(f"{where}: field `{name}` has pii `{pii}`; use one of {', '.join(PII_POLICIES)}")
+    if pii in ("hash", "mask") and field_type != "string":
+        raise ContractError(f"{where}: field `{name}` is {field_type}; pii `{pii}` applies to string fields only")
+    accepted = raw.get("accepted_values")
+    return FieldSpec(
+        name=name,
+        type=field_type,
+        nullable=bool(raw.get("nullable", True)),
+        pii=pii,
+        description=str(raw.get("description", "")),
+        accepted_values=tuple(accepted) if accepted is not None else None,
+    )
+
+
+def _parse_source(raw: Any, where: str) -> SourceSpec:
+    if not isinstance(raw, dict):
+        raise ContractError(f"{where}: `source` must be a mapping with `format` and `topics` or `topic`")
+    fmt = raw.get("format", "json")
+    if fmt not in FORMATS:
+        raise ContractError(f"{where}: source format `{fmt}` is not supported; use one of {', '.join(FORMATS)}")
+    topics = raw.get("topics")
+    topic = raw.get("topic")
+    if (topics is None) == (topic is None):
+        raise ContractError(
+            f"{where}: source needs exactly one of `topics: {{create: .., update: .., delete: ..}}` "
+            "or `topic: <name>`"
+        )
+    max_bytes = int(raw.get("max_value_bytes", DEFAULT_MAX_VALUE_BYTES))
+    if topics is not None:
+        if fmt != "json":
+            raise ContractError(f"{where}: one topic per operation is only defined for format json")
+        if not isinstance(topics, dict) or not set(topics) <= set(OPERATIONS) or not topics:
+            raise ContractError(f"{where}: `topics` maps operations ({', '.join(OPERATIONS)}) to topic names")
+        return SourceSpec(format=fmt, topics_by_operation=dict(topics), max_value_bytes=max_bytes)
+    operation_values = raw.get("operation_values", DEFAULT_OPERATION_VALUES if raw.get("operation_field") else {})
+    if not set(operation_values.values()) <= set(OPERATIONS):
+        raise ContractError(f"{where}: `operation_values` must map wire values to {', '.join(OPERATIONS)}")
+    return SourceSpec(
+        format=fmt,
+        topic=str(topic),
+        operation_field=raw.get("operation_field"),
+        operation_values={str(k): v for k, v in operation_values.items()},
+        max_value_bytes=max_bytes,
+    )
+
+
+def _parse_quality(raw: Any, where: str) -> QualitySpec:
+    if raw is None:
+        return QualitySpec()
+    if not isinstance(raw, dict):
+        raise ContractError(f"{where}: `quality` must be a mapping")
+    return QualitySpec(
+        max_quarantine_rate=float(raw.get("max_quarantine_rate", QualitySpec.max_quarantine_rate)),
+        max_row_count_change=raw.get("max_row_count_change"),
+        freshness_hours=raw.get("freshness_hours"),
+        expectations=tuple(raw.get("expectations", ())),
+    )
+
+
+def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contract:
+    where = path
+    if not isinstance(document, dict):
+        raise ContractError(f"{where}: a contract is a YAML mapping with name, source, key, sequence, event_time, fields")
+    name = _require(document, "name", where, "give the entity a snake_case name, e.g. `name: customers`")
+    if not _NAME.match(str(name)):
+        raise ContractError(f"{where}: name `{name}` must be snake_case (it becomes table and asset names)")
+    raw_fields = _require(document, "fields", where, "declare every field with its type")
+    if not isinstance(raw_fields, dict):
+        raise ContractError(f"{where}: `fields` must map field names to {{type: ...}}")
+    fields = tuple(_parse_field(str(n), spec, where) for n, spec in raw_fields.items())
+    names = {spec.name for spec in fields}
+    for spec in fields:
+        if spec.name.startswith("_"):
+            raise ContractError(f"{where}: field `{spec.name}` starts with `_`, which is reserved for platform columns")
+    key = document.get("key")
+    key = (key,) if isinstance(key, str) else tuple(key or ())
+    if not key:
+        raise ContractError(f"{where}: missing `key`; list the field(s) that identify an entity, e.g. `key: [id]`")
+    sequence = _require(document, "sequence", where, "name the field that increases with every change")
+    event_time = _require(document, "event_time", where, "name the timestamp field that decides the hour")
+    for role, names_used in (("key", key), ("sequence", (sequence,)), ("event_time", (event_time,))):
+        for used in names_used:
+            if used not in names:
+                raise ContractError(f"{where}: {role} field `{used}` is not declared under `fields`")
+            if next(s for s in fields if s.name == used).pii == "drop":
+                raise ContractError(f"{where}: {role} field `{used}` cannot be dropped as PII")
+    if next(s for s in fields if s.name == event_time).type != "timestamp":
+        raise ContractError(f"{where}: event_time field `{event_time}` must have type timestamp")
+    if next(s for s in fields if s.name == sequence).type not in ("int", "long", "timestamp"):
+        raise ContractError(f"{where}: sequence field `{sequence}` must be int, long or timestamp")
+    snapshot = document.get("snapshot")
+    snapshot_url = _expand_env(str(snapshot["url"])) if isinstance(snapshot, dict) and snapshot.get("url") else None
+    return Contract(
+        name=str(name),
+        description=str(document.get("description", "")),
+        owner=str(document.get("owner", "")),
+        source=_parse_source(_require(document, "source", where, "say where the events come from"), where),
+        key=tuple(str(k) for k in key),
+        sequence=str(sequence),
+        event_time=str(event_time),
+        fields=fields,
+        snapshot_url=snapshot_url,
+        quality=_parse_quality(document.get("quality"), where),
+        path=path,
+    )
+
+
+def contracts_dir() -> Path:
+    return Path(os.environ.get("PLATFORM_CONTRACTS_DIR", Path(__file__).resolve().parents[2] / "contracts"))
+
+
+def load_contracts(directory: Path | None = None) -> list[Contract]:
+    directory = directory or contracts_dir()
+    if not directory.is_dir():
+        raise ContractError(f"contracts directory {directory} does not exist; set PLATFORM_CONTRACTS_DIR")
+    contracts = []
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            document = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise ContractError(f"{path}: is not valid YAML: {error}") from error
+        contracts.append(parse_contract(document, str(path)))
+    seen: dict[str, str] = {}
+    for contract in contracts:
+        if contract.name in seen:
+            raise ContractError(f"{contract.path}: entity `{contract.name}` is already defined in {seen[contract.name]}")
+        seen[contract.name] = contract.path
+    return contracts

@@ -1,0 +1,339 @@
+"""Decoding of landed Kafka records into typed changes, as pure functions of the record bytes.
+
+Everything that can go wrong with a record becomes a `Rejected` with a reason a person can act on;
+nothing raises for bad data, so one poisoned record never blocks a partition and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from platform_assets.lib.contract import Contract, FieldSpec
+
+# Resolves a Confluent schema id to a parsed Avro schema; raises KeyError for an unknown id.
+SchemaLookup = Callable[[int], Any]
+
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+AVRO_MAGIC_BYTE = 0
+
+
+@dataclass(frozen=True)
+class LandingRecord:
+    """One Kafka record exactly as it was landed."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class Change:
+    """A decoded, typed change: `values` holds every contract field (None where absent)."""
+
+    operation: str
+    values: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_delete(self) -> bool:
+        return self.operation == "delete"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that goes to quarantine; `error` is a stable category, `reason` says what to fix."""
+
+    error: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A record that carries no change by design (a Debezium tombstone that follows a delete)."""
+
+    reason: str
+
+
+Decoded = Change | Rejected | Skipped
+
+
+class _Reject(Exception):
+    def __init__(self, error: str, reason: str) -> None:
+        super().__init__(reason)
+        self.error = error
+        self.reason = reason
+
+
+def hour_floor(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def kafka_time(record: LandingRecord) -> datetime:
+    return datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=value)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise ValueError
+
+
+def _parse_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        return date.fromisoformat(value)
+    raise ValueError
+
+
+def _in_range(value: Any, bounds: tuple[int, int]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not bounds[0] <= value <= bounds[1]:
+        raise ValueError
+    return value
+
+
+def _as_double(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError
+    return float(value)
+
+
+def _as_string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError
+    return value
+
+
+def _as_boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "string": _as_string,
+    "int": lambda v: _in_range(v, INT32),
+    "long": lambda v: _in_range(v, INT64),
+    "double": _as_double,
+    "boolean": _as_boolean,
+    "timestamp": _parse_timestamp,
+    "date": _parse_date,
+}
+
+
+def type_value(spec: FieldSpec, value: Any) -> Any:
+    """Convert a wire value to the contract type, or raise ValueError when it does not fit."""
+    try:
+        return _CONVERTERS[spec.type](value)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise _Reject(
+            "wrong_type",
+            f"field `{spec.name}` must be {spec.type} but is {_describe(value)}; "
+            "fix the producer or change the field's type in the contract",
+        ) from error
+
+
+def _json_object(value: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _Reject("invalid_json", f"value is not valid JSON ({error}); the producer must send UTF-8 JSON") from error
+    if not isinstance(payload, dict):
+        raise _Reject("invalid_json", f"value is JSON {type(payload).__name__}, expected an object")
+    return payload
+
+
+def _operation_from_field(contract: Contract, payload: dict[str, Any]) -> str:
+    source = contract.source
+    if source.operation_field is None:
+        return "create"
+    wire = payload.pop(source.operation_field, None)
+    operation = source.operation_values.get(str(wire)) if wire is not None else None
+    if operation is None:
+        raise _Reject(
+            "unknown_operation",
+            f"operation field `{source.operation_field}` is {_describe(wire)}; "
+            f"expected one of {sorted(source.operation_values)}",
+        )
+    return operation
+
+
+_DEBEZIUM_OPERATIONS = {"c": "create", "r": "create", "u": "update", "d": "delete"}
+
+
+def _debezium(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    envelope = payload.get("payload", payload) if "schema" in payload else payload
+    if not isinstance(envelope, dict) or "op" not in envelope:
+        raise _Reject("invalid_envelope", "Debezium value has no `op`; expected the before/after/op envelope")
+    operation = _DEBEZIUM_OPERATIONS.get(str(envelope["op"]))
+    if operation is None:
+        raise _Reject("unknown_operation", f"Debezium op {_describe(envelope['op'])} is not one of c, r, u, d")
+    image = envelope.get("before") if operation == "delete" else envelope.get("after")
+    if not isinstance(image, dict):
+        side = "before" if operation == "delete" else "after"
+        raise _Reject("invalid_envelope", f"Debezium op `{envelope['op']}` needs a `{side}` object")
+    return operation, dict(image)
+
+
+def _avro(value: bytes, schema_lookup: SchemaLookup | None) -> dict[str, Any]:
+    import fastavro
+
+    if len(value) < 5 or value[0] != AVRO_MAGIC_BYTE:
+        raise _Reject(
+            "bad_magic_byte",
+            "value does not start with the Confluent magic byte 0 and a 4-byte schema id; "
+            "the producer must use the Confluent Avro serializer",
+        )
+    (schema_id,) = struct.unpack(">I", value[1:5])
+    if schema_lookup is None:
+        raise _Reject("unknown_schema_id", f"schema id {schema_id}: no schema registry configured (SCHEMA_REGISTRY_URL)")
+    try:
+        schema = schema_lookup(schema_id)
+    except Exception as error:
+        raise _Reject(
+            "unknown_schema_id", f"schema id {schema_id} is not in the schema registry ({error}); register it"
+        ) from error
+    try:
+        record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema)
+    except Exception as error:
+        raise _Reject("invalid_avro", f"value does not decode with schema id {schema_id}: {error}") from error
+    if not isinstance(record, dict):
+        raise _Reject("invalid_avro", f"schema id {schema_id} does not describe a record")
+    return record
+
+
+def _payload(contract: Contract, record: LandingRecord, schema_lookup: SchemaLookup | None) -> tuple[str, dict]:
+    source = contract.source
+    assert record.value is not None
+    if source.format == "json":
+        payload = _json_object(record.value)
+        if source.topics_by_operation:
+            operation = next(op for op, topic in source.topics_by_operation.items() if topic == record.topic)
+            return operation, payload
+        return _operation_from_field(contract, payload), payload
+    if source.format == "debezium":
+        return _debezium(_json_object(record.value))
+    payload = _avro(record.value, schema_lookup)
+    return _operation_from_field(contract, payload), payload
+
+
+def decode(contract: Contract, record: LandingRecord, schema_lookup: SchemaLookup | None = None) -> Decoded:
+    """Decode one landed record; PII is not applied here (see `pii.protect`)."""
+    if record.value is None:
+        if contract.source.format == "debezium":
+            return Skipped("Kafka tombstone after a Debezium delete")
+        return Rejected("null_value", "record has no value; producers must send a JSON body for every change")
+    if len(record.value) > contract.source.max_value_bytes:
+        return Rejected(
+            "oversized_value",
+            f"value is {len(record.value)} bytes, above the contract's max_value_bytes "
+            f"{contract.source.max_value_bytes}; raise the limit in the contract or split the record",
+        )
+    try:
+        operation, payload = _payload(contract, record, schema_lookup)
+        return _typed_change(contract, operation, payload)
+    except _Reject as rejection:
+        return Rejected(rejection.error, rejection.reason)
+
+
+def _typed_change(contract: Contract, operation: str, payload: dict[str, Any]) -> Change:
+    identity = {*contract.key, contract.sequence, contract.event_time}
+    values: dict[str, Any] = {}
+    for spec in contract.fields:
+        wire = payload.get(spec.name)
+        if wire is None:
+            if spec.name in contract.key:
+                raise _Reject("missing_key", f"key field `{spec.name}` is missing; every change must carry its key")
+            if spec.name == contract.sequence:
+                raise _Reject("missing_sequence", f"sequence field `{spec.name}` is missing; it orders the changes")
+            if spec.name == contract.event_time:
+                raise _Reject("missing_event_time", f"event time field `{spec.name}` is missing")
+            if not spec.nullable and operation != "delete":
+                raise _Reject("missing_field", f"non-nullable field `{spec.name}` is missing in a {operation}")
+            values[spec.name] = None
+            continue
+        values[spec.name] = type_value(spec, wire)
+        if spec.name not in identity and spec.accepted_values is not None and values[spec.name] not in spec.accepted_values:
+            raise _Reject(
+                "unaccepted_value",
+                f"field `{spec.name}` is {_describe(wire)}, not one of {list(spec.accepted_values)}",
+            )
+    extra = {name: value for name, value in payload.items() if name not in values}
+    return Change(operation, values, extra)
+
+
+def event_hour(contract: Contract, record: LandingRecord, decoded: Decoded) -> datetime:
+    """The hour a record belongs to: its event time, or its Kafka time when it has none."""
+    if isinstance(decoded, Change):
+        return hour_floor(decoded.values[contract.event_time])
+    return hour_floor(kafka_time(record))
+
+
+@dataclass
+class DecodedBatch:
+    """Raw rows and quarantine rows of a set of landed records, plus what a person wants to see."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+    unknown_fields: set[str] = field(default_factory=set)
+
+
+def position_columns(record: LandingRecord, hour: datetime) -> dict[str, Any]:
+    return {
+        "_topic": record.topic,
+        "_partition": record.partition,
+        "_offset": record.offset,
+        "_kafka_timestamp": kafka_time(record),
+        "_event_hour": hour,
+    }
+
+
+def decode_batch(
+    contract: Contract,
+    records: Iterable[LandingRecord],
+    protect: Callable[[dict[str, Any]], dict[str, Any]],
+    schema_lookup: SchemaLookup | None = None,
+) -> DecodedBatch:
+    """Decode records into raw rows (PII protected) and quarantine rows, in Kafka order."""
+    batch = DecodedBatch()
+    for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+        decoded = decode(contract, record, schema_lookup)
+        position = position_columns(record, event_hour(contract, record, decoded))
+        if isinstance(decoded, Skipped):
+            batch.skipped += 1
+        elif isinstance(decoded, Rejected):
+            batch.quarantined.append(
+                {**position, "key": record.key, "value": record.value, "error": decoded.error, "reason": decoded.reason}
+            )
+        else:
+            batch.unknown_fields.update(decoded.extra)
+            extra = json.dumps(decoded.extra, sort_keys=True, default=str) if decoded.extra else None
+            batch.rows.append({"_op": decoded.operation, **protect(decoded.values), "_extra": extra, **position})
+    return batch

@@ -1,0 +1,64 @@
+"""PII policies applied on the way into `raw`, so no layer after the landing archive holds PII in clear.
+
+`hash` is an HMAC-SHA256 keyed by `PLATFORM_PII_KEY`: equal inputs stay joinable across tables without
+being reversible by anyone who lacks the key. `mask` keeps enough shape for a person to recognise a
+value (first letters, an e-mail's domain). `drop` removes the field after landing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from typing import Any
+
+from platform_assets.lib.contract import Contract
+
+DEV_PII_KEY = "platform-dev-only-pii-key"
+
+
+class PiiKeyError(RuntimeError):
+    """The platform was asked to run outside dev mode with the published development key."""
+
+
+def is_dev_mode() -> bool:
+    return os.environ.get("PLATFORM_MODE", "prod") == "dev"
+
+
+def pii_key() -> bytes:
+    key = os.environ.get("PLATFORM_PII_KEY")
+    if key and key != DEV_PII_KEY:
+        return key.encode()
+    if is_dev_mode():
+        return DEV_PII_KEY.encode()
+    raise PiiKeyError(
+        "PLATFORM_PII_KEY is not set (or is the built-in development key) and PLATFORM_MODE is not `dev`; "
+        "set PLATFORM_PII_KEY to a secret of at least 32 characters from your secret store, "
+        "or set PLATFORM_MODE=dev for local development"
+    )
+
+
+def hash_value(value: str, key: bytes) -> str:
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def mask_value(value: str) -> str:
+    """Keep the first letter of each word and an e-mail's domain; star the rest."""
+    local, at, domain = value.partition("@")
+    masked = " ".join(word[:1] + "*" * (len(word) - 1) for word in local.split(" "))
+    return f"{masked}{at}{domain}"
+
+
+def protect(contract: Contract, values: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """Return the values with every PII policy of the contract applied."""
+    protected = {}
+    for spec in contract.fields:
+        value = values.get(spec.name)
+        if spec.pii == "drop":
+            continue
+        if value is not None and spec.pii == "hash":
+            value = hash_value(value, key)
+        elif value is not None and spec.pii == "mask":
+            value = mask_value(value)
+        protected[spec.name] = value
+    return protected

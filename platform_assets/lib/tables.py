@@ -1,0 +1,68 @@
+"""Arrow layouts of the lake tables, derived from a contract so that every layer agrees on types.
+
+Every column is nullable on purpose: Spark (Sail) infers NOT NULL from expressions and then refuses
+nulls on MERGE, and a contract's `nullable: false` is enforced by decoding and checks, not by storage.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from platform_assets.lib.contract import Contract, FieldSpec
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int": pa.int32(),
+    "long": pa.int64(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "timestamp": TIMESTAMP,
+    "date": pa.date32(),
+}
+
+HEADER = pa.struct([("key", pa.string()), ("value", pa.binary())])
+
+LANDING_SCHEMA = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("timestamp", TIMESTAMP),
+        ("key", pa.binary()),
+        ("value", pa.binary()),
+        ("headers", pa.list_(HEADER)),
+        ("_event_hour", TIMESTAMP),
+        ("_landed_at", TIMESTAMP),
+    ]
+)
+
+POSITION_FIELDS = [
+    ("_topic", pa.string()),
+    ("_partition", pa.int32()),
+    ("_offset", pa.int64()),
+    ("_kafka_timestamp", TIMESTAMP),
+    ("_event_hour", TIMESTAMP),
+]
+
+QUARANTINE_SCHEMA = pa.schema(
+    [*POSITION_FIELDS, ("key", pa.binary()), ("value", pa.binary()), ("error", pa.string()), ("reason", pa.string())]
+)
+
+
+def _fields(specs: tuple[FieldSpec, ...]) -> list[tuple[str, pa.DataType]]:
+    return [(spec.name, ARROW_TYPES[spec.type]) for spec in specs]
+
+
+def raw_schema(contract: Contract) -> pa.Schema:
+    return pa.schema([("_op", pa.string()), *_fields(contract.stored_fields), ("_extra", pa.string()), *POSITION_FIELDS])
+
+
+def current_schema(contract: Contract) -> pa.Schema:
+    """`current`: the raw columns of each key's newest change (but its operation) plus its tombstone flag."""
+    return pa.schema([*(f for f in raw_schema(contract) if f.name != "_op"), ("_deleted", pa.bool_())])
+
+
+def history_schema(contract: Contract) -> pa.Schema:
+    return pa.schema([("snapshot_date", pa.date32()), *current_schema(contract)])

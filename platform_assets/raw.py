@@ -1,0 +1,145 @@
+"""Raw: the hourly change log, decoded and typed, with bad records in quarantine.
+
+Partition H is a pure function of the landing records whose event hour is H: a re-materialization
+replaces exactly that hour (Delta replaceWhere) with the same rows, in both `raw` and `quarantine`.
+"""
+
+
+import time
+from collections import Counter
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    multi_asset,
+)
+
+from platform_assets.lib.contract import Contract
+from platform_assets.lib.decode import LandingRecord, decode_batch
+from platform_assets.lib.pii import pii_key, protect
+from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
+from platform_assets.partitions import hourly_partitions
+from resources.lake import LakeResource
+from resources.schema_registry import SchemaRegistryResource
+
+
+def hour_window_predicate(column: str, start: datetime, end: datetime) -> str:
+    """A Delta predicate selecting [start, end) of a UTC timestamp column."""
+    return (
+        f"{column} >= '{start.strftime('%Y-%m-%dT%H:%M:%SZ')}' AND {column} < '{end.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+    )
+
+
+def hour_window_filter(column: str, start: datetime, end: datetime) -> pc.Expression:
+    return (pc.field(column) >= pa.scalar(start, pa.timestamp("us", "UTC"))) & (
+        pc.field(column) < pa.scalar(end, pa.timestamp("us", "UTC"))
+    )
+
+
+def landed_records(lake: LakeResource, entity: str, start: datetime, end: datetime) -> list[LandingRecord]:
+    table = lake.read("landing", entity, hour_window_filter("_event_hour", start, end), LANDING_SCHEMA)
+    return [
+        LandingRecord(
+            topic=row["topic"],
+            partition=row["partition"],
+            offset=row["offset"],
+            timestamp_ms=int(row["timestamp"].timestamp() * 1000),
+            key=row["key"],
+            value=row["value"],
+            headers=tuple((h["key"], h["value"]) for h in row["headers"] or ()),
+        )
+        for row in table.to_pylist()
+    ]
+
+
+def table_schema(schema: pa.Schema, contract: Contract) -> TableSchema:
+    descriptions = {spec.name: spec.description for spec in contract.fields}
+    return TableSchema(
+        columns=[TableColumn(f.name, str(f.type), description=descriptions.get(f.name, "")) for f in schema]
+    )
+
+
+def build_raw_assets(contract: Contract):
+    raw_key, quarantine_key = AssetKey(["raw", contract.name]), AssetKey(["quarantine", contract.name])
+    common = {
+        "group_name": contract.name,
+        "owners": [f"team:{contract.owner}"] if contract.owner else None,
+        "kinds": {"delta", "python"},
+        "deps": [AssetKey(["landing", contract.name])],
+        "partitions_def": hourly_partitions,
+    }
+
+    @multi_asset(
+        name=f"raw_{contract.name}",
+        specs=[
+            AssetSpec(
+                raw_key,
+                description=f"Hourly change log of {contract.name}: decoded, typed, PII protected. {contract.description}",
+                tags={"layer": "raw", "entity": contract.name},
+                metadata={"dagster/column_schema": table_schema(raw_schema(contract), contract)},
+                **common,
+            ),
+            AssetSpec(
+                quarantine_key,
+                description=f"Records of {contract.name} that could not be decoded, with the original bytes, "
+                "their Kafka position and a reason to act on.",
+                tags={"layer": "quarantine", "entity": contract.name},
+                skippable=True,
+                **common,
+            ),
+        ],
+        backfill_policy=BackfillPolicy.single_run(),
+        pool="lake_raw_" + contract.name,
+    )
+    def raw_assets(context: AssetExecutionContext, lake: LakeResource, schema_registry: SchemaRegistryResource):
+        started = time.monotonic()
+        window = context.partition_time_window
+        key = pii_key()
+        records = landed_records(lake, contract.name, window.start, window.end)
+        batch = decode_batch(contract, records, lambda values: protect(contract, values, key), schema_registry.lookup())
+        predicate = hour_window_predicate("_event_hour", window.start, window.end)
+        lake.replace_where("raw", contract.name, pa.Table.from_pylist(batch.rows, raw_schema(contract)), predicate)
+        lake.replace_where(
+            "quarantine", contract.name, pa.Table.from_pylist(batch.quarantined, QUARANTINE_SCHEMA), predicate
+        )
+        operations = Counter(row["_op"] for row in batch.rows)
+        errors = Counter(row["error"] for row in batch.quarantined)
+        context.log.info(
+            f"{contract.name} {window.start:%Y-%m-%d %H:00}..{window.end:%Y-%m-%d %H:00}: {len(records)} landed, "
+            f"{len(batch.rows)} raw, {len(batch.quarantined)} quarantined"
+        )
+        if batch.unknown_fields:
+            context.log.warning(
+                f"{contract.name}: fields not in the contract were kept in `_extra`: {sorted(batch.unknown_fields)}"
+            )
+        yield MaterializeResult(
+            asset_key=raw_key,
+            metadata={
+                "dagster/row_count": len(batch.rows),
+                "records_in": len(records),
+                "quarantined": len(batch.quarantined),
+                "skipped_tombstones": batch.skipped,
+                "operations": MetadataValue.json(dict(operations)),
+                "unknown_fields": MetadataValue.json(sorted(batch.unknown_fields)),
+                "duration_s": round(time.monotonic() - started, 3),
+            },
+        )
+        yield MaterializeResult(
+            asset_key=quarantine_key,
+            metadata={
+                "dagster/row_count": len(batch.quarantined),
+                "errors": MetadataValue.json(dict(errors)),
+                "quarantine_rate": round(len(batch.quarantined) / len(records), 4) if records else 0.0,
+            },
+        )
+
+    return raw_assets

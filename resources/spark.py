@@ -1,0 +1,66 @@
+"""Spark through the Spark Connect API: an embedded Sail server by default, any endpoint in production.
+
+`SPARK_REMOTE=sc://spark-connect.spark.svc:15002` points the platform at Spark on AKS (or any Spark
+Connect server with Delta); otherwise one Sail server is started in this process on 127.0.0.1 and
+shared by every asset of the process. The transforms in `spark/` never know which one they talk to.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from typing import Any
+
+from dagster import ConfigurableResource
+
+_lock = threading.Lock()
+_embedded: dict[str, Any] = {}
+
+
+class SparkUnavailableError(RuntimeError):
+    """The Spark Connect server did not answer; a transient failure that a retry may fix."""
+
+
+def _stop_embedded() -> None:
+    server = _embedded.pop("server", None)
+    if server is not None:
+        server.stop()
+
+
+def embedded_sail_remote() -> str:
+    """Start (once per process) a Sail Spark Connect server on loopback and return its address."""
+    with _lock:
+        if "remote" not in _embedded:
+            from pysail.spark import SparkConnectServer
+
+            server = SparkConnectServer("127.0.0.1", 0)
+            server.start(background=True)
+            _, port = server.listening_address
+            _embedded.update(server=server, remote=f"sc://127.0.0.1:{port}")
+            atexit.register(_stop_embedded)
+        return _embedded["remote"]
+
+
+class SparkResource(ConfigurableResource):
+    """A SparkSession on the configured Spark Connect endpoint (embedded Sail when `remote` is empty)."""
+
+    remote: str | None = None
+    conf: dict[str, str] = {}
+
+    @classmethod
+    def from_env(cls) -> SparkResource:
+        return cls(remote=os.environ.get("SPARK_REMOTE") or None)
+
+    def session(self) -> Any:
+        from pyspark.sql import SparkSession
+
+        remote = self.remote or embedded_sail_remote()
+        try:
+            spark = SparkSession.builder.remote(remote).getOrCreate()
+            spark.conf.set("spark.sql.session.timeZone", "UTC")
+            for key, value in self.conf.items():
+                spark.conf.set(key, value)
+        except Exception as error:
+            raise SparkUnavailableError(f"Spark Connect at {remote} did not answer: {error}") from error
+        return spark

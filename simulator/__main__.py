@@ -1,0 +1,3 @@
+from simulator.service import main
+
+main()
