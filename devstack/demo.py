@@ -33,6 +33,7 @@ def run_demo(hours: int, seed: int, data_dir: Path, fresh: bool = True) -> dict:
             shutil.rmtree(data_dir / sub, ignore_errors=True)
     (data_dir / "dagster").mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PLATFORM_MODE", "dev")
+    os.environ.setdefault("RUST_LOG", "warn")
     os.environ["PLATFORM_LAKE_ROOT"] = str((data_dir / "lake").resolve())
     os.environ["DAGSTER_HOME"] = str((data_dir / "dagster").resolve())
     broker = start_broker(log_path=data_dir / "tansu.log")
@@ -58,14 +59,63 @@ def run_demo(hours: int, seed: int, data_dir: Path, fresh: bool = True) -> dict:
         ]
         for job_name, tags in steps:
             began = time.monotonic()
-            result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, tags=tags)
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                instance=instance, tags=tags, run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+            )
             if not result.success:
                 raise SystemExit(f"{job_name} failed; open the run {result.run_id} in `make dev` to see why")
             print(f"{job_name}: run {result.run_id} succeeded in {time.monotonic() - began:.1f} s")
         rest.shutdown()
+        print_summary()
         return {"source": source}
     finally:
         broker.stop()
+
+
+def layer_counts() -> dict[str, dict[str, int]]:
+    """Rows per layer and entity as readers see them (live rows of current and of history's last day)."""
+    import pyarrow.compute as pc
+
+    from platform_assets.lib.contract import load_contracts
+    from resources.lake import LakeResource
+
+    lake = LakeResource.from_env()
+    counts: dict[str, dict[str, int]] = {}
+    for contract in load_contracts():
+        row = counts.setdefault(contract.name, {})
+        for layer in ("landing", "raw", "quarantine"):
+            table = lake.table(layer, contract.name)
+            row[layer] = 0 if table is None else table.count()
+        current = lake.read("current", contract.name)
+        row["current"] = current.num_rows - (pc.sum(current.column("_deleted")).as_py() or 0)
+        history = lake.read("history", contract.name).to_pydict()
+        last_day = max(history["snapshot_date"], default=None)
+        row["history"] = sum(
+            1 for day, deleted in zip(history["snapshot_date"], history["_deleted"], strict=True)
+            if day == last_day and not deleted
+        )
+    return counts
+
+
+def print_summary() -> None:
+    from resources.warehouse import WarehouseResource
+
+    counts = layer_counts()
+    layers = ("landing", "raw", "quarantine", "current", "history")
+    print("\nRows per layer (current: live keys; history: live keys on the last day)")
+    print(f"{'entity':<20}" + "".join(f"{layer:>12}" for layer in layers))
+    for entity, row in counts.items():
+        print(f"{entity:<20}" + "".join(f"{row[layer]:>12}" for layer in layers))
+    warehouse = WarehouseResource.from_env()
+    print(f"\nCustomer KPIs per day (published marts: {warehouse.published})")
+    header = ("day", "active", "new", "updated", "deactivated")
+    print("".join(f"{h:>14}" for h in header))
+    for row in warehouse.query("select * from main.customer_kpis_daily order by day"):
+        print("".join(f"{str(v):>14}" for v in row))
+    print("\nCard spend per day and city")
+    print("".join(f"{h:>14}" for h in ("day", "city", "transactions", "spend")))
+    for row in warehouse.query("select * from main.card_spend_daily_by_city order by day, city"):
+        print("".join(f"{str(v):>14}" for v in row))
 
 
 def main() -> None:

@@ -12,11 +12,11 @@ import time
 import pyarrow.compute as pc
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
-from platform_assets.landing import TRANSIENT_RETRY
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.ordering import order_columns
 from platform_assets.lib.tables import current_schema
 from platform_assets.partitions import hourly_partitions
+from platform_assets.retries import retry_transient_failures
 from platform_assets.raw import table_schema
 from resources.lake import LakeResource
 from resources.spark import SparkResource
@@ -46,16 +46,16 @@ def build_current_asset(contract: Contract):
         backfill_policy=BackfillPolicy.single_run(),
         tags={"layer": "current", "entity": contract.name},
         metadata={"dagster/column_schema": table_schema(current_schema(contract), contract)},
-        retry_policy=TRANSIENT_RETRY,
         pool="lake_current_" + contract.name,
     )
     def current_asset(context: AssetExecutionContext, lake: LakeResource, spark: SparkResource) -> MaterializeResult:
         started = time.monotonic()
         window = context.partition_time_window
         lake.create_if_missing("current", contract.name, current_schema(contract))
-        session = spark.session()
-        changes = changes_between(session, lake.uri("raw", contract.name), window.start, window.end)
-        stats = merge_into_current(session, changes, lake.uri("current", contract.name), merge_spec(contract))
+        with retry_transient_failures():
+            session = spark.session()
+            changes = changes_between(session, lake.uri("raw", contract.name), window.start, window.end)
+            stats = merge_into_current(session, changes, lake.uri("current", contract.name), merge_spec(contract))
         table = lake.read("current", contract.name)
         tombstones = pc.sum(table.column("_deleted")).as_py() or 0
         return MaterializeResult(

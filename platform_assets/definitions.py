@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
+import warnings
+
+from dagster import BetaWarning, Definitions, PreviewWarning, in_process_executor
 
 from platform_assets.factory import entity_assets
 from platform_assets.jobs import daily_job, hourly_job, landing_job
+from platform_assets.marts import dbt_resource, marts
 from platform_assets.lib.contract import load_contracts
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
 from resources.spark import SparkResource
+from resources.warehouse import WarehouseResource
+
+# Backfill policies and pools are marked beta/preview in this Dagster release; the platform relies on them.
+warnings.filterwarnings("ignore", category=BetaWarning)
+warnings.filterwarnings("ignore", category=PreviewWarning)
 
 contracts = load_contracts()
 
 defs = Definitions(
-    assets=[a for contract in contracts for a in entity_assets(contract)],
+    assets=[*(a for contract in contracts for a in entity_assets(contract)), marts],
     jobs=[landing_job, hourly_job, daily_job],
     resources={
         "kafka": KafkaResource.from_env(),
         "lake": LakeResource.from_env(),
         "spark": SparkResource.from_env(),
         "schema_registry": SchemaRegistryResource.from_env(),
+        "warehouse": WarehouseResource.from_env(),
+        "dbt": dbt_resource(),
     },
     # One process per run: the embedded Spark server and the imports are paid once, not per step.
     executor=in_process_executor,

@@ -11,10 +11,10 @@ from datetime import timedelta
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from platform_assets.current import merge_spec
-from platform_assets.landing import TRANSIENT_RETRY
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.tables import history_schema
 from platform_assets.partitions import daily_partitions
+from platform_assets.retries import retry_transient_failures
 from platform_assets.raw import table_schema
 from resources.lake import LakeResource
 from resources.spark import SparkResource
@@ -36,7 +36,6 @@ def build_history_asset(contract: Contract):
         backfill_policy=BackfillPolicy.single_run(),
         tags={"layer": "history", "entity": contract.name},
         metadata={"dagster/column_schema": table_schema(history_schema(contract), contract)},
-        retry_policy=TRANSIENT_RETRY,
         pool="lake_history_" + contract.name,
     )
     def history_asset(context: AssetExecutionContext, lake: LakeResource, spark: SparkResource) -> MaterializeResult:
@@ -46,10 +45,12 @@ def build_history_asset(contract: Contract):
         platform_start = daily_partitions.start.date()
         first = max(platform_start, first - timedelta(days=1))
         lake.create_if_missing("history", contract.name, history_schema(contract), partition_by=["snapshot_date"])
-        rows = history_days(
-            spark.session(), lake.uri("history", contract.name), lake.uri("raw", contract.name), first, last,
-            merge_spec(contract),
-        )
+        with retry_transient_failures():
+            session = spark.session()
+            rows = history_days(
+                session, lake.uri("history", contract.name), lake.uri("raw", contract.name), first, last,
+                merge_spec(contract),
+            )
         return MaterializeResult(
             metadata={
                 "dagster/row_count": rows[last.isoformat()],

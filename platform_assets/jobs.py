@@ -18,7 +18,7 @@ hourly_job = define_asset_job(
 )
 daily_job = define_asset_job(
     "daily_job",
-    selection=AssetSelection.key_prefixes("history", "marts"),
+    selection=AssetSelection.key_prefixes("history", "staging", "marts"),
     partitions_def=daily_partitions,
     description="Recompute history for a day (and the day before) and rebuild the day's KPI marts.",
 )

@@ -14,19 +14,18 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 from confluent_kafka import Message, TopicPartition
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, RetryPolicy, asset
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import LandingRecord, SchemaLookup, decode, event_hour
 from platform_assets.lib.tables import LANDING_SCHEMA
 from platform_assets.partitions import hour_key
+from platform_assets.retries import retry_transient_failures
 from resources.kafka import KafkaResource, KafkaUnavailableError
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
 
 LANDING_KINDS = {"kafka", "delta"}
-# Broker hiccups are worth retrying; a data error is not (it would fail the same way again).
-TRANSIENT_RETRY = RetryPolicy(max_retries=3, delay=10)
 
 
 def app_id(entity: str, topic: str, partition: int) -> str:
@@ -163,7 +162,6 @@ def build_landing_asset(contract: Contract):
         owners=[f"team:{contract.owner}"] if contract.owner else None,
         kinds=LANDING_KINDS,
         tags={"layer": "landing", "entity": contract.name},
-        retry_policy=TRANSIENT_RETRY,
         pool="lake_landing_" + contract.name,
     )
     def landing_asset(
@@ -173,9 +171,10 @@ def build_landing_asset(contract: Contract):
         schema_registry: SchemaRegistryResource,
     ) -> MaterializeResult:
         started = time.monotonic()
-        report = drain_to_landing(
-            contract, kafka, lake, schema_registry.lookup(), on_stage=lambda stage: context.log.debug(stage)
-        )
+        with retry_transient_failures():
+            report = drain_to_landing(
+                contract, kafka, lake, schema_registry.lookup(), on_stage=lambda stage: context.log.debug(stage)
+            )
         context.log.info(f"landed {report.records} records of {contract.name} ({report.bytes} bytes)")
         return MaterializeResult(
             metadata={
