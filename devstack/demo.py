@@ -20,14 +20,15 @@ from dagster import DagsterInstance
 
 from devstack.broker import start_broker
 from simulator.service import Publisher, ensure_topics, run_simulated, serve_rest
-from simulator.source import ALL_TOPICS, SourceSystem
+from simulator.source import ALL_TOPICS, Rates, SourceSystem
 
 
 def _range_tags(first: str, last: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
 
 
-def run_demo(hours: int, seed: int, data_dir: Path, fresh: bool = True) -> dict:
+def run_demo(hours: int, seed: int, data_dir: Path, fresh: bool = True, rates: Rates | None = None) -> SourceSystem:
+    """Run the whole chain; returns the simulated source, whose state is the ground truth."""
     if fresh:
         for sub in ("lake", "dagster"):
             shutil.rmtree(data_dir / sub, ignore_errors=True)
@@ -40,7 +41,7 @@ def run_demo(hours: int, seed: int, data_dir: Path, fresh: bool = True) -> dict:
     try:
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
         start = datetime(2026, 1, 1, tzinfo=UTC)
-        source = SourceSystem(seed=seed, start=start)
+        source = SourceSystem(seed=seed, start=start, rates=rates or Rates())
         rest = serve_rest(source, 0, threading.Lock())
         os.environ["CUSTOMER_SERVICE_URL"] = f"http://127.0.0.1:{rest.server_address[1]}"
         ensure_topics(broker.bootstrap, ALL_TOPICS)
@@ -60,14 +61,15 @@ def run_demo(hours: int, seed: int, data_dir: Path, fresh: bool = True) -> dict:
         for job_name, tags in steps:
             began = time.monotonic()
             result = defs.resolve_job_def(job_name).execute_in_process(
-                instance=instance, tags=tags, run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+                instance=instance,
+                tags=tags,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
             if not result.success:
                 raise SystemExit(f"{job_name} failed; open the run {result.run_id} in `make dev` to see why")
             print(f"{job_name}: run {result.run_id} succeeded in {time.monotonic() - began:.1f} s")
         rest.shutdown()
-        print_summary()
-        return {"source": source}
+        return source
     finally:
         broker.stop()
 
@@ -91,7 +93,8 @@ def layer_counts() -> dict[str, dict[str, int]]:
         history = lake.read("history", contract.name).to_pydict()
         last_day = max(history["snapshot_date"], default=None)
         row["history"] = sum(
-            1 for day, deleted in zip(history["snapshot_date"], history["_deleted"], strict=True)
+            1
+            for day, deleted in zip(history["snapshot_date"], history["_deleted"], strict=True)
             if day == last_day and not deleted
         )
     return counts
@@ -110,12 +113,12 @@ def print_summary() -> None:
     print(f"\nCustomer KPIs per day (published marts: {warehouse.published})")
     header = ("day", "active", "new", "updated", "deactivated")
     print("".join(f"{h:>14}" for h in header))
-    for row in warehouse.query("select * from main.customer_kpis_daily order by day"):
-        print("".join(f"{str(v):>14}" for v in row))
+    for kpis in warehouse.query("select * from main.customer_kpis_daily order by day"):
+        print("".join(f"{v!s:>14}" for v in kpis))
     print("\nCard spend per day and city")
     print("".join(f"{h:>14}" for h in ("day", "city", "transactions", "spend")))
-    for row in warehouse.query("select * from main.card_spend_daily_by_city order by day, city"):
-        print("".join(f"{str(v):>14}" for v in row))
+    for spend in warehouse.query("select * from main.card_spend_daily_by_city order by day, city"):
+        print("".join(f"{v!s:>14}" for v in spend))
 
 
 def main() -> None:
@@ -125,6 +128,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(".data"))
     args = parser.parse_args()
     run_demo(args.hours, args.seed, args.data_dir)
+    print_summary()
 
 
 if __name__ == "__main__":

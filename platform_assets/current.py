@@ -6,7 +6,6 @@ backfill re-applies fixed logic to exactly the keys whose newest change lies in 
 Readers see live rows only (`_deleted = false`).
 """
 
-
 import time
 
 import pyarrow.compute as pc
@@ -16,8 +15,8 @@ from platform_assets.lib.contract import Contract
 from platform_assets.lib.ordering import order_columns
 from platform_assets.lib.tables import current_schema
 from platform_assets.partitions import hourly_partitions
-from platform_assets.retries import retry_transient_failures
 from platform_assets.raw import table_schema
+from platform_assets.retries import retry_transient_failures
 from resources.lake import LakeResource
 from resources.spark import SparkResource
 from spark.cdc import MergeSpec, changes_between, merge_into_current

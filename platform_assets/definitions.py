@@ -8,8 +8,8 @@ from dagster import BetaWarning, Definitions, PreviewWarning, in_process_executo
 
 from platform_assets.factory import entity_assets
 from platform_assets.jobs import daily_job, hourly_job, landing_job
-from platform_assets.marts import dbt_resource, marts
 from platform_assets.lib.contract import load_contracts
+from platform_assets.marts import dbt_resource, marts
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource

@@ -4,7 +4,6 @@ Day D is computed from day D-1 plus the changes of D, and each run rewrites D-1 
 Delta commit, so reruns are idempotent and a late event for yesterday is picked up by today's run.
 """
 
-
 import time
 from datetime import timedelta
 
@@ -14,8 +13,8 @@ from platform_assets.current import merge_spec
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.tables import history_schema
 from platform_assets.partitions import daily_partitions
-from platform_assets.retries import retry_transient_failures
 from platform_assets.raw import table_schema
+from platform_assets.retries import retry_transient_failures
 from resources.lake import LakeResource
 from resources.spark import SparkResource
 from spark.cdc import history_days
@@ -48,7 +47,11 @@ def build_history_asset(contract: Contract):
         with retry_transient_failures():
             session = spark.session()
             rows = history_days(
-                session, lake.uri("history", contract.name), lake.uri("raw", contract.name), first, last,
+                session,
+                lake.uri("history", contract.name),
+                lake.uri("raw", contract.name),
+                first,
+                last,
                 merge_spec(contract),
             )
         return MaterializeResult(

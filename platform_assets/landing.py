@@ -6,14 +6,13 @@ crash anywhere in that cycle the next run resumes after the offsets the Delta lo
 so a batch written but not committed to Kafka is never landed twice, and nothing is skipped.
 """
 
-
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from platform_assets.lib.contract import Contract
@@ -43,17 +42,21 @@ class LandingReport:
     offsets: dict[str, list[int]] = field(default_factory=dict)
     event_hours: set[str] = field(default_factory=set)
     lag_after: int = 0
+    expired_before_landing: int = 0
 
 
 def _to_record(message: Message) -> LandingRecord:
+    headers = message.headers() or []
+    if isinstance(headers, dict):
+        headers = list(headers.items())
     return LandingRecord(
-        topic=message.topic(),
-        partition=message.partition(),
-        offset=message.offset(),
+        topic=str(message.topic()),
+        partition=int(message.partition() or 0),
+        offset=int(message.offset() or 0),
         timestamp_ms=message.timestamp()[1],
         key=message.key(),
         value=message.value(),
-        headers=tuple(message.headers() or ()),
+        headers=tuple((name, value.encode() if isinstance(value, str) else value) for name, value in headers),
     )
 
 
@@ -77,59 +80,62 @@ def landing_rows(
     )
 
 
+def _resume_offsets(
+    contract: Contract, kafka: KafkaResource, lake: LakeResource, consumer: Consumer, report: LandingReport
+) -> dict[tuple[str, int], int]:
+    """Where to resume each partition: after the last offset the landing table's Delta log says it holds.
+
+    The Kafka commit can lag behind the Delta commit (a crash between the two), never lead it, so the
+    Delta log decides; records that retention deleted before they were landed are reported, not hidden.
+    """
+    partitions = kafka.partitions(consumer, contract.source.topics)
+    committed = kafka.committed(consumer, partitions)
+    positions = {}
+    for tp in partitions:
+        position = (tp.topic, tp.partition)
+        landed = lake.transaction_version("landing", contract.name, app_id(contract.name, tp.topic, tp.partition))
+        resume = max(committed[position] or 0, landed + 1 if landed is not None else 0)
+        earliest, _ = kafka.watermarks(consumer, tp)
+        if earliest > resume:
+            report.expired_before_landing += earliest - resume
+            resume = earliest
+        positions[position] = resume
+    return positions
+
+
 def drain_to_landing(
     contract: Contract,
     kafka: KafkaResource,
     lake: LakeResource,
     schema_lookup: SchemaLookup | None = None,
     batch_records: int = 50_000,
+    max_records: int = 5_000_000,
     on_stage: Callable[[str], None] = lambda stage: None,
-    idle_polls: int = 3,
 ) -> LandingReport:
-    """Land everything up to the end offsets seen at the start, batch by batch; return what was landed."""
+    """Land batch after batch until the topics are drained (or `max_records`); return what was landed."""
     report = LandingReport()
     consumer = kafka.consumer(contract.name)
     try:
-        partitions = kafka.partitions(consumer, contract.source.topics)
-        ends = kafka.end_offsets(consumer, partitions)
-        committed = kafka.committed(consumer, partitions)
-        positions = {}
-        for tp in partitions:
-            landed = lake.transaction_version("landing", contract.name, app_id(contract.name, tp.topic, tp.partition))
-            resume = max(committed[(tp.topic, tp.partition)] or 0, landed + 1 if landed is not None else 0)
-            if resume > ends[(tp.topic, tp.partition)]:
-                time.sleep(1.0)  # some brokers answer a stale end offset right after a produce; ask again
-                ends.update(kafka.end_offsets(consumer, [tp]))
-            if resume > ends[(tp.topic, tp.partition)]:
-                raise LandingConflictError(
-                    f"landing/{contract.name} holds {tp.topic}[{tp.partition}] up to offset {resume - 1}, but the "
-                    f"topic ends at offset {ends[(tp.topic, tp.partition)]}: the topic was recreated or "
-                    f"PLATFORM_LAKE_ROOT belongs to another Kafka cluster. Point KAFKA_BOOTSTRAP_SERVERS and "
-                    "PLATFORM_LAKE_ROOT at matching systems, or archive the landing table before re-landing."
-                )
-            positions[(tp.topic, tp.partition)] = resume
-        pending = [tp for tp in partitions if positions[(tp.topic, tp.partition)] < ends[(tp.topic, tp.partition)]]
-        if pending:
-            consumer.assign([TopicPartition(tp.topic, tp.partition, positions[(tp.topic, tp.partition)]) for tp in pending])
-        idle = 0
-        while pending and idle < idle_polls:
+        positions = _resume_offsets(contract, kafka, lake, consumer, report)
+        if not positions:
+            return report
+        consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
+        while report.records < max_records:
             messages = consumer.consume(batch_records, timeout=1.0)
-            records = []
-            for message in messages:
-                if message.error():
-                    raise KafkaUnavailableError(f"Kafka error while landing {contract.name}: {message.error()}")
-                if message.offset() >= positions[(message.topic(), message.partition())]:
-                    records.append(_to_record(message))
-            idle = 0 if records else idle + 1
-            if not records:
-                continue
+            if not messages:
+                break
+            records = [_to_record(m) for m in messages if _checked(contract, m)]
             on_stage("consumed")
-            last = {}
+            last: dict[tuple[str, int], int] = {}
             for record in records:
-                last[(record.topic, record.partition)] = max(last.get((record.topic, record.partition), -1), record.offset)
+                last[(record.topic, record.partition)] = max(
+                    last.get((record.topic, record.partition), -1), record.offset
+                )
             table = landing_rows(contract, records, schema_lookup, datetime.now(UTC))
             lake.append(
-                "landing", contract.name, table,
+                "landing",
+                contract.name,
+                table,
                 app_transactions={app_id(contract.name, t, p): offset for (t, p), offset in last.items()},
             )
             on_stage("written")
@@ -142,12 +148,24 @@ def drain_to_landing(
             report.records += len(records)
             report.bytes += sum(len(r.value or b"") + len(r.key or b"") for r in records)
             report.event_hours.update(hour_key(h) for h in table.column("_event_hour").to_pylist())
-            if all(positions[(tp.topic, tp.partition)] >= ends[(tp.topic, tp.partition)] for tp in pending):
-                break
-        report.lag_after = sum(max(0, ends[k] - positions[k]) for k in ends)
+        report.lag_after = sum(lag.lag for lag in kafka.lag(contract.name, contract.source.topics))
         return report
     finally:
         consumer.close()
+
+
+def _checked(contract: Contract, message: Message) -> bool:
+    error = message.error()
+    if error is None:
+        return True
+    if error.code() == KafkaError.OFFSET_OUT_OF_RANGE:
+        raise LandingConflictError(
+            f"landing/{contract.name} resumes {message.topic()}[{message.partition()}] after offsets that the "
+            "broker no longer has: the topic was recreated, or PLATFORM_LAKE_ROOT belongs to another Kafka "
+            "cluster. Point KAFKA_BOOTSTRAP_SERVERS and PLATFORM_LAKE_ROOT at matching systems, or archive "
+            "the landing table before landing the new topic."
+        )
+    raise KafkaUnavailableError(f"Kafka error while landing {contract.name}: {error}")
 
 
 def build_landing_asset(contract: Contract):
@@ -173,7 +191,11 @@ def build_landing_asset(contract: Contract):
         started = time.monotonic()
         with retry_transient_failures():
             report = drain_to_landing(
-                contract, kafka, lake, schema_registry.lookup(), on_stage=lambda stage: context.log.debug(stage)
+                contract,
+                kafka,
+                lake,
+                schema_registry.lookup(),
+                on_stage=lambda stage: context.log.debug(stage),
             )
         context.log.info(f"landed {report.records} records of {contract.name} ({report.bytes} bytes)")
         return MaterializeResult(
@@ -183,6 +205,7 @@ def build_landing_asset(contract: Contract):
                 "offsets": MetadataValue.json(report.offsets),
                 "event_hours": MetadataValue.json(sorted(report.event_hours)),
                 "lag_after": report.lag_after,
+                "expired_before_landing": report.expired_before_landing,
                 "duration_s": round(time.monotonic() - started, 3),
                 "table_version": lake.version("landing", contract.name) or 0,
             }

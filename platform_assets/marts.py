@@ -3,14 +3,20 @@
 import json
 import os
 import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 
 from platform_assets.partitions import daily_partitions
 from resources.lake import LakeResource
@@ -80,8 +86,11 @@ def marts(
     context: AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, warehouse: WarehouseResource
 ) -> Iterator[Any]:
     window = context.partition_time_window
-    dbt_vars = {"min_date": f"{window.start:%Y-%m-%d}", "max_date": f"{window.end - timedelta(days=1):%Y-%m-%d}"}
-    build = warehouse.build_copy(context.run_id)
+    dbt_vars = {
+        "min_date": f"{window.start:%Y-%m-%d}",
+        "max_date": f"{window.end - timedelta(days=1):%Y-%m-%d}",
+    }
+    build = warehouse.build_copy(context.run.run_id)
     try:
         with environment({"PLATFORM_LAKE_ROOT": lake.resolved_root, "PLATFORM_DUCKDB_PATH": str(build)}):
             yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

@@ -4,7 +4,6 @@ Partition H is a pure function of the landing records whose event hour is H: a r
 replaces exactly that hour (Delta replaceWhere) with the same rows, in both `raw` and `quarantine`.
 """
 
-
 import time
 from collections import Counter
 from datetime import datetime
@@ -34,9 +33,7 @@ from resources.schema_registry import SchemaRegistryResource
 
 def hour_window_predicate(column: str, start: datetime, end: datetime) -> str:
     """A Delta predicate selecting [start, end) of a UTC timestamp column."""
-    return (
-        f"{column} >= '{start.strftime('%Y-%m-%dT%H:%M:%SZ')}' AND {column} < '{end.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
-    )
+    return f"{column} >= '{start.strftime('%Y-%m-%dT%H:%M:%SZ')}' AND {column} < '{end.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
 
 
 def hour_window_filter(column: str, start: datetime, end: datetime) -> pc.Expression:
@@ -70,31 +67,36 @@ def table_schema(schema: pa.Schema, contract: Contract) -> TableSchema:
 
 def build_raw_assets(contract: Contract):
     raw_key, quarantine_key = AssetKey(["raw", contract.name]), AssetKey(["quarantine", contract.name])
-    common = {
-        "group_name": contract.name,
-        "owners": [f"team:{contract.owner}"] if contract.owner else None,
-        "kinds": {"delta", "python"},
-        "deps": [AssetKey(["landing", contract.name])],
-        "partitions_def": hourly_partitions,
-    }
+
+    def spec(key: AssetKey, description: str, schema: pa.Schema, skippable: bool) -> AssetSpec:
+        return AssetSpec(
+            key,
+            description=description,
+            group_name=contract.name,
+            owners=[f"team:{contract.owner}"] if contract.owner else None,
+            kinds={"delta", "python"},
+            deps=[AssetKey(["landing", contract.name])],
+            partitions_def=hourly_partitions,
+            tags={"layer": key.path[0], "entity": contract.name},
+            metadata={"dagster/column_schema": table_schema(schema, contract)},
+            skippable=skippable,
+        )
 
     @multi_asset(
         name=f"raw_{contract.name}",
         specs=[
-            AssetSpec(
+            spec(
                 raw_key,
-                description=f"Hourly change log of {contract.name}: decoded, typed, PII protected. {contract.description}",
-                tags={"layer": "raw", "entity": contract.name},
-                metadata={"dagster/column_schema": table_schema(raw_schema(contract), contract)},
-                **common,
+                f"Hourly change log of {contract.name}: decoded, typed, PII protected. {contract.description}",
+                raw_schema(contract),
+                skippable=False,
             ),
-            AssetSpec(
+            spec(
                 quarantine_key,
-                description=f"Records of {contract.name} that could not be decoded, with the original bytes, "
+                f"Records of {contract.name} that could not be decoded, with the original bytes, "
                 "their Kafka position and a reason to act on.",
-                tags={"layer": "quarantine", "entity": contract.name},
+                QUARANTINE_SCHEMA,
                 skippable=True,
-                **common,
             ),
         ],
         backfill_policy=BackfillPolicy.single_run(),

@@ -53,7 +53,9 @@ class KafkaResource(ConfigurableResource):
                 "group.id": self.group_id(entity),
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
+                # Landing assigns explicit offsets; an offset the broker does not have is an error to report,
+                # never a silent jump to another position.
+                "auto.offset.reset": "error",
                 "session.timeout.ms": self.session_timeout_ms,
                 "enable.partition.eof": False,
                 **self.extra_config,
@@ -66,7 +68,7 @@ class KafkaResource(ConfigurableResource):
             metadata = consumer.list_topics(timeout=self.request_timeout_s)
         except KafkaException as error:
             raise KafkaUnavailableError(f"Kafka at {self.bootstrap_servers} did not answer: {error}") from error
-        found = []
+        found: list[TopicPartition] = []
         for topic in topics:
             described = metadata.topics.get(topic)
             if described is None or described.error is not None:
@@ -74,15 +76,12 @@ class KafkaResource(ConfigurableResource):
             found.extend(TopicPartition(topic, p) for p in sorted(described.partitions))
         return found
 
-    def end_offsets(self, consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
-        ends = {}
-        for tp in partitions:
-            try:
-                _, high = consumer.get_watermark_offsets(tp, timeout=self.request_timeout_s, cached=False)
-            except KafkaException as error:
-                raise KafkaUnavailableError(f"Kafka at {self.bootstrap_servers} did not answer: {error}") from error
-            ends[(tp.topic, tp.partition)] = high
-        return ends
+    def watermarks(self, consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+        """(earliest offset still held, end offset) of a partition."""
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=self.request_timeout_s, cached=False)
+        except KafkaException as error:
+            raise KafkaUnavailableError(f"Kafka at {self.bootstrap_servers} did not answer: {error}") from error
 
     def committed(self, consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[str, int], int | None]:
         if not partitions:
@@ -98,9 +97,16 @@ class KafkaResource(ConfigurableResource):
         consumer = self.consumer(entity)
         try:
             partitions = self.partitions(consumer, topics)
-            ends = self.end_offsets(consumer, partitions)
             committed = self.committed(consumer, partitions)
-            return [PartitionLag(t, p, ends[(t, p)], committed[(t, p)]) for (t, p) in ends]
+            return [
+                PartitionLag(
+                    tp.topic,
+                    tp.partition,
+                    self.watermarks(consumer, tp)[1],
+                    committed[(tp.topic, tp.partition)],
+                )
+                for tp in partitions
+            ]
         finally:
             consumer.close()
 
@@ -119,7 +125,7 @@ class KafkaResource(ConfigurableResource):
                 message = consumer.poll(0.5)
                 if message is None or message.error():
                     continue
-                seen.add((message.topic(), message.partition()))
+                seen.add((str(message.topic()), int(message.partition() or 0)))
                 stamp = message.timestamp()[1] / 1000
                 oldest = stamp if oldest is None else min(oldest, stamp)
             return 0.0 if oldest is None else max(0.0, time.time() - oldest)

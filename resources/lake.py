@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import ConfigurableResource
@@ -65,9 +66,7 @@ class LakeResource(ConfigurableResource):
             return schema.empty_table()
         return table.to_pyarrow_dataset().to_table(filter=filter)
 
-    def append(
-        self, layer: str, entity: str, data: pa.Table, app_transactions: dict[str, int] | None = None
-    ) -> None:
+    def append(self, layer: str, entity: str, data: pa.Table, app_transactions: dict[str, int] | None = None) -> None:
         """Append in one Delta commit; `app_transactions` records (app id -> version) in that same commit."""
         transactions = [Transaction(app_id, version) for app_id, version in (app_transactions or {}).items()]
         write_deltalake(
@@ -80,14 +79,12 @@ class LakeResource(ConfigurableResource):
 
     def replace_where(self, layer: str, entity: str, data: pa.Table, predicate: str) -> None:
         """Atomically replace the rows matching `predicate` by `data` (Delta `replaceWhere`)."""
-        exists = self.table(layer, entity) is not None
-        write_deltalake(
-            self.uri(layer, entity),
-            data,
-            mode="overwrite" if exists else "append",
-            predicate=predicate if exists else None,
-            storage_options=self._options(),
-        )
+        if self.table(layer, entity) is None:
+            write_deltalake(self.uri(layer, entity), data, mode="append", storage_options=self._options())
+        else:
+            write_deltalake(
+                self.uri(layer, entity), data, mode="overwrite", predicate=predicate, storage_options=self._options()
+            )
 
     def create_if_missing(
         self, layer: str, entity: str, schema: pa.Schema, partition_by: list[str] | None = None

@@ -1,7 +1,7 @@
 """The simulated services on the wire: Kafka producer, REST full export, and a command line.
 
-    python -m simulator --bootstrap 127.0.0.1:9092 --hours 48          # as fast as possible
-    python -m simulator --bootstrap 127.0.0.1:9092 --live --rest-port 8765
+python -m simulator --bootstrap 127.0.0.1:9092 --hours 48          # as fast as possible
+python -m simulator --bootstrap 127.0.0.1:9092 --live --rest-port 8765
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def serve_rest(source: SourceSystem, port: int, lock: threading.Lock) -> Threadi
     """Serve `GET /customers?page=N&page_size=M`, the customer service's paginated full export."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the name is http.server's
+        def do_GET(self) -> None:
             url = urlparse(self.path)
             if url.path != "/customers":
                 self.send_error(404, "only /customers is served")
@@ -80,7 +80,7 @@ def serve_rest(source: SourceSystem, port: int, lock: threading.Lock) -> Threadi
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of http.server
+        def log_message(self, format: str, *args: object) -> None:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

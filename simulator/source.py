@@ -78,9 +78,15 @@ class SourceSystem:
 
     # -- the customer service -------------------------------------------------------------------
     def _customer_event(self, operation: str, customer: dict[str, Any], at: datetime) -> Event:
-        value = dict(customer) if operation != "delete" else {
-            "customer_id": customer["customer_id"], "version": customer["version"], "updated_at": customer["updated_at"]
-        }
+        value = (
+            dict(customer)
+            if operation != "delete"
+            else {
+                "customer_id": customer["customer_id"],
+                "version": customer["version"],
+                "updated_at": customer["updated_at"],
+            }
+        )
         return Event(CUSTOMER_TOPICS[operation], customer["customer_id"], value, at, at)
 
     def _create(self, at: datetime) -> Event:
@@ -129,8 +135,9 @@ class SourceSystem:
         if not self.customers:
             return None
         customer_id = self._random.choice(sorted(self.customers))
-        transaction = {
-            "transaction_id": f"T{self._next_transaction:08d}",
+        transaction_id = f"T{self._next_transaction:08d}"
+        transaction: dict[str, Any] = {
+            "transaction_id": transaction_id,
             "customer_id": customer_id,
             "amount": round(self._random.lognormvariate(3.0, 0.8), 2),
             "currency": self._random.choices(CURRENCIES, weights=(6, 2, 2))[0],
@@ -140,7 +147,7 @@ class SourceSystem:
         }
         self._next_transaction += 1
         self.transactions.append(transaction)
-        return Event(TRANSACTION_TOPIC, transaction["transaction_id"], transaction, at, at)
+        return Event(TRANSACTION_TOPIC, transaction_id, transaction, at, at)
 
     # -- the stream -----------------------------------------------------------------------------
     def hour(self, hour_start: datetime) -> list[Event]:
@@ -153,8 +160,12 @@ class SourceSystem:
         )
         moments = sorted(hour_start + timedelta(seconds=self._random.uniform(0, 3599.999)) for _ in plan)
         self._random.shuffle(plan)
-        makers = {"create": self._create, "update": self._update, "delete": self._delete,
-                  "transaction": self._transaction}
+        makers = {
+            "create": self._create,
+            "update": self._update,
+            "delete": self._delete,
+            "transaction": self._transaction,
+        }
         events = [e for kind, at in zip(plan, moments, strict=True) if (e := makers[kind](at)) is not None]
         self.changes.extend(events)
         published = self._held_back
@@ -183,4 +194,9 @@ class SourceSystem:
         ordered = [self.customers[k] for k in sorted(self.customers)]
         items = ordered[(page - 1) * page_size : page * page_size]
         has_more = page * page_size < len(ordered)
-        return {"items": items, "page": page, "next_page": page + 1 if has_more else None, "total": len(ordered)}
+        return {
+            "items": items,
+            "page": page,
+            "next_page": page + 1 if has_more else None,
+            "total": len(ordered),
+        }

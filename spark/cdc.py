@@ -28,7 +28,9 @@ def at_least(left: str, right: str, columns: tuple[str, ...]) -> str:
     head, *rest = columns
     if not rest:
         return f"{left}.{head} >= {right}.{head}"
-    return f"({left}.{head} > {right}.{head} OR ({left}.{head} = {right}.{head} AND {at_least(left, right, tuple(rest))}))"
+    return (
+        f"({left}.{head} > {right}.{head} OR ({left}.{head} = {right}.{head} AND {at_least(left, right, tuple(rest))}))"
+    )
 
 
 def newest_per_key(changes: DataFrame, spec: MergeSpec) -> DataFrame:
@@ -85,9 +87,7 @@ def replace_current(spark: SparkSession, state: DataFrame, current_uri: str) -> 
     state.write.format("delta").mode("overwrite").save(current_uri)
 
 
-def _day_state(
-    spark: SparkSession, previous: DataFrame, raw_uri: str, day: date, spec: MergeSpec
-) -> DataFrame:
+def _day_state(spark: SparkSession, previous: DataFrame, raw_uri: str, day: date, spec: MergeSpec) -> DataFrame:
     start = datetime(day.year, day.month, day.day)
     todays = as_state(changes_between(spark, raw_uri, start, start + timedelta(days=1)), spec)
     return newest_per_key(previous.unionByName(todays), spec)
@@ -108,7 +108,8 @@ def history_days(
     while day <= last:
         chunk_end = min(day + timedelta(days=1), last)
         previous: DataFrame = (
-            spark.read.format("delta").load(history_uri)
+            spark.read.format("delta")
+            .load(history_uri)
             .where(F.col("snapshot_date") == F.lit(previous_day.isoformat()).cast("date"))
             .drop("snapshot_date")
         )
@@ -124,9 +125,11 @@ def history_days(
         for state_day in range((chunk_end - day).days + 1):
             label = (day + timedelta(days=state_day)).isoformat()
             rows[label] = (
-                spark.read.format("delta").load(history_uri)
+                spark.read.format("delta")
+                .load(history_uri)
                 .where(F.col("snapshot_date") == F.lit(label).cast("date"))
-                .where(~F.col("_deleted")).count()
+                .where(~F.col("_deleted"))
+                .count()
             )
         previous_day = chunk_end
         day = chunk_end + timedelta(days=1)

@@ -145,8 +145,7 @@ def _parse_source(raw: Any, where: str) -> SourceSpec:
     topic = raw.get("topic")
     if (topics is None) == (topic is None):
         raise ContractError(
-            f"{where}: source needs exactly one of `topics: {{create: .., update: .., delete: ..}}` "
-            "or `topic: <name>`"
+            f"{where}: source needs exactly one of `topics: {{create: .., update: .., delete: ..}}` or `topic: <name>`"
         )
     max_bytes = int(raw.get("max_value_bytes", DEFAULT_MAX_VALUE_BYTES))
     if topics is not None:
@@ -183,7 +182,9 @@ def _parse_quality(raw: Any, where: str) -> QualitySpec:
 def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contract:
     where = path
     if not isinstance(document, dict):
-        raise ContractError(f"{where}: a contract is a YAML mapping with name, source, key, sequence, event_time, fields")
+        raise ContractError(
+            f"{where}: a contract is a YAML mapping with name, source, key, sequence, event_time, fields"
+        )
     name = _require(document, "name", where, "give the entity a snake_case name, e.g. `name: customers`")
     if not _NAME.match(str(name)):
         raise ContractError(f"{where}: name `{name}` must be snake_case (it becomes table and asset names)")
@@ -246,6 +247,8 @@ def load_contracts(directory: Path | None = None) -> list[Contract]:
     seen: dict[str, str] = {}
     for contract in contracts:
         if contract.name in seen:
-            raise ContractError(f"{contract.path}: entity `{contract.name}` is already defined in {seen[contract.name]}")
+            raise ContractError(
+                f"{contract.path}: entity `{contract.name}` is already defined in {seen[contract.name]}"
+            )
         seen[contract.name] = contract.path
     return contracts

@@ -163,7 +163,9 @@ def _json_object(value: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise _Reject("invalid_json", f"value is not valid JSON ({error}); the producer must send UTF-8 JSON") from error
+        raise _Reject(
+            "invalid_json", f"value is not valid JSON ({error}); the producer must send UTF-8 JSON"
+        ) from error
     if not isinstance(payload, dict):
         raise _Reject("invalid_json", f"value is JSON {type(payload).__name__}, expected an object")
     return payload
@@ -212,7 +214,9 @@ def _avro(value: bytes, schema_lookup: SchemaLookup | None) -> dict[str, Any]:
         )
     (schema_id,) = struct.unpack(">I", value[1:5])
     if schema_lookup is None:
-        raise _Reject("unknown_schema_id", f"schema id {schema_id}: no schema registry configured (SCHEMA_REGISTRY_URL)")
+        raise _Reject(
+            "unknown_schema_id", f"schema id {schema_id}: no schema registry configured (SCHEMA_REGISTRY_URL)"
+        )
     try:
         schema = schema_lookup(schema_id)
     except Exception as error:
@@ -279,7 +283,11 @@ def _typed_change(contract: Contract, operation: str, payload: dict[str, Any]) -
             values[spec.name] = None
             continue
         values[spec.name] = type_value(spec, wire)
-        if spec.name not in identity and spec.accepted_values is not None and values[spec.name] not in spec.accepted_values:
+        if (
+            spec.name not in identity
+            and spec.accepted_values is not None
+            and values[spec.name] not in spec.accepted_values
+        ):
             raise _Reject(
                 "unaccepted_value",
                 f"field `{spec.name}` is {_describe(wire)}, not one of {list(spec.accepted_values)}",
@@ -330,7 +338,13 @@ def decode_batch(
             batch.skipped += 1
         elif isinstance(decoded, Rejected):
             batch.quarantined.append(
-                {**position, "key": record.key, "value": record.value, "error": decoded.error, "reason": decoded.reason}
+                {
+                    **position,
+                    "key": record.key,
+                    "value": record.value,
+                    "error": decoded.error,
+                    "reason": decoded.reason,
+                }
             )
         else:
             batch.unknown_fields.update(decoded.extra)

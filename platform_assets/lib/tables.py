@@ -47,7 +47,13 @@ POSITION_FIELDS = [
 ]
 
 QUARANTINE_SCHEMA = pa.schema(
-    [*POSITION_FIELDS, ("key", pa.binary()), ("value", pa.binary()), ("error", pa.string()), ("reason", pa.string())]
+    [
+        *POSITION_FIELDS,
+        ("key", pa.binary()),
+        ("value", pa.binary()),
+        ("error", pa.string()),
+        ("reason", pa.string()),
+    ]
 )
 
 
@@ -56,7 +62,9 @@ def _fields(specs: tuple[FieldSpec, ...]) -> list[tuple[str, pa.DataType]]:
 
 
 def raw_schema(contract: Contract) -> pa.Schema:
-    return pa.schema([("_op", pa.string()), *_fields(contract.stored_fields), ("_extra", pa.string()), *POSITION_FIELDS])
+    return pa.schema(
+        [("_op", pa.string()), *_fields(contract.stored_fields), ("_extra", pa.string()), *POSITION_FIELDS]
+    )
 
 
 def current_schema(contract: Contract) -> pa.Schema:

@@ -1,0 +1,71 @@
+"""`make dev`: the Dagster UI on the embedded defaults, with live data.
+
+Starts the tansu broker, the simulated source system in live mode (REST export on
+CUSTOMER_SERVICE_PORT, default 8765) and `dagster dev` (UI on DAGSTER_PORT, default 3000, with the
+daemon running sensors and schedules); Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from devstack.broker import start_broker, stop_pid
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="devstack.dev", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, default=Path(".data"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000")))
+    parser.add_argument("--seconds-per-hour", type=float, default=30.0, help="pace of the live simulator")
+    args = parser.parse_args()
+    data_dir = args.data_dir.resolve()
+    (data_dir / "dagster").mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("PLATFORM_MODE", "dev")
+    env.setdefault("PLATFORM_LAKE_ROOT", str(data_dir / "lake"))
+    env.setdefault("DAGSTER_HOME", str(data_dir / "dagster"))
+    rest_port = env.setdefault("CUSTOMER_SERVICE_PORT", "8765")
+    env.setdefault("CUSTOMER_SERVICE_URL", f"http://127.0.0.1:{rest_port}")
+    broker = start_broker(log_path=data_dir / "tansu.log")
+    env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+    children: list[subprocess.Popen] = []
+    try:
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "simulator",
+                    "--bootstrap",
+                    broker.bootstrap,
+                    "--live",
+                    "--rest-port",
+                    rest_port,
+                    "--seconds-per-hour",
+                    str(args.seconds_per_hour),
+                ],
+                env=env,
+            )
+        )
+        dagster = Path(sys.executable).with_name("dagster")
+        print(f"broker {broker.bootstrap}; Dagster UI on http://127.0.0.1:{args.port}", flush=True)
+        children.append(
+            subprocess.Popen(
+                [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)], env=env
+            )
+        )
+        children[-1].wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in reversed(children):
+            stop_pid(child.pid)
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()

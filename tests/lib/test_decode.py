@@ -1,0 +1,194 @@
+"""Decoding of every wire format, and every kind of bad record going to quarantine with a reason."""
+
+import io
+import json
+import struct
+from datetime import UTC, datetime
+
+import fastavro
+import pytest
+
+from platform_assets.lib.contract import parse_contract
+from platform_assets.lib.decode import Change, LandingRecord, Rejected, Skipped, decode, decode_batch
+
+FIELDS = {
+    "id": {"type": "string", "nullable": False},
+    "name": {"type": "string"},
+    "amount": {"type": "double"},
+    "ts": {"type": "timestamp", "nullable": False},
+    "v": {"type": "long", "nullable": False},
+}
+
+
+def contract(source, **extra):
+    return parse_contract(
+        {
+            "name": "things",
+            "source": source,
+            "key": ["id"],
+            "sequence": "v",
+            "event_time": "ts",
+            "fields": FIELDS,
+            **extra,
+        }
+    )
+
+
+TOPICS = contract(
+    {"format": "json", "topics": {"create": "c", "update": "u", "delete": "d"}},
+)
+OP_FIELD = contract({"format": "json", "topic": "things", "operation_field": "op"})
+DEBEZIUM = contract({"format": "debezium", "topic": "db.things", "max_value_bytes": 2000})
+AVRO = contract({"format": "avro", "topic": "things-avro", "operation_field": "op"})
+
+
+def record(value, topic="c", offset=0):
+    encoded = value if isinstance(value, bytes | None) else json.dumps(value).encode()
+    return LandingRecord(topic, 0, offset, 1_767_225_600_000, b"k", encoded)
+
+
+GOOD = {"id": "a", "name": "Ann", "amount": 1.5, "ts": "2026-01-01T10:15:00Z", "v": 3}
+
+
+def test_json_topic_per_operation():
+    for topic, operation in (("c", "create"), ("u", "update"), ("d", "delete")):
+        decoded = decode(TOPICS, record(GOOD, topic))
+        assert isinstance(decoded, Change)
+        assert decoded.operation == operation
+    change = decode(TOPICS, record(GOOD))
+    assert change.values == {
+        "id": "a",
+        "name": "Ann",
+        "amount": 1.5,
+        "ts": datetime(2026, 1, 1, 10, 15, tzinfo=UTC),
+        "v": 3,
+    }
+
+
+def test_json_operation_field_and_epoch_millis():
+    change = decode(OP_FIELD, record({**GOOD, "op": "d", "ts": 1_767_262_500_000}, "things"))
+    assert change.operation == "delete"
+    assert change.values["ts"] == datetime(2026, 1, 1, 10, 15, tzinfo=UTC)
+    assert change.extra == {}
+
+
+def test_delete_needs_only_key_sequence_and_event_time():
+    change = decode(TOPICS, record({"id": "a", "ts": GOOD["ts"], "v": 4}, "d"))
+    assert change.is_delete and change.values["name"] is None
+
+
+def test_debezium_envelope():
+    after = {"op": "u", "before": {**GOOD, "v": 2}, "after": GOOD, "ts_ms": 1, "source": {"db": "x"}}
+    assert decode(DEBEZIUM, record(after, "db.things")).values["v"] == 3
+    deleted = decode(DEBEZIUM, record({"op": "d", "before": GOOD, "after": None}, "db.things"))
+    assert deleted.operation == "delete" and deleted.values["id"] == "a"
+    snapshot_read = decode(DEBEZIUM, record({"schema": {}, "payload": {"op": "r", "after": GOOD}}, "db.things"))
+    assert snapshot_read.operation == "create"
+    assert isinstance(decode(DEBEZIUM, record(None, "db.things")), Skipped)
+
+
+AVRO_SCHEMA = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "Thing",
+        "fields": [
+            {"name": "id", "type": "string"},
+            {"name": "name", "type": ["null", "string"], "default": None},
+            {"name": "amount", "type": ["null", "double"], "default": None},
+            {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "v", "type": "long"},
+            {"name": "op", "type": "string"},
+        ],
+    }
+)
+
+
+def avro_bytes(value, schema_id=7, magic=0):
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, AVRO_SCHEMA, value)
+    return bytes([magic]) + struct.pack(">I", schema_id) + buffer.getvalue()
+
+
+def lookup(schema_id):
+    if schema_id != 7:
+        raise KeyError(schema_id)
+    return AVRO_SCHEMA
+
+
+def test_avro_confluent_wire_format():
+    value = {
+        "id": "a",
+        "name": None,
+        "amount": 2.0,
+        "ts": datetime(2026, 1, 1, 10, tzinfo=UTC),
+        "v": 9,
+        "op": "c",
+    }
+    change = decode(AVRO, record(avro_bytes(value), "things-avro"), lookup)
+    assert change.operation == "create" and change.values["v"] == 9 and change.values["ts"].hour == 10
+
+
+AVRO_VALUE = {
+    "id": "a",
+    "name": None,
+    "amount": 2.0,
+    "ts": datetime(2026, 1, 1, tzinfo=UTC),
+    "v": 9,
+    "op": "c",
+}
+
+
+@pytest.mark.parametrize(
+    ("contract_", "value", "error", "hint"),
+    [
+        (TOPICS, b"{not json", "invalid_json", "valid JSON"),
+        (TOPICS, b"[1, 2]", "invalid_json", "expected an object"),
+        (TOPICS, {**GOOD, "amount": "lots"}, "wrong_type", "field `amount` must be double"),
+        (TOPICS, {**GOOD, "v": "3"}, "wrong_type", "field `v` must be long"),
+        (TOPICS, {**GOOD, "ts": "yesterday"}, "wrong_type", "field `ts` must be timestamp"),
+        (TOPICS, {k: v for k, v in GOOD.items() if k != "id"}, "missing_key", "key field `id` is missing"),
+        (TOPICS, {k: v for k, v in GOOD.items() if k != "v"}, "missing_sequence", "sequence field `v`"),
+        (TOPICS, {k: v for k, v in GOOD.items() if k != "ts"}, "missing_event_time", "event time field `ts`"),
+        (TOPICS, None, "null_value", "no value"),
+        (OP_FIELD, {**GOOD, "op": "x"}, "unknown_operation", "operation field `op`"),
+        (OP_FIELD, dict(GOOD), "unknown_operation", "operation field `op`"),
+        (DEBEZIUM, {"op": "t", "after": GOOD}, "unknown_operation", "Debezium op"),
+        (DEBEZIUM, {"before": GOOD}, "invalid_envelope", "no `op`"),
+        (DEBEZIUM, {**GOOD, "name": "x" * 3000}, "oversized_value", "max_value_bytes"),
+        (AVRO, avro_bytes(AVRO_VALUE, magic=1), "bad_magic_byte", "magic byte"),
+        (AVRO, b"\x00\x00", "bad_magic_byte", "magic byte"),
+        (AVRO, avro_bytes(AVRO_VALUE, schema_id=99), "unknown_schema_id", "schema id 99"),
+        (AVRO, b"\x00\x00\x00\x00\x07\xff\xff", "invalid_avro", "does not decode"),
+    ],
+)
+def test_bad_records_are_rejected_with_an_actionable_reason(contract_, value, error, hint):
+    topic = contract_.source.topics[0]
+    decoded = decode(contract_, record(value, topic), lookup)
+    assert isinstance(decoded, Rejected)
+    assert decoded.error == error
+    assert hint in decoded.reason
+
+
+def test_batch_keeps_unknown_fields_and_quarantines_with_original_bytes():
+    records = [
+        record({**GOOD, "loyalty_tier": "gold"}, "c", 0),
+        record(b"garbage", "u", 1),
+        record({**GOOD, "v": 4}, "u", 2),
+    ]
+    batch = decode_batch(TOPICS, records, lambda values: values)
+    assert [row["_offset"] for row in batch.rows] == [0, 2]
+    assert json.loads(batch.rows[0]["_extra"]) == {"loyalty_tier": "gold"}
+    assert batch.unknown_fields == {"loyalty_tier"}
+    [bad] = batch.quarantined
+    assert (
+        bad["value"] == b"garbage" and bad["_topic"] == "u" and bad["_offset"] == 1 and bad["error"] == "invalid_json"
+    )
+    # A record without a decodable event time is filed under the hour of its Kafka timestamp.
+    assert bad["_event_hour"] == datetime(2026, 1, 1, 0, tzinfo=UTC)
+
+
+def test_decoding_is_deterministic_whatever_the_input_order():
+    records = [record({**GOOD, "v": i}, "u", i) for i in range(20)]
+    forward = decode_batch(TOPICS, records, lambda values: values)
+    backward = decode_batch(TOPICS, list(reversed(records)), lambda values: values)
+    assert forward.rows == backward.rows

@@ -1,0 +1,52 @@
+import hashlib
+import hmac
+
+import pytest
+
+from platform_assets.lib.contract import load_contracts
+from platform_assets.lib.pii import DEV_PII_KEY, PiiKeyError, mask_value, pii_key, protect
+
+
+def test_hash_is_hmac_sha256_with_the_platform_key():
+    customers = next(c for c in load_contracts() if c.name == "customers")
+    values = {"customer_id": "C1", "email": "ann@example.com", "full_name": "Ann Lee", "city": "Porto"}
+    protected = protect(customers, values, b"secret")
+    assert protected["email"] == hmac.new(b"secret", b"ann@example.com", hashlib.sha256).hexdigest()
+    assert protected["full_name"] == "A** L**"
+    assert protected["city"] == "Porto" and protected["customer_id"] == "C1"
+
+
+def test_mask_keeps_the_domain_of_an_email():
+    assert mask_value("ann.lee@example.com") == "a******@example.com"
+
+
+def test_drop_removes_the_field(monkeypatch):
+    from platform_assets.lib.contract import parse_contract
+
+    contract = parse_contract(
+        {
+            "name": "people",
+            "source": {"format": "json", "topic": "p"},
+            "key": ["id"],
+            "sequence": "v",
+            "event_time": "ts",
+            "fields": {"id": {}, "ssn": {"pii": "drop"}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+        }
+    )
+    assert "ssn" not in protect(contract, {"id": "1", "ssn": "123", "ts": None, "v": 1}, b"k")
+    assert "ssn" not in {f.name for f in contract.stored_fields}
+
+
+def test_platform_refuses_the_dev_key_outside_dev_mode(monkeypatch):
+    monkeypatch.setenv("PLATFORM_MODE", "prod")
+    monkeypatch.delenv("PLATFORM_PII_KEY", raising=False)
+    with pytest.raises(PiiKeyError, match="PLATFORM_PII_KEY"):
+        pii_key()
+    monkeypatch.setenv("PLATFORM_PII_KEY", DEV_PII_KEY)
+    with pytest.raises(PiiKeyError):
+        pii_key()
+    monkeypatch.setenv("PLATFORM_PII_KEY", "a-real-secret-from-the-vault-0123456789")
+    assert pii_key() == b"a-real-secret-from-the-vault-0123456789"
+    monkeypatch.setenv("PLATFORM_MODE", "dev")
+    monkeypatch.delenv("PLATFORM_PII_KEY")
+    assert pii_key() == DEV_PII_KEY.encode()
