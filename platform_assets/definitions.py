@@ -10,6 +10,7 @@ from platform_assets.factory import entity_assets
 from platform_assets.jobs import daily_job, hourly_job, landing_job
 from platform_assets.lib.contract import load_contracts
 from platform_assets.marts import dbt_resource, marts
+from platform_assets.sensors import build_history_sensor, build_lag_sensor
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
@@ -25,6 +26,7 @@ contracts = load_contracts()
 defs = Definitions(
     assets=[*(a for contract in contracts for a in entity_assets(contract)), marts],
     jobs=[landing_job, hourly_job, daily_job],
+    sensors=[s for contract in contracts for s in (build_lag_sensor(contract), build_history_sensor(contract))],
     resources={
         "kafka": KafkaResource.from_env(),
         "lake": LakeResource.from_env(),

@@ -11,8 +11,10 @@ PLATFORM_START = os.environ.get("PLATFORM_START", "2026-01-01-00:00")
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
 _start = datetime.strptime(PLATFORM_START, HOUR_FORMAT)
 
-hourly_partitions = HourlyPartitionsDefinition(start_date=PLATFORM_START, timezone="UTC")
-daily_partitions = DailyPartitionsDefinition(start_date=_start.strftime("%Y-%m-%d"), timezone="UTC")
+# end_offset=1: the hour (day) in progress is a partition too, so live data shows up before it closes;
+# re-materializing it later is idempotent like any other partition.
+hourly_partitions = HourlyPartitionsDefinition(start_date=PLATFORM_START, timezone="UTC", end_offset=1)
+daily_partitions = DailyPartitionsDefinition(start_date=_start.strftime("%Y-%m-%d"), timezone="UTC", end_offset=1)
 
 
 def hour_key(moment: datetime) -> str:

@@ -1,0 +1,182 @@
+"""Sensors that keep the platform up to date without anyone watching.
+
+The lag sensor of an entity requests a landing run when its consumer group falls behind (lag above a
+threshold, or the oldest pending record older than a maximum delay), and, after each landing run,
+requests `raw` and `current` for exactly the event hours that run touched, late hours included. The
+history sensor then requests the days whose hours changed, onward to the newest day, so a late event
+for an old day is never silently lost. Sensors commit nothing to Kafka: only a landing run that has
+written to Delta commits offsets. Their cursors live in the Dagster instance and survive restarts.
+"""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    EventLogRecord,
+    EventRecordsFilter,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from platform_assets.jobs import daily_job, hourly_job, landing_job
+from platform_assets.lib.contract import Contract
+from platform_assets.marts import marts
+from platform_assets.partitions import HOUR_FORMAT, daily_partitions, hourly_partitions
+from resources.kafka import KafkaResource
+
+SENSOR_INTERVAL_S = int(os.environ.get("PLATFORM_LAG_SENSOR_INTERVAL_S", "30"))
+LAG_THRESHOLD = int(os.environ.get("PLATFORM_LAG_THRESHOLD", "1000"))
+MAX_DELAY_S = float(os.environ.get("PLATFORM_MAX_DELAY_S", "300"))
+ACTIVE_STATUSES = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
+
+
+@dataclass
+class Cursor:
+    """What a sensor has already acted on: the storage id of the last materialization it handled."""
+
+    handled_storage_id: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Cursor":
+        return cls(**json.loads(text)) if text else cls()
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def new_materializations(context: SensorEvaluationContext, key: AssetKey, after: int) -> list[EventLogRecord]:
+    records = context.instance.get_event_records(
+        EventRecordsFilter(event_type=DagsterEventType.ASSET_MATERIALIZATION, asset_key=key, after_cursor=after),
+        ascending=True,
+        limit=1000,
+    )
+    return list(records)
+
+
+def runs_in_flight(context: SensorEvaluationContext, entity: str, layer: str) -> bool:
+    runs = context.instance.get_runs(
+        RunsFilter(statuses=ACTIVE_STATUSES, tags={"entity": entity, "layer": layer}), limit=1
+    )
+    return bool(runs)
+
+
+def touched_hours(records: list[EventLogRecord]) -> set[str]:
+    hours: set[str] = set()
+    for record in records:
+        materialization = record.asset_materialization
+        metadata = materialization.metadata if materialization else {}
+        if "event_hours" in metadata:
+            hours.update(metadata["event_hours"].value)  # type: ignore[attr-defined]
+    return hours
+
+
+def build_lag_sensor(
+    contract: Contract, lag_threshold: int = LAG_THRESHOLD, max_delay_s: float = MAX_DELAY_S
+) -> SensorDefinition:
+    landing_key = AssetKey(["landing", contract.name])
+    hourly_selection = [AssetKey([layer, contract.name]) for layer in ("raw", "quarantine", "current")]
+
+    @sensor(
+        name=f"lag_sensor_{contract.name}",
+        description=f"Lands {contract.name} when its consumer lag or delay grows; then decodes and merges the "
+        "hours that landing touched.",
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        jobs=[landing_job, hourly_job],
+        default_status=DefaultSensorStatus.RUNNING,
+    )
+    def lag_sensor(context: SensorEvaluationContext, kafka: KafkaResource) -> SensorResult | SkipReason:
+        cursor = Cursor.parse(context.cursor)
+        requests = []
+        landed = new_materializations(context, landing_key, cursor.handled_storage_id)
+        hours = touched_hours(landed)
+        outside = {hour for hour in hours if not hourly_partitions.has_partition_key(hour)}
+        if outside:
+            context.log.warning(
+                f"{contract.name}: landed records with event hours outside the partitions ({sorted(outside)[:5]}); "
+                "they stay in landing; check the producer's clock or PLATFORM_START"
+            )
+        for hour in sorted(hours - outside):
+            requests.append(
+                RunRequest(
+                    run_key=f"{contract.name}:{hour}:{landed[-1].storage_id}",
+                    job_name=hourly_job.name,
+                    partition_key=hour,
+                    asset_selection=hourly_selection,
+                    tags={"entity": contract.name, "layer": "current"},
+                )
+            )
+        if landed:
+            cursor.handled_storage_id = landed[-1].storage_id
+        lags = kafka.lag(contract.name, contract.source.topics)
+        lag = sum(partition.lag for partition in lags)
+        delay = kafka.oldest_pending_age_s(contract.name, lags) if 0 < lag < lag_threshold else 0.0
+        due = lag >= lag_threshold or (lag > 0 and delay >= max_delay_s)
+        if due and not runs_in_flight(context, contract.name, "landing"):
+            requests.append(
+                RunRequest(
+                    job_name=landing_job.name,
+                    asset_selection=[landing_key],
+                    tags={"entity": contract.name, "layer": "landing", "lag": str(lag)},
+                )
+            )
+        if not requests:
+            return SkipReason(f"{contract.name}: lag {lag} (threshold {lag_threshold}), oldest pending {delay:.0f} s")
+        return SensorResult(run_requests=requests, cursor=cursor.dump())
+
+    return lag_sensor
+
+
+def build_history_sensor(contract: Contract) -> SensorDefinition:
+    current_key, history_key = AssetKey(["current", contract.name]), AssetKey(["history", contract.name])
+
+    @sensor(
+        name=f"history_sensor_{contract.name}",
+        description=f"Recomputes the {contract.name} history days (and the marts) whose hours changed in "
+        "`current`, onward to the newest day, so late events reach every later day.",
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        job=daily_job,
+        default_status=DefaultSensorStatus.RUNNING,
+    )
+    def history_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        cursor = Cursor.parse(context.cursor)
+        if runs_in_flight(context, contract.name, "history"):
+            return SkipReason(f"a history run of {contract.name} is in flight; waiting for it")
+        merged = new_materializations(context, current_key, cursor.handled_storage_id)
+        days = {datetime.strptime(r.partition_key, HOUR_FORMAT).strftime("%Y-%m-%d") for r in merged if r.partition_key}
+        if not days:
+            return SkipReason(f"no new {contract.name} hours in current")
+        newest = context.instance.get_latest_materialization_event(history_key)
+        last = max(days | ({newest.partition} if newest and newest.partition else set()))
+        first = min(days)
+        request = RunRequest(
+            run_key=f"{contract.name}:history:{merged[-1].storage_id}",
+            job_name=daily_job.name,
+            asset_selection=[history_key, *marts.keys],
+            tags={
+                "entity": contract.name,
+                "layer": "history",
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": min(last, daily_partitions.get_last_partition_key() or last),
+            },
+        )
+        cursor.handled_storage_id = merged[-1].storage_id
+        return SensorResult(run_requests=[request], cursor=cursor.dump())
+
+    return history_sensor

@@ -1,0 +1,132 @@
+"""The lag sensor and the history sensor against the real broker and a real Dagster instance."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from confluent_kafka import Producer
+from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, materialize
+
+from platform_assets.current import build_current_asset
+from platform_assets.landing import build_landing_asset
+from platform_assets.lib.contract import parse_contract
+from platform_assets.raw import build_raw_assets
+from platform_assets.sensors import build_history_sensor, build_lag_sensor
+from resources.kafka import KafkaResource
+from resources.lake import LakeResource
+from resources.schema_registry import SchemaRegistryResource
+from resources.spark import SparkResource
+from simulator.service import ensure_topics
+
+
+@pytest.fixture
+def setup(broker, tmp_path):
+    suffix = uuid.uuid4().hex[:8]
+    contract = parse_contract(
+        {
+            "name": "widgets",
+            "source": {"format": "json", "topic": f"widgets-{suffix}", "operation_field": "op"},
+            "key": ["id"],
+            "sequence": "v",
+            "event_time": "ts",
+            "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+        }
+    )
+    ensure_topics(broker, contract.source.topics)
+    resources = {
+        "kafka": KafkaResource(bootstrap_servers=broker, group_prefix=f"test-{suffix}"),
+        "lake": LakeResource(root=str(tmp_path / "lake")),
+        "schema_registry": SchemaRegistryResource(),
+        "spark": SparkResource(),
+    }
+    return contract, resources, DagsterInstance.ephemeral()
+
+
+def produce(broker: str, topic: str, events: list[tuple[str, datetime, int]]) -> None:
+    # One message per batch: the embedded broker reports end offsets correctly only then.
+    producer = Producer({"bootstrap.servers": broker, "batch.num.messages": 1})
+    for key, moment, version in events:
+        value = {"id": key, "ts": moment.isoformat(), "v": version, "op": "c" if version == 1 else "u"}
+        producer.produce(topic, key=key.encode(), value=json.dumps(value).encode())
+    assert producer.flush(30) == 0
+
+
+def evaluate(sensor, instance, cursor, resources=None):
+    context = build_sensor_context(instance=instance, cursor=cursor, resources=resources or {})
+    return sensor(context)
+
+
+def test_lag_sensor_requests_landing_then_the_hours_landing_touched(setup, broker):
+    contract, resources, instance = setup
+    topic = contract.source.topics[0]
+    now = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+    produce(broker, topic, [(f"w{i}", now, 1) for i in range(5)] + [("late", now - timedelta(hours=27), 2)])
+    sensor = build_lag_sensor(contract, lag_threshold=3, max_delay_s=3600)
+    kafka = resources["kafka"]
+
+    first = evaluate(sensor, instance, None, {"kafka": kafka})
+    assert isinstance(first, SensorResult)
+    [landing_request] = first.run_requests
+    assert landing_request.asset_selection == [contract_key("landing", contract)]
+    assert landing_request.tags["lag"] == "6"
+    # The sensor commits nothing: the group still has no committed offsets.
+    assert all(p.committed_offset is None for p in kafka.lag(contract.name, contract.source.topics))
+
+    landing = build_landing_asset(contract)
+    assert materialize([landing], instance=instance, resources=resources).success
+
+    # After a restart the daemon hands the stored cursor to a fresh evaluation.
+    second = evaluate(sensor, instance, first.cursor, {"kafka": kafka})
+    assert isinstance(second, SensorResult)
+    assert sorted(r.partition_key for r in second.run_requests) == ["2026-03-01-07:00", "2026-03-02-10:00"]
+    assert {tuple(r.asset_selection) for r in second.run_requests} == {
+        (contract_key("raw", contract), contract_key("quarantine", contract), contract_key("current", contract))
+    }
+
+    third = evaluate(sensor, instance, second.cursor, {"kafka": kafka})
+    assert isinstance(third, SkipReason)
+    assert "lag 0" in third.skip_message
+
+    # Below the threshold, a pending record older than the maximum delay still triggers landing.
+    produce(broker, topic, [("w9", now, 2)])
+    patient = build_lag_sensor(contract, lag_threshold=100, max_delay_s=0)
+    fourth = evaluate(patient, instance, second.cursor, {"kafka": kafka})
+    assert isinstance(fourth, SensorResult)
+    assert [r.asset_selection for r in fourth.run_requests] == [[contract_key("landing", contract)]]
+
+
+def test_history_sensor_requests_late_days_onward(setup, broker):
+    contract, resources, instance = setup
+    topic = contract.source.topics[0]
+    produce(
+        broker, topic, [("a", datetime(2026, 1, 3, 5, tzinfo=UTC), 1), ("b", datetime(2026, 1, 1, 5, tzinfo=UTC), 1)]
+    )
+    assets = [build_landing_asset(contract), build_raw_assets(contract), build_current_asset(contract)]
+    assert materialize(assets[:1], instance=instance, resources=resources).success
+    for hour in ("2026-01-03-05:00", "2026-01-01-05:00"):
+        assert materialize(
+            assets,
+            instance=instance,
+            resources=resources,
+            partition_key=hour,
+            selection=[
+                contract_key("raw", contract),
+                contract_key("quarantine", contract),
+                contract_key("current", contract),
+            ],
+        ).success
+    result = evaluate(build_history_sensor(contract), instance, None)
+    assert isinstance(result, SensorResult)
+    [request] = result.run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-01-01"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-01-03"
+    assert isinstance(evaluate(build_history_sensor(contract), instance, result.cursor), SkipReason)
+
+
+def contract_key(layer, contract):
+    from dagster import AssetKey
+
+    return AssetKey([layer, contract.name])
