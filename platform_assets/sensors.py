@@ -83,7 +83,7 @@ def touched_hours(records: list[EventLogRecord]) -> set[str]:
         materialization = record.asset_materialization
         metadata = materialization.metadata if materialization else {}
         if "event_hours" in metadata:
-            hours.update(metadata["event_hours"].value)  # type: ignore[attr-defined]
+            hours.update(str(hour) for hour in metadata["event_hours"].value)  # type: ignore[union-attr]
     return hours
 
 
@@ -163,7 +163,8 @@ def build_history_sensor(contract: Contract) -> SensorDefinition:
         if not days:
             return SkipReason(f"no new {contract.name} hours in current")
         newest = context.instance.get_latest_materialization_event(history_key)
-        last = max(days | ({newest.partition} if newest and newest.partition else set()))
+        newest_day = newest.asset_materialization.partition if newest and newest.asset_materialization else None
+        last = max(days | ({newest_day} if newest_day else set()))
         first = min(days)
         request = RunRequest(
             run_key=f"{contract.name}:history:{merged[-1].storage_id}",

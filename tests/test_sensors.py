@@ -11,6 +11,7 @@ from confluent_kafka import Producer
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, materialize
 
 from platform_assets.current import build_current_asset
+from platform_assets.history import build_history_asset
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import parse_contract
 from platform_assets.raw import build_raw_assets
@@ -106,24 +107,29 @@ def test_history_sensor_requests_late_days_onward(setup, broker):
     )
     assets = [build_landing_asset(contract), build_raw_assets(contract), build_current_asset(contract)]
     assert materialize(assets[:1], instance=instance, resources=resources).success
+    hourly = [contract_key(layer, contract) for layer in ("raw", "quarantine", "current")]
     for hour in ("2026-01-03-05:00", "2026-01-01-05:00"):
-        assert materialize(
-            assets,
-            instance=instance,
-            resources=resources,
-            partition_key=hour,
-            selection=[
-                contract_key("raw", contract),
-                contract_key("quarantine", contract),
-                contract_key("current", contract),
-            ],
-        ).success
+        assert materialize(assets, instance=instance, resources=resources, partition_key=hour, selection=hourly).success
     result = evaluate(build_history_sensor(contract), instance, None)
     assert isinstance(result, SensorResult)
     [request] = result.run_requests
     assert request.tags["dagster/asset_partition_range_start"] == "2026-01-01"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-01-03"
     assert isinstance(evaluate(build_history_sensor(contract), instance, result.cursor), SkipReason)
+
+    # History already runs up to day 5; a late event for day 2 must recompute days 2..5.
+    history = build_history_asset(contract)
+    assert materialize([history], instance=instance, resources=resources, partition_key="2026-01-05").success
+    produce(broker, topic, [("c", datetime(2026, 1, 2, 8, tzinfo=UTC), 1)])
+    assert materialize(assets[:1], instance=instance, resources=resources).success
+    assert materialize(
+        assets, instance=instance, resources=resources, partition_key="2026-01-02-08:00", selection=hourly
+    ).success
+    late = evaluate(build_history_sensor(contract), instance, result.cursor)
+    assert isinstance(late, SensorResult)
+    [request] = late.run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-01-02"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-01-05"
 
 
 def contract_key(layer, contract):
