@@ -7,19 +7,21 @@ Readers see live rows only (`_deleted = false`).
 """
 
 import time
+from collections.abc import Iterator
+from typing import Any
 
-import pyarrow.compute as pc
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
 
+from platform_assets import checks
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.ordering import order_columns
 from platform_assets.lib.tables import current_schema
 from platform_assets.partitions import hourly_partitions
-from platform_assets.raw import table_schema
+from platform_assets.raw import partition_label, table_schema
 from platform_assets.retries import retry_transient_failures
 from resources.lake import LakeResource
 from resources.spark import SparkResource
-from spark.cdc import MergeSpec, changes_between, merge_into_current
+from spark.cdc import MergeSpec, changes_between, duplicate_keys, live_and_tombstones, merge_into_current
 
 
 def merge_spec(contract: Contract) -> MergeSpec:
@@ -31,8 +33,10 @@ def merge_spec(contract: Contract) -> MergeSpec:
 
 
 def build_current_asset(contract: Contract):
+    current_key = AssetKey(["current", contract.name])
+
     @asset(
-        key=AssetKey(["current", contract.name]),
+        key=current_key,
         description=(
             f"Newest state per key of {contract.name} (one row per key; tombstones kept with `_deleted` so "
             "late older updates cannot revive a deleted key; read live rows with `_deleted = false`)."
@@ -43,11 +47,13 @@ def build_current_asset(contract: Contract):
         deps=[AssetKey(["raw", contract.name])],
         partitions_def=hourly_partitions,
         backfill_policy=BackfillPolicy.single_run(),
+        automation_condition=checks.follow_parents_when_checks_pass(),
         tags={"layer": "current", "entity": contract.name},
         metadata={"dagster/column_schema": table_schema(current_schema(contract), contract)},
+        check_specs=[checks.spec(current_key, checks.UNIQUE_KEY)],
         pool="lake_current_" + contract.name,
     )
-    def current_asset(context: AssetExecutionContext, lake: LakeResource, spark: SparkResource) -> MaterializeResult:
+    def current_asset(context: AssetExecutionContext, lake: LakeResource, spark: SparkResource) -> Iterator[Any]:
         started = time.monotonic()
         window = context.partition_time_window
         lake.create_if_missing("current", contract.name, current_schema(contract))
@@ -55,16 +61,17 @@ def build_current_asset(contract: Contract):
             session = spark.session()
             changes = changes_between(session, lake.uri("raw", contract.name), window.start, window.end)
             stats = merge_into_current(session, changes, lake.uri("current", contract.name), merge_spec(contract))
-        table = lake.read("current", contract.name)
-        tombstones = pc.sum(table.column("_deleted")).as_py() or 0
-        return MaterializeResult(
+            duplicates = duplicate_keys(session, lake.uri("current", contract.name), contract.key)
+            live, tombstones = live_and_tombstones(session, lake.uri("current", contract.name))
+        yield MaterializeResult(
             metadata={
-                "dagster/row_count": table.num_rows - tombstones,
+                "dagster/row_count": live,
                 "changes_in": stats["changes_in"],
                 "tombstones": tombstones,
                 "table_version": lake.version("current", contract.name) or 0,
                 "duration_s": round(time.monotonic() - started, 3),
             }
         )
+        yield checks.unique_key(current_key, partition_label(context), duplicates, contract.key)
 
     return current_asset

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 from dagster import BetaWarning, Definitions, PreviewWarning, in_process_executor
 
 from platform_assets.factory import entity_assets
 from platform_assets.jobs import daily_job, hourly_job, landing_job
-from platform_assets.lib.contract import load_contracts
+from platform_assets.lib.contract import Contract, load_contracts
 from platform_assets.marts import dbt_resource, marts
 from platform_assets.sensors import build_history_sensor, build_lag_sensor
 from resources.kafka import KafkaResource
@@ -21,20 +23,27 @@ from resources.warehouse import WarehouseResource
 warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
-contracts = load_contracts()
 
-defs = Definitions(
-    assets=[*(a for contract in contracts for a in entity_assets(contract)), marts],
-    jobs=[landing_job, hourly_job, daily_job],
-    sensors=[s for contract in contracts for s in (build_lag_sensor(contract), build_history_sensor(contract))],
-    resources={
+def resources_from_env() -> dict[str, Any]:
+    return {
         "kafka": KafkaResource.from_env(),
         "lake": LakeResource.from_env(),
         "spark": SparkResource.from_env(),
         "schema_registry": SchemaRegistryResource.from_env(),
         "warehouse": WarehouseResource.from_env(),
         "dbt": dbt_resource(),
-    },
-    # One process per run: the embedded Spark server and the imports are paid once, not per step.
-    executor=in_process_executor,
-)
+    }
+
+
+def build_definitions(contracts: list[Contract], resources: Mapping[str, Any] | None = None) -> Definitions:
+    return Definitions(
+        assets=[*(a for contract in contracts for a in entity_assets(contract)), marts],
+        jobs=[landing_job, hourly_job, daily_job],
+        sensors=[s for contract in contracts for s in (build_lag_sensor(contract), build_history_sensor(contract))],
+        resources=dict(resources or resources_from_env()),
+        # One process per run: the embedded Spark server and the imports are paid once, not per step.
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions(load_contracts())

@@ -5,24 +5,33 @@ Delta commit, so reruns are idempotent and a late event for yesterday is picked 
 """
 
 import time
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
+from platform_assets import checks
 from platform_assets.current import merge_spec
 from platform_assets.lib.contract import Contract
+from platform_assets.lib.quality import history_rules
 from platform_assets.lib.tables import history_schema
 from platform_assets.partitions import daily_partitions
 from platform_assets.raw import table_schema
 from platform_assets.retries import retry_transient_failures
 from resources.lake import LakeResource
+from resources.quality import validate
 from resources.spark import SparkResource
 from spark.cdc import history_days
 
 
 def build_history_asset(contract: Contract):
+    history_key = AssetKey(["history", contract.name])
+
     @asset(
-        key=AssetKey(["history", contract.name]),
+        key=history_key,
         description=(
             f"State of every {contract.name} key alive at the end of each day (`snapshot_date`); tombstones of "
             "keys deleted that day are kept with `_deleted = true` so the next day stays exact."
@@ -33,11 +42,13 @@ def build_history_asset(contract: Contract):
         deps=[AssetKey(["current", contract.name])],
         partitions_def=daily_partitions,
         backfill_policy=BackfillPolicy.single_run(),
+        automation_condition=checks.follow_parents_when_checks_pass(),
         tags={"layer": "history", "entity": contract.name},
         metadata={"dagster/column_schema": table_schema(history_schema(contract), contract)},
+        check_specs=[checks.spec(history_key, checks.ONE_ROW_PER_KEY_PER_DAY)],
         pool="lake_history_" + contract.name,
     )
-    def history_asset(context: AssetExecutionContext, lake: LakeResource, spark: SparkResource) -> MaterializeResult:
+    def history_asset(context: AssetExecutionContext, lake: LakeResource, spark: SparkResource) -> Iterator[Any]:
         started = time.monotonic()
         window = context.partition_time_window
         first, last = window.start.date(), (window.end - timedelta(days=1)).date()
@@ -54,7 +65,7 @@ def build_history_asset(contract: Contract):
                 last,
                 merge_spec(contract),
             )
-        return MaterializeResult(
+        yield MaterializeResult(
             metadata={
                 "dagster/row_count": rows[last.isoformat()],
                 "live_rows_per_day": MetadataValue.json(rows),
@@ -63,5 +74,12 @@ def build_history_asset(contract: Contract):
                 "duration_s": round(time.monotonic() - started, 3),
             }
         )
+
+        days_filter = (pc.field("snapshot_date") >= pa.scalar(first, pa.date32())) & (
+            pc.field("snapshot_date") <= pa.scalar(last, pa.date32())
+        )
+        days = lake.read("history", contract.name, days_filter)
+        outcomes = validate(days.to_pandas(), history_rules(contract))
+        yield checks.from_outcomes(history_key, checks.ONE_ROW_PER_KEY_PER_DAY, f"{first}..{last}", outcomes)
 
     return history_asset

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
+from dagster import AssetExecutionContext, AssetKey, AutomationCondition, BackfillPolicy
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -18,6 +18,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from platform_assets.checks import follow_parents_when_checks_pass
 from platform_assets.partitions import daily_partitions
 from resources.lake import LakeResource
 from resources.warehouse import WarehouseResource
@@ -60,6 +61,9 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
             return super().get_asset_key(dbt_resource_props)
         layer = "marts" if "marts" in dbt_resource_props["fqn"] else "staging"
         return AssetKey([layer, dbt_resource_props["name"]])
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> AutomationCondition:
+        return follow_parents_when_checks_pass()
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
         return "marts"

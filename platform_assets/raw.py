@@ -22,12 +22,15 @@ from dagster import (
     multi_asset,
 )
 
+from platform_assets import checks
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import LandingRecord, decode_batch
 from platform_assets.lib.pii import pii_key, protect
+from platform_assets.lib.quality import raw_rules
 from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
 from platform_assets.partitions import hourly_partitions
 from resources.lake import LakeResource
+from resources.quality import validate
 from resources.schema_registry import SchemaRegistryResource
 
 
@@ -99,6 +102,11 @@ def build_raw_assets(contract: Contract):
                 skippable=True,
             ),
         ],
+        check_specs=[
+            checks.spec(raw_key, checks.VALID_CHANGES),
+            checks.spec(raw_key, checks.QUARANTINE_RATE),
+            checks.spec(raw_key, checks.ROW_COUNT_SANITY, blocking=False),
+        ],
         backfill_policy=BackfillPolicy.single_run(),
         pool="lake_raw_" + contract.name,
     )
@@ -109,7 +117,8 @@ def build_raw_assets(contract: Contract):
         records = landed_records(lake, contract.name, window.start, window.end)
         batch = decode_batch(contract, records, lambda values: protect(contract, values, key), schema_registry.lookup())
         predicate = hour_window_predicate("_event_hour", window.start, window.end)
-        lake.replace_where("raw", contract.name, pa.Table.from_pylist(batch.rows, raw_schema(contract)), predicate)
+        raw_table = pa.Table.from_pylist(batch.rows, raw_schema(contract))
+        lake.replace_where("raw", contract.name, raw_table, predicate)
         lake.replace_where(
             "quarantine", contract.name, pa.Table.from_pylist(batch.quarantined, QUARANTINE_SCHEMA), predicate
         )
@@ -144,4 +153,26 @@ def build_raw_assets(contract: Contract):
             },
         )
 
+        label = partition_label(context)
+        outcomes = validate(raw_table.to_pandas(), raw_rules(contract))
+        yield checks.from_outcomes(raw_key, checks.VALID_CHANGES, label, outcomes)
+        yield checks.quarantine_rate(
+            raw_key, label, len(batch.quarantined), len(records), contract.quality.max_quarantine_rate
+        )
+        span = window.end - window.start
+        previous = lake.read(
+            "raw",
+            contract.name,
+            hour_window_filter("_event_hour", window.start - span, window.start),
+            raw_schema(contract),
+        ).num_rows
+        yield checks.row_count_sanity(
+            raw_key, label, raw_table.num_rows, previous, contract.quality.max_row_count_change
+        )
+
     return raw_assets
+
+
+def partition_label(context: AssetExecutionContext) -> str:
+    keys = context.partition_key_range
+    return keys.start if keys.start == keys.end else f"{keys.start}..{keys.end}"

@@ -15,11 +15,10 @@ from datetime import datetime
 
 from dagster import (
     AssetKey,
-    DagsterEventType,
+    AssetRecordsFilter,
     DagsterRunStatus,
     DefaultSensorStatus,
     EventLogRecord,
-    EventRecordsFilter,
     RunRequest,
     RunsFilter,
     SensorDefinition,
@@ -62,12 +61,10 @@ class Cursor:
 
 
 def new_materializations(context: SensorEvaluationContext, key: AssetKey, after: int) -> list[EventLogRecord]:
-    records = context.instance.get_event_records(
-        EventRecordsFilter(event_type=DagsterEventType.ASSET_MATERIALIZATION, asset_key=key, after_cursor=after),
-        ascending=True,
-        limit=1000,
+    result = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=1000, ascending=True
     )
-    return list(records)
+    return list(result.records)
 
 
 def runs_in_flight(context: SensorEvaluationContext, entity: str, layer: str) -> bool:

@@ -134,3 +134,22 @@ def history_days(
         previous_day = chunk_end
         day = chunk_end + timedelta(days=1)
     return rows
+
+
+def duplicate_keys(spark: SparkSession, uri: str, key: tuple[str, ...], limit: int = 20) -> list[tuple]:
+    """Keys that occur more than once in a table (the examples a failing uniqueness check shows)."""
+    grouped = spark.read.format("delta").load(uri).groupBy(*key).count().where("count > 1").limit(limit)
+    return [tuple(row[k] for k in key) for row in grouped.collect()]
+
+
+def live_and_tombstones(spark: SparkSession, uri: str) -> tuple[int, int]:
+    row = (
+        spark.read.format("delta")
+        .load(uri)
+        .agg(
+            F.sum(F.when(F.col("_deleted"), 0).otherwise(1)).alias("live"),
+            F.sum(F.col("_deleted").cast("int")).alias("dead"),
+        )
+        .collect()[0]
+    )
+    return int(row["live"] or 0), int(row["dead"] or 0)

@@ -1,0 +1,117 @@
+"""Blocking asset checks generated from each contract, evaluated inside the asset's own step.
+
+Every check here is declared `blocking=True` on the asset it guards, so a failure stops every
+downstream asset of the same run, however the run was started (UI, schedule, sensor, backfill); the
+automation conditions of downstream assets also wait for these checks to pass. A failure message
+says which table, which partition, which rule, how many rows, and what to do next.
+"""
+
+from collections.abc import Iterable
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, AutomationCondition, MetadataValue
+
+from resources.quality import Outcome
+
+VALID_CHANGES = "valid_changes"
+QUARANTINE_RATE = "quarantine_rate"
+ROW_COUNT_SANITY = "row_count_sanity"
+UNIQUE_KEY = "unique_key"
+ONE_ROW_PER_KEY_PER_DAY = "one_row_per_key_per_day"
+
+DESCRIPTIONS = {
+    VALID_CHANGES: "Keys, sequence and event time are present, declared columns exist, values are accepted, "
+    "and the contract's own expectations hold (Great Expectations).",
+    QUARANTINE_RATE: "The share of the partition's records sent to quarantine stays below the contract's "
+    "`quality.max_quarantine_rate`.",
+    ROW_COUNT_SANITY: "The partition's row count did not change more than `quality.max_row_count_change` "
+    "against the previous partition (warning only).",
+    UNIQUE_KEY: "Exactly one row (live or tombstone) per key.",
+    ONE_ROW_PER_KEY_PER_DAY: "Exactly one row per key and snapshot date in the rewritten days (Great Expectations).",
+}
+
+
+def follow_parents_when_checks_pass() -> AutomationCondition:
+    """Downstream assets follow their parents, but never past a parent whose blocking check failed."""
+    return AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
+
+
+def spec(asset: AssetKey, name: str, blocking: bool = True) -> AssetCheckSpec:
+    return AssetCheckSpec(name, asset=asset, blocking=blocking, description=DESCRIPTIONS[name])
+
+
+def table_name(asset: AssetKey) -> str:
+    return "/".join(asset.path)
+
+
+def from_outcomes(asset: AssetKey, name: str, partition: str, outcomes: Iterable[Outcome]) -> AssetCheckResult:
+    outcomes = list(outcomes)
+    failed = [o for o in outcomes if not o.success]
+    rows = outcomes[0].element_count if outcomes else 0
+    metadata: dict = {
+        "rows_checked": rows,
+        "rules": len(outcomes),
+        "rules_failed": len(failed),
+        "failures": MetadataValue.json(
+            [{"rule": o.rule.describe(), "rows": o.unexpected_count, "examples": o.sample} for o in failed]
+        ),
+    }
+    if not failed:
+        return AssetCheckResult(asset_key=asset, check_name=name, passed=True, metadata=metadata)
+    lines = [
+        f"{o.rule.describe()} fails for {o.unexpected_count} of {o.element_count} rows, e.g. {o.sample}" for o in failed
+    ]
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=name,
+        passed=False,
+        metadata=metadata,
+        description=f"{table_name(asset)} partition {partition}: " + "; ".join(lines) + ". Fix the producer or the "
+        "contract, then re-materialize this partition; downstream assets wait until it passes.",
+    )
+
+
+def quarantine_rate(asset: AssetKey, partition: str, quarantined: int, total: int, limit: float) -> AssetCheckResult:
+    rate = quarantined / total if total else 0.0
+    passed = rate <= limit
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=QUARANTINE_RATE,
+        passed=passed,
+        metadata={"quarantined": quarantined, "records": total, "rate": round(rate, 4), "limit": limit},
+        description=None
+        if passed
+        else f"{table_name(asset)} partition {partition}: {quarantined} of {total} records ({rate:.1%}) went to "
+        f"quarantine, above the limit {limit:.1%}. Read their `reason` in the quarantine table, fix the producer "
+        "or the contract, then re-materialize this partition.",
+    )
+
+
+def row_count_sanity(
+    asset: AssetKey, partition: str, rows: int, previous: int | None, max_change: float | None
+) -> AssetCheckResult:
+    change = None if not previous else abs(rows - previous) / previous
+    passed = max_change is None or change is None or change <= max_change
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=ROW_COUNT_SANITY,
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"rows": rows, "previous_partition_rows": previous or 0, "max_change": max_change or 0.0},
+        description=None
+        if passed
+        else f"{table_name(asset)} partition {partition}: {rows} rows against {previous} in the previous partition.",
+    )
+
+
+def unique_key(asset: AssetKey, partition: str, duplicates: list[tuple], key: tuple[str, ...]) -> AssetCheckResult:
+    passed = not duplicates
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=UNIQUE_KEY,
+        passed=passed,
+        metadata={"duplicate_keys": len(duplicates), "examples": MetadataValue.json([list(d) for d in duplicates[:5]])},
+        description=None
+        if passed
+        else f"{table_name(asset)} after partition {partition}: {len(duplicates)} keys ({', '.join(key)}) have more "
+        "than one row. Rebuild the table from the archive (full refresh) and report the merge bug.",
+    )

@@ -1,0 +1,152 @@
+"""Quality gates: a bad partition stops everything downstream and leaves the published marts as they
+were; a good partition flows through to published marts."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+from dagster import AssetKey, AssetSelection, DagsterEventType, DagsterInstance, evaluate_automation_conditions
+
+from platform_assets.definitions import build_definitions
+from platform_assets.lib.contract import load_contracts
+from platform_assets.marts import dbt_resource
+from resources.kafka import KafkaResource
+from resources.lake import LakeResource
+from resources.schema_registry import SchemaRegistryResource
+from resources.spark import SparkResource
+from resources.warehouse import WarehouseResource
+from simulator.service import Publisher, ensure_topics
+from simulator.source import Event, Rates, SourceSystem
+
+DAY_ONE = datetime(2026, 1, 1, tzinfo=UTC)
+DAY_TWO = DAY_ONE + timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def stack(broker, tmp_path_factory):
+    suffix = uuid.uuid4().hex[:6]
+    contracts = []
+    for contract in load_contracts():
+        source = contract.source
+        renamed = dataclasses.replace(
+            source,
+            topics_by_operation={op: f"{t}-{suffix}" for op, t in source.topics_by_operation.items()},
+            topic=f"{source.topic}-{suffix}" if source.topic else None,
+        )
+        contracts.append(dataclasses.replace(contract, source=renamed))
+    root = tmp_path_factory.mktemp("gates")
+    resources = {
+        "kafka": KafkaResource(bootstrap_servers=broker, group_prefix=f"gates-{suffix}"),
+        "lake": LakeResource(root=str(root / "lake")),
+        "spark": SparkResource(),
+        "schema_registry": SchemaRegistryResource(),
+        "warehouse": WarehouseResource(path=str(root / "warehouse.duckdb")),
+        "dbt": dbt_resource(),
+    }
+    topics = {t for c in contracts for t in c.source.topics}
+    ensure_topics(broker, topics)
+    source = SourceSystem(seed=3, rates=Rates(creates=4, updates=4, deletes=0, transactions=8, late_share=0))
+
+    def publish(events: list[Event]) -> None:
+        Publisher(broker).publish(dataclasses.replace(e, topic=f"{e.topic}-{suffix}") for e in events)
+
+    return SimpleNamespace(
+        defs=build_definitions(contracts, resources),
+        resources=resources,
+        source=source,
+        publish=publish,
+        instance=DagsterInstance.ephemeral(),
+        contracts=contracts,
+    )
+
+
+def run(defs, instance, job: str, first: str, last: str):
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    return defs.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+
+
+def materialized(instance, key: AssetKey, run_id: str) -> bool:
+    return any(r.run_id == run_id for r in instance.fetch_materializations(key, limit=100).records)
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_good_day_flows_through_to_published_marts(stack):
+    for hour in range(24):
+        stack.publish(stack.source.hour(DAY_ONE + timedelta(hours=hour)))
+    assert stack.defs.resolve_job_def("landing_job").execute_in_process(instance=stack.instance).success
+    assert run(stack.defs, stack.instance, "hourly_job", "2026-01-01-00:00", "2026-01-01-23:00").success
+    assert run(stack.defs, stack.instance, "daily_job", "2026-01-01", "2026-01-01").success
+    kpis = stack.resources["warehouse"].query("select day, active_customers from main.customer_kpis_daily")
+    assert kpis == [(DAY_ONE.date(), len(stack.source.customers))]
+
+
+def test_a_bad_partition_stops_downstream_and_leaves_published_marts_untouched(stack):
+    published = stack.resources["warehouse"].published
+    before = digest(published)
+    events = stack.source.hour(DAY_TWO + timedelta(hours=3))
+    bad = next(e for e in events if e.topic == "card-transactions")
+    refund = dataclasses.replace(
+        bad, key="T-NEGATIVE", value={**bad.value, "transaction_id": "T-NEGATIVE", "amount": -40.0}
+    )
+    stack.publish([*events, refund])
+    assert stack.defs.resolve_job_def("landing_job").execute_in_process(instance=stack.instance).success
+
+    hourly = run(stack.defs, stack.instance, "hourly_job", "2026-01-02-03:00", "2026-01-02-03:00")
+    assert not hourly.success
+    checks = {
+        (
+            e.asset_check_evaluation_data.asset_key.path[1],
+            e.asset_check_evaluation_data.check_name,
+        ): e.asset_check_evaluation_data
+        for e in hourly.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+    }
+    failed = checks[("card_transactions", "valid_changes")]
+    assert not failed.passed
+    assert "raw/card_transactions partition 2026-01-02-03:00" in failed.description
+    assert "expect_column_values_to_be_between" in failed.description and "1 of" in failed.description
+    # Every asset downstream of the failed check in the run was stopped; the other entity flowed on.
+    assert not materialized(stack.instance, AssetKey(["current", "card_transactions"]), hourly.run_id)
+    assert materialized(stack.instance, AssetKey(["current", "customers"]), hourly.run_id)
+
+    # Automation does not start downstream runs past the failed blocking check.
+    evaluation = evaluate_automation_conditions(
+        defs=stack.defs,
+        instance=stack.instance,
+        evaluation_time=DAY_TWO + timedelta(hours=3, minutes=30),
+        asset_selection=AssetSelection.assets(AssetKey(["current", "card_transactions"])),
+    )
+    assert evaluation.total_requested == 0
+
+    # Nor the marts, which read raw/card_transactions too: they stay as published.
+    marts = evaluate_automation_conditions(
+        defs=stack.defs,
+        instance=stack.instance,
+        evaluation_time=DAY_TWO + timedelta(hours=3, minutes=30),
+        asset_selection=AssetSelection.key_prefixes("marts"),
+    )
+    assert marts.total_requested == 0
+    assert digest(published) == before
+
+
+def test_a_failing_dbt_test_keeps_readers_on_the_previous_marts(stack):
+    """Without the contract's expectation the negative amount reaches `current`; dbt's own tests then fail
+    the build, the build copy is discarded, and readers keep the previous complete set of marts."""
+    lenient = [dataclasses.replace(c, quality=dataclasses.replace(c.quality, expectations=())) for c in stack.contracts]
+    lenient_defs = build_definitions(lenient, stack.resources)
+    published = stack.resources["warehouse"].published
+    before = digest(published)
+    assert run(lenient_defs, stack.instance, "hourly_job", "2026-01-02-03:00", "2026-01-02-03:00").success
+    daily = run(lenient_defs, stack.instance, "daily_job", "2026-01-02", "2026-01-02")
+    assert not daily.success
+    assert digest(published) == before
+    assert stack.resources["warehouse"].query("select count(*) from main.customer_kpis_daily") == [(1,)]
+    assert not list(published.parent.glob("_builds/*/*.duckdb")), "the failed build copy was not discarded"
