@@ -10,7 +10,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, MaterializeResult, asset
+from pydantic import Field
 
 from platform_assets import checks
 from platform_assets.lib.contract import Contract
@@ -21,7 +22,22 @@ from platform_assets.raw import partition_label, table_schema
 from platform_assets.retries import retry_transient_failures
 from resources.lake import LakeResource
 from resources.spark import SparkResource
-from spark.cdc import MergeSpec, changes_between, duplicate_keys, live_and_tombstones, merge_into_current
+from spark.cdc import (
+    MergeSpec,
+    changes_between,
+    duplicate_keys,
+    live_and_tombstones,
+    merge_into_current,
+    rebuild_current,
+)
+
+
+class CurrentConfig(Config):
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild current from every raw change (all hours) instead of merging this run's hours; "
+        "use it after a logic fix that spans all history.",
+    )
 
 
 def merge_spec(contract: Contract) -> MergeSpec:
@@ -53,20 +69,27 @@ def build_current_asset(contract: Contract):
         check_specs=[checks.spec(current_key, checks.UNIQUE_KEY)],
         pool="lake_current_" + contract.name,
     )
-    def current_asset(context: AssetExecutionContext, lake: LakeResource, spark: SparkResource) -> Iterator[Any]:
+    def current_asset(
+        context: AssetExecutionContext, config: CurrentConfig, lake: LakeResource, spark: SparkResource
+    ) -> Iterator[Any]:
         started = time.monotonic()
         window = context.partition_time_window
         lake.create_if_missing("current", contract.name, current_schema(contract))
         with retry_transient_failures():
             session = spark.session()
-            changes = changes_between(session, lake.uri("raw", contract.name), window.start, window.end)
-            stats = merge_into_current(session, changes, lake.uri("current", contract.name), merge_spec(contract))
+            if config.full_refresh:
+                changes = session.read.format("delta").load(lake.uri("raw", contract.name))
+                stats = rebuild_current(session, changes, lake.uri("current", contract.name), merge_spec(contract))
+            else:
+                changes = changes_between(session, lake.uri("raw", contract.name), window.start, window.end)
+                stats = merge_into_current(session, changes, lake.uri("current", contract.name), merge_spec(contract))
             duplicates = duplicate_keys(session, lake.uri("current", contract.name), contract.key)
             live, tombstones = live_and_tombstones(session, lake.uri("current", contract.name))
         yield MaterializeResult(
             metadata={
                 "dagster/row_count": live,
                 "changes_in": stats["changes_in"],
+                "full_refresh": config.full_refresh,
                 "tombstones": tombstones,
                 "table_version": lake.version("current", contract.name) or 0,
                 "duration_s": round(time.monotonic() - started, 3),

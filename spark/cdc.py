@@ -82,9 +82,14 @@ def merge_into_current(spark: SparkSession, changes: DataFrame, current_uri: str
     return {"changes_in": source.count()}
 
 
-def replace_current(spark: SparkSession, state: DataFrame, current_uri: str) -> None:
-    """Overwrite `current` with a state computed elsewhere (a full rebuild from the archive)."""
+def rebuild_current(spark: SparkSession, changes: DataFrame, current_uri: str, spec: MergeSpec) -> dict[str, Any]:
+    """Replace `current` by the newest state per key over `changes` (a full refresh from the archive).
+
+    A plain overwrite keeps the table's declared (nullable) schema and is one atomic commit.
+    """
+    state = as_state(newest_per_key(changes, spec), spec)
     state.write.format("delta").mode("overwrite").save(current_uri)
+    return {"changes_in": state.count()}
 
 
 def _day_state(spark: SparkSession, previous: DataFrame, raw_uri: str, day: date, spec: MergeSpec) -> DataFrame:

@@ -53,3 +53,61 @@ def lake(tmp_path: Path):
     from resources.lake import LakeResource
 
     return LakeResource(root=str(tmp_path / "lake"))
+
+
+@pytest.fixture(scope="module")
+def platform_stack(broker, tmp_path_factory):
+    """Builds the whole code location for the shipped contracts on private topics, lake and instance."""
+    import dataclasses
+    import uuid
+    from types import SimpleNamespace
+
+    from dagster import DagsterInstance
+
+    from platform_assets.definitions import build_definitions
+    from platform_assets.lib.contract import load_contracts
+    from platform_assets.marts import dbt_resource
+    from resources.kafka import KafkaResource
+    from resources.lake import LakeResource
+    from resources.schema_registry import SchemaRegistryResource
+    from resources.spark import SparkResource
+    from resources.warehouse import WarehouseResource
+    from simulator.service import Publisher, ensure_topics
+    from simulator.source import SourceSystem
+
+    def build(rates, seed: int):
+        suffix = uuid.uuid4().hex[:6]
+        contracts = []
+        for contract in load_contracts():
+            source = contract.source
+            renamed = dataclasses.replace(
+                source,
+                topics_by_operation={op: f"{t}-{suffix}" for op, t in source.topics_by_operation.items()},
+                topic=f"{source.topic}-{suffix}" if source.topic else None,
+            )
+            contracts.append(dataclasses.replace(contract, source=renamed))
+        root = tmp_path_factory.mktemp(f"stack-{suffix}")
+        resources = {
+            "kafka": KafkaResource(bootstrap_servers=broker, group_prefix=f"stack-{suffix}"),
+            "lake": LakeResource(root=str(root / "lake")),
+            "spark": SparkResource(),
+            "schema_registry": SchemaRegistryResource(),
+            "warehouse": WarehouseResource(path=str(root / "warehouse.duckdb")),
+            "dbt": dbt_resource(),
+        }
+        ensure_topics(broker, {t for c in contracts for t in c.source.topics})
+
+        def publish(events) -> None:
+            Publisher(broker).publish(dataclasses.replace(e, topic=f"{e.topic}-{suffix}") for e in events)
+
+        return SimpleNamespace(
+            defs=build_definitions(contracts, resources),
+            resources=resources,
+            lake=resources["lake"],
+            source=SourceSystem(seed=seed, rates=rates),
+            publish=publish,
+            instance=DagsterInstance.ephemeral(),
+            contracts=contracts,
+        )
+
+    return build

@@ -5,69 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import uuid
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
-from dagster import AssetKey, AssetSelection, DagsterEventType, DagsterInstance, evaluate_automation_conditions
+from dagster import AssetKey, AssetSelection, DagsterEventType, evaluate_automation_conditions
+from helpers import run
 
 from platform_assets.definitions import build_definitions
-from platform_assets.lib.contract import load_contracts
-from platform_assets.marts import dbt_resource
-from resources.kafka import KafkaResource
-from resources.lake import LakeResource
-from resources.schema_registry import SchemaRegistryResource
-from resources.spark import SparkResource
-from resources.warehouse import WarehouseResource
-from simulator.service import Publisher, ensure_topics
-from simulator.source import Event, Rates, SourceSystem
+from simulator.source import Rates
 
 DAY_ONE = datetime(2026, 1, 1, tzinfo=UTC)
 DAY_TWO = DAY_ONE + timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
-def stack(broker, tmp_path_factory):
-    suffix = uuid.uuid4().hex[:6]
-    contracts = []
-    for contract in load_contracts():
-        source = contract.source
-        renamed = dataclasses.replace(
-            source,
-            topics_by_operation={op: f"{t}-{suffix}" for op, t in source.topics_by_operation.items()},
-            topic=f"{source.topic}-{suffix}" if source.topic else None,
-        )
-        contracts.append(dataclasses.replace(contract, source=renamed))
-    root = tmp_path_factory.mktemp("gates")
-    resources = {
-        "kafka": KafkaResource(bootstrap_servers=broker, group_prefix=f"gates-{suffix}"),
-        "lake": LakeResource(root=str(root / "lake")),
-        "spark": SparkResource(),
-        "schema_registry": SchemaRegistryResource(),
-        "warehouse": WarehouseResource(path=str(root / "warehouse.duckdb")),
-        "dbt": dbt_resource(),
-    }
-    topics = {t for c in contracts for t in c.source.topics}
-    ensure_topics(broker, topics)
-    source = SourceSystem(seed=3, rates=Rates(creates=4, updates=4, deletes=0, transactions=8, late_share=0))
-
-    def publish(events: list[Event]) -> None:
-        Publisher(broker).publish(dataclasses.replace(e, topic=f"{e.topic}-{suffix}") for e in events)
-
-    return SimpleNamespace(
-        defs=build_definitions(contracts, resources),
-        resources=resources,
-        source=source,
-        publish=publish,
-        instance=DagsterInstance.ephemeral(),
-        contracts=contracts,
-    )
-
-
-def run(defs, instance, job: str, first: str, last: str):
-    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-    return defs.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+def stack(platform_stack):
+    return platform_stack(Rates(creates=4, updates=4, deletes=0, transactions=8, late_share=0), seed=3)
 
 
 def materialized(instance, key: AssetKey, run_id: str) -> bool:
