@@ -1,0 +1,284 @@
+"""`make bench`: each case against a baseline measured in the same run, reported as a ratio.
+
+    python -m benchmarks            # full sizes (minutes)
+    python -m benchmarks --smoke    # tiny sizes, so the harness never rots (asserts nothing about speed)
+
+Prints one table and writes benchmarks/results/latest.json. Peak memory is the process's resident
+high-water mark during the case (reset before each case through /proc/self/clear_refs); the embedded
+Sail server runs inside this process, so Spark's memory is included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("results")
+
+
+@dataclass
+class Result:
+    case: str
+    size: str
+    seconds: float
+    peak_mb: float
+    baseline: str
+    baseline_seconds: float
+    ratio: float
+    goal: str
+    met: bool
+
+
+def _reset_peak() -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def timed(work: Callable[[], object]) -> tuple[float, float]:
+    _reset_peak()
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started, _peak_mb()
+
+
+def landing_vs_bare_consume(messages: int, workdir: Path) -> Result:
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from devstack.broker import start_broker
+    from platform_assets.landing import drain_to_landing
+    from platform_assets.lib.contract import load_contracts
+    from resources.kafka import KafkaResource
+    from resources.lake import LakeResource
+    from simulator.service import ensure_topics
+
+    contract = next(c for c in load_contracts() if c.name == "card_transactions")
+    topic = contract.source.topics[0]
+    broker = start_broker()
+    try:
+        ensure_topics(broker.bootstrap, [topic])
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
+        for i in range(messages):
+            value = {
+                "transaction_id": f"T{i}",
+                "customer_id": f"C{i % 5000}",
+                "amount": 12.5,
+                "currency": "EUR",
+                "merchant_category": "grocery",
+                "occurred_at": "2026-01-01T10:00:00Z",
+                "sequence_number": i,
+            }
+            producer.produce(topic, key=f"T{i}".encode(), value=json.dumps(value).encode())
+            if i % 50_000 == 0:
+                producer.flush()
+        producer.flush()
+
+        def bare() -> None:
+            consumer = Consumer(
+                {"bootstrap.servers": broker.bootstrap, "group.id": "bench-bare", "enable.auto.commit": False}
+            )
+            consumer.assign([TopicPartition(topic, 0, 0)])
+            seen = 0
+            while seen < messages:
+                seen += len(consumer.consume(50_000, timeout=1.0))
+            consumer.close()
+
+        kafka = KafkaResource(bootstrap_servers=broker.bootstrap, group_prefix="bench")
+        lake = LakeResource(root=str(workdir / "landing-lake"))
+        baseline_s, _ = timed(bare)
+        seconds, peak = timed(lambda: drain_to_landing(contract, kafka, lake))
+    finally:
+        broker.stop()
+    ratio = baseline_s / seconds
+    return Result(
+        "landing vs bare consume (throughput ratio)",
+        f"{messages} msgs",
+        seconds,
+        peak,
+        "confluent-kafka consume",
+        baseline_s,
+        ratio,
+        ">= 0.6",
+        ratio >= 0.6,
+    )
+
+
+def json_decode(records: int) -> Result:
+    from platform_assets.lib.contract import load_contracts
+    from platform_assets.lib.decode import LandingRecord, decode_batch
+    from platform_assets.lib.pii import DEV_PII_KEY, protect
+
+    contract = next(c for c in load_contracts() if c.name == "customers")
+    batch = [
+        LandingRecord(
+            "customer-update",
+            0,
+            i,
+            1_767_225_600_000,
+            f"C{i}".encode(),
+            json.dumps(
+                {
+                    "customer_id": f"C{i}",
+                    "email": f"c{i}@example.com",
+                    "full_name": "Ann Lee",
+                    "city": "Porto",
+                    "segment": "premium",
+                    "created_at": "2026-01-01T00:00:00Z",
+                    "updated_at": "2026-01-01T10:15:00Z",
+                    "version": i,
+                }
+            ).encode(),
+        )
+        for i in range(records)
+    ]
+    key = DEV_PII_KEY.encode()
+    baseline_s, _ = timed(lambda: [json.loads(r.value) for r in batch])  # type: ignore[arg-type]
+    seconds, peak = timed(lambda: decode_batch(contract, batch, lambda v: protect(contract, v, key)))
+    rate = records / seconds
+    return Result(
+        "JSON decode into raw (events/s)",
+        f"{records} events",
+        seconds,
+        peak,
+        "json.loads only",
+        baseline_s,
+        rate,
+        ">= 100000 events/s",
+        rate >= 100_000,
+    )
+
+
+def merge_vs_duckdb(changes: int, rows: int, workdir: Path) -> Result:
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable, write_deltalake
+
+    from platform_assets.current import merge_spec
+    from platform_assets.lib.contract import parse_contract
+    from platform_assets.lib.tables import current_schema, raw_schema
+    from resources.spark import SparkResource
+    from spark.cdc import merge_into_current
+
+    contract = parse_contract(
+        {
+            "name": "bench",
+            "source": {"format": "json", "topic": "bench"},
+            "key": ["id"],
+            "sequence": "v",
+            "event_time": "ts",
+            "fields": {"id": {}, "name": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+        }
+    )
+    ts = pa.scalar(1_767_225_600_000_000, pa.timestamp("us", "UTC"))
+
+    def table(ids: pa.Array, version: int, schema: pa.Schema, extra: dict) -> pa.Table:
+        n = len(ids)
+        columns = {
+            "id": ids,
+            "name": pa.array(["x"] * n),
+            "ts": pa.repeat(ts, n),
+            "v": pa.repeat(version, n),
+            "_extra": pa.nulls(n, pa.string()),
+            "_topic": pa.repeat("bench", n),
+            "_partition": pa.repeat(pa.scalar(0, pa.int32()), n),
+            "_offset": pa.array(range(n), pa.int64()),
+            "_kafka_timestamp": pa.repeat(ts, n),
+            "_event_hour": pa.repeat(ts, n),
+            **extra,
+        }
+        return pa.table({f.name: columns[f.name] for f in schema}, schema=schema)
+
+    current_ids = pc.cast(pa.array(range(rows)), pa.string())
+    base = table(current_ids, 5, current_schema(contract), {"_deleted": pa.repeat(False, rows)})
+    changed = pc.cast(pa.array(range(0, rows, max(1, rows // changes)))[:changes], pa.string())
+    ops = ["delete" if i % 10 == 0 else "update" for i in range(len(changed))]
+    versions = [4 if i % 20 == 1 else 6 for i in range(len(changed))]  # 5% out of order: older than stored
+    raw = table(changed, 6, raw_schema(contract), {"_op": pa.array(ops)}).set_column(
+        raw_schema(contract).get_field_index("v"), "v", pa.array(versions, pa.int64())
+    )
+    spark_uri, duck_uri, raw_uri = (str(workdir / n) for n in ("current-spark", "current-duck", "raw"))
+    for uri in (spark_uri, duck_uri):
+        write_deltalake(uri, base)
+    write_deltalake(raw_uri, raw)
+    session = SparkResource().session()
+    session.read.format("delta").load(spark_uri).count()  # warm the server up outside the timing
+
+    def duckdb_full_rewrite() -> None:
+        connection = duckdb.connect()
+        connection.register("cur", DeltaTable(duck_uri).to_pyarrow_dataset())
+        connection.register("chg", DeltaTable(raw_uri).to_pyarrow_dataset())
+        result = connection.sql("""
+            select * exclude (rank) from (
+                select *, row_number() over (partition by id order by v desc, _offset desc) as rank from (
+                    select * exclude (_deleted), _deleted from cur
+                    union all by name
+                    select * exclude (_op), _op = 'delete' as _deleted from chg))
+            where rank = 1""").arrow()
+        write_deltalake(duck_uri, result.read_all() if hasattr(result, "read_all") else result, mode="overwrite")
+
+    baseline_s, _ = timed(duckdb_full_rewrite)
+    changes_frame = session.read.format("delta").load(raw_uri)
+    seconds, peak = timed(lambda: merge_into_current(session, changes_frame, spark_uri, merge_spec(contract)))
+    ratio = seconds / baseline_s
+    return Result(
+        "merge into current (Spark MERGE) vs DuckDB full rewrite",
+        f"{changes} into {rows}",
+        seconds,
+        peak,
+        "DuckDB full rewrite",
+        baseline_s,
+        ratio,
+        "<= 1.5x",
+        ratio <= 1.5,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="benchmarks", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes; checks the harness, not the speed")
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--decode", type=int, default=100_000)
+    parser.add_argument("--changes", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    args = parser.parse_args()
+    if args.smoke:
+        args.messages, args.decode, args.changes, args.rows = 2_000, 2_000, 1_000, 20_000
+    os.environ.setdefault("PLATFORM_MODE", "dev")
+    os.environ.setdefault("RUST_LOG", "warn")
+    workdir = Path(tempfile.mkdtemp(prefix="platform-bench-"))
+    try:
+        results = [
+            json_decode(args.decode),
+            landing_vs_bare_consume(args.messages, workdir),
+            merge_vs_duckdb(args.changes, args.rows, workdir),
+        ]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"{'case':<58}{'size':>20}{'time s':>9}{'peak MB':>9}{'base s':>9}{'ratio':>12}  goal")
+    for r in results:
+        print(
+            f"{r.case:<58}{r.size:>20}{r.seconds:>9.3f}{r.peak_mb:>9.0f}{r.baseline_seconds:>9.3f}"
+            f"{r.ratio:>12.2f}  {r.goal} {'met' if r.met else 'NOT met'}"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    name = "smoke.json" if args.smoke else "latest.json"
+    (RESULTS / name).write_text(json.dumps([asdict(r) for r in results], indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The benchmark harness runs end to end at tiny sizes, so it never rots; speed is judged by `make bench`."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_harness_runs_every_case_at_smoke_size():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((ROOT / "benchmarks" / "results" / "smoke.json").read_text())
+    assert [r["case"].split(" ")[0] for r in results] == ["JSON", "landing", "merge"]
+    for result in results:
+        assert result["seconds"] > 0 and result["baseline_seconds"] > 0 and result["ratio"] > 0
+        assert result["case"] in done.stdout
