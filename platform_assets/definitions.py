@@ -12,6 +12,7 @@ from platform_assets.factory import entity_assets
 from platform_assets.jobs import daily_job, hourly_job, landing_job
 from platform_assets.lib.contract import Contract, load_contracts
 from platform_assets.marts import dbt_resource, marts
+from platform_assets.schedules import daily_schedule, hourly_schedule
 from platform_assets.sensors import build_history_sensor, build_lag_sensor
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
@@ -39,6 +40,7 @@ def build_definitions(contracts: list[Contract], resources: Mapping[str, Any] | 
     return Definitions(
         assets=[*(a for contract in contracts for a in entity_assets(contract)), marts],
         jobs=[landing_job, hourly_job, daily_job],
+        schedules=[hourly_schedule, daily_schedule],
         sensors=[s for contract in contracts for s in (build_lag_sensor(contract), build_history_sensor(contract))],
         resources=dict(resources or resources_from_env()),
         # One process per run: the embedded Spark server and the imports are paid once, not per step.

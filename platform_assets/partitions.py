@@ -18,7 +18,8 @@ daily_partitions = DailyPartitionsDefinition(start_date=_start.strftime("%Y-%m-%
 
 
 def hour_key(moment: datetime) -> str:
-    return moment.strftime(HOUR_FORMAT)
+    """The key of the hourly partition that contains `moment`."""
+    return moment.replace(minute=0, second=0, microsecond=0).strftime(HOUR_FORMAT)
 
 
 def day_key(moment: datetime) -> str:

@@ -1,0 +1,69 @@
+"""Snapshot of the code location: one chain per contract, jobs, checks, sensors and schedules."""
+
+from datetime import UTC, datetime
+
+import yaml
+from dagster import AssetKey, build_schedule_context
+
+from platform_assets.definitions import build_definitions, defs
+from platform_assets.lib.contract import load_contracts
+from platform_assets.schedules import daily_schedule, hourly_schedule
+
+
+def keys(definitions) -> set[str]:
+    return {key.to_user_string() for key in definitions.resolve_asset_graph().get_all_asset_keys()}
+
+
+def test_every_contract_has_its_whole_chain_and_the_marts_depend_on_them():
+    asset_keys = keys(defs)
+    for entity in ("customers", "card_transactions"):
+        for layer in ("landing", "raw", "quarantine", "current", "history"):
+            assert f"{layer}/{entity}" in asset_keys
+    assert {"marts/customer_kpis_daily", "marts/card_spend_hourly", "marts/card_spend_daily_by_city"} <= asset_keys
+    graph = defs.resolve_asset_graph()
+    upstream = graph.get(AssetKey(["marts", "customer_kpis_daily"])).parent_keys
+    assert AssetKey(["staging", "stg_customers_daily"]) in upstream
+    staging = graph.get(AssetKey(["staging", "stg_customers_daily"])).parent_keys
+    assert AssetKey(["history", "customers"]) in staging
+
+
+def test_adding_a_contract_adds_a_chain_without_code(tmp_path):
+    document = {
+        "name": "accounts",
+        "owner": "ledger",
+        "source": {"format": "debezium", "topic": "ledger.public.accounts"},
+        "key": ["account_id"],
+        "sequence": "version",
+        "event_time": "changed_at",
+        "fields": {"account_id": {}, "changed_at": {"type": "timestamp"}, "version": {"type": "long"}},
+    }
+    (tmp_path / "accounts.yaml").write_text(yaml.safe_dump(document))
+    contracts = load_contracts() + load_contracts(tmp_path)
+    extended = build_definitions(contracts)
+    assert {f"{layer}/accounts" for layer in ("landing", "raw", "quarantine", "current", "history")} <= keys(extended)
+    assert {"lag_sensor_accounts", "history_sensor_accounts"} <= {s.name for s in extended.sensors}
+    owners = (
+        extended.resolve_assets_def(AssetKey(["current", "accounts"]))
+        .specs_by_key[AssetKey(["current", "accounts"])]
+        .owners
+    )
+    assert owners == ["team:ledger"]
+
+
+def test_checks_are_blocking_and_jobs_and_schedules_exist():
+    graph = defs.resolve_asset_graph()
+    blocking = {
+        (k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys if graph.get_check_spec(k).blocking
+    }
+    assert ("raw/customers", "valid_changes") in blocking
+    assert ("raw/customers", "quarantine_rate") in blocking
+    assert ("current/customers", "unique_key") in blocking
+    assert ("history/customers", "one_row_per_key_per_day") in blocking
+    assert any(name.startswith("marts/") for name, _ in blocking), "dbt tests are blocking asset checks"
+    assert {"landing_job", "hourly_job", "daily_job"} <= {j.name for j in defs.jobs}
+
+
+def test_schedules_request_the_closed_hour_and_day():
+    tick = datetime(2026, 3, 4, 5, 10, tzinfo=UTC)
+    assert hourly_schedule(build_schedule_context(scheduled_execution_time=tick)).partition_key == "2026-03-04-04:00"
+    assert daily_schedule(build_schedule_context(scheduled_execution_time=tick)).partition_key == "2026-03-03"
