@@ -15,6 +15,7 @@ from pydantic import Field
 
 from platform_assets import checks
 from platform_assets.lib.contract import Contract
+from platform_assets.lib.decode import snapshot_topic
 from platform_assets.lib.ordering import order_columns
 from platform_assets.lib.tables import current_schema
 from platform_assets.partitions import hourly_partitions
@@ -29,14 +30,16 @@ from spark.cdc import (
     live_and_tombstones,
     merge_into_current,
     rebuild_current,
+    since_latest_snapshot,
 )
 
 
 class CurrentConfig(Config):
     full_refresh: bool = Field(
         default=False,
-        description="Rebuild current from every raw change (all hours) instead of merging this run's hours; "
-        "use it after a logic fix that spans all history.",
+        description="Rebuild current from the latest full snapshot plus every later raw change (every change "
+        "when there is no snapshot) instead of merging this run's hours; use it after a logic fix that spans "
+        "all history.",
     )
 
 
@@ -78,7 +81,8 @@ def build_current_asset(contract: Contract):
         with retry_transient_failures():
             session = spark.session()
             if config.full_refresh:
-                changes = session.read.format("delta").load(lake.uri("raw", contract.name))
+                every_change = session.read.format("delta").load(lake.uri("raw", contract.name))
+                changes = since_latest_snapshot(every_change, snapshot_topic(contract.name))
                 stats = rebuild_current(session, changes, lake.uri("current", contract.name), merge_spec(contract))
             else:
                 changes = changes_between(session, lake.uri("raw", contract.name), window.start, window.end)

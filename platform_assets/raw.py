@@ -78,7 +78,8 @@ def build_raw_assets(contract: Contract):
             group_name=contract.name,
             owners=[f"team:{contract.owner}"] if contract.owner else None,
             kinds={"delta", "python"},
-            deps=[AssetKey(["landing", contract.name])],
+            deps=[AssetKey(["landing", contract.name])]
+            + ([AssetKey(["snapshot", contract.name])] if contract.snapshot_url else []),
             partitions_def=hourly_partitions,
             tags={"layer": key.path[0], "entity": contract.name},
             metadata={"dagster/column_schema": table_schema(schema, contract)},

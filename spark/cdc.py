@@ -82,6 +82,18 @@ def merge_into_current(spark: SparkSession, changes: DataFrame, current_uri: str
     return {"changes_in": source.count()}
 
 
+def since_latest_snapshot(changes: DataFrame, snapshot_topic: str) -> DataFrame:
+    """The latest full snapshot plus every change published after its download started.
+
+    Older changes are left out on purpose: the snapshot already holds their outcome, and a key deleted
+    before the snapshot must not come back through an older create. Without a snapshot: every change.
+    """
+    latest = changes.where(F.col("_topic") == snapshot_topic).agg(F.max("_kafka_timestamp").alias("_snapshot_at"))
+    from_snapshot = (F.col("_topic") == snapshot_topic) & (F.col("_kafka_timestamp") == F.col("_snapshot_at"))
+    later = (F.col("_topic") != snapshot_topic) & (F.col("_kafka_timestamp") >= F.col("_snapshot_at"))
+    return changes.crossJoin(latest).where(F.col("_snapshot_at").isNull() | from_snapshot | later).drop("_snapshot_at")
+
+
 def rebuild_current(spark: SparkSession, changes: DataFrame, current_uri: str, spec: MergeSpec) -> dict[str, Any]:
     """Replace `current` by the newest state per key over `changes` (a full refresh from the archive).
 

@@ -23,6 +23,7 @@ SchemaLookup = Callable[[int], Any]
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 AVRO_MAGIC_BYTE = 0
+SNAPSHOT_TOPIC_PREFIX = "_snapshot."
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,8 @@ def _avro(value: bytes, schema_lookup: SchemaLookup | None) -> dict[str, Any]:
 def _payload(contract: Contract, record: LandingRecord, schema_lookup: SchemaLookup | None) -> tuple[str, dict]:
     source = contract.source
     assert record.value is not None
+    if is_snapshot(record):
+        return "create", _json_object(record.value)
     if source.format == "json":
         payload = _json_object(record.value)
         if source.topics_by_operation:
@@ -296,9 +299,22 @@ def _typed_change(contract: Contract, operation: str, payload: dict[str, Any]) -
     return Change(operation, values, extra)
 
 
+def snapshot_topic(entity: str) -> str:
+    """The pseudo-topic under which full snapshot loads are kept in landing."""
+    return f"{SNAPSHOT_TOPIC_PREFIX}{entity}"
+
+
+def is_snapshot(record: LandingRecord) -> bool:
+    return record.topic.startswith(SNAPSHOT_TOPIC_PREFIX)
+
+
 def event_hour(contract: Contract, record: LandingRecord, decoded: Decoded) -> datetime:
-    """The hour a record belongs to: its event time, or its Kafka time when it has none."""
-    if isinstance(decoded, Change):
+    """The hour a record belongs to: its event time, or its Kafka time when it has none.
+
+    A full snapshot row belongs to the hour its download started: what it holds is at least that
+    fresh, and no fresher, whatever the row's own event time says.
+    """
+    if isinstance(decoded, Change) and not is_snapshot(record):
         return hour_floor(decoded.values[contract.event_time])
     return hour_floor(kafka_time(record))
 
