@@ -51,14 +51,14 @@ def mask_value(value: str) -> str:
 
 def protect(contract: Contract, values: dict[str, Any], key: bytes) -> dict[str, Any]:
     """Return the values with every PII policy of the contract applied."""
-    protected = {}
+    protected = dict(values)
     for spec in contract.fields:
-        value = values.get(spec.name)
+        if spec.pii is None:
+            continue
+        value = protected.pop(spec.name, None)
         if spec.pii == "drop":
             continue
-        if value is not None and spec.pii == "hash":
-            value = hash_value(value, key)
-        elif value is not None and spec.pii == "mask":
-            value = mask_value(value)
+        if value is not None:
+            value = hash_value(value, key) if spec.pii == "hash" else mask_value(value)
         protected[spec.name] = value
-    return protected
+    return {spec.name: protected.get(spec.name) for spec in contract.stored_fields}
