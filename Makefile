@@ -7,8 +7,8 @@ RUN := $(VENV)/bin/python
 DATA := .data
 
 export PLATFORM_MODE ?= dev
-export DAGSTER_HOME ?= $(CURDIR)/$(DATA)/dagster
-export PLATFORM_LAKE_ROOT ?= $(CURDIR)/$(DATA)/lake
+export DAGSTER_HOME ?= $(abspath $(DATA))/dagster
+export PLATFORM_LAKE_ROOT ?= $(abspath $(DATA))/lake
 export RUST_LOG ?= warn
 export PYTHONPATH := $(CURDIR)
 

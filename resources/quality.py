@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 from platform_assets.lib.quality import Rule
@@ -25,10 +27,25 @@ class Outcome:
     sample: list[Any]
 
 
+def _import_great_expectations() -> Any:
+    """Import GX in a process that has only the Spark Connect client.
+
+    GX probes PySpark's test utilities, which look for a Spark installation and call sys.exit when
+    there is none; the Connect client needs no Spark home, so the package directory stands in for it.
+    """
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    if "SPARK_HOME" not in os.environ:
+        spec = find_spec("pyspark")
+        if spec is not None and spec.origin is not None:
+            os.environ["SPARK_HOME"] = str(Path(spec.origin).parent)
+    import great_expectations
+
+    return great_expectations
+
+
 @cache
 def _batch_definition() -> Any:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
+    gx = _import_great_expectations()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -38,7 +55,7 @@ def _batch_definition() -> Any:
 
 
 def _expectation(rule: Rule) -> Any:
-    import great_expectations as gx
+    gx = _import_great_expectations()
 
     class_name = "".join(part.capitalize() for part in rule.expectation.split("_"))
     expectation_class = getattr(gx.expectations, class_name, None)
