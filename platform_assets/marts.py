@@ -19,6 +19,8 @@ from dagster_dbt import (
 )
 
 from platform_assets.checks import follow_parents_when_checks_pass
+from platform_assets.lib.contract import load_contracts
+from platform_assets.lib.tables import current_schema, history_schema, raw_schema
 from platform_assets.partitions import daily_partitions
 from resources.lake import LakeResource
 from resources.warehouse import WarehouseResource
@@ -45,12 +47,31 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def manifest_is_stale(project: DbtProject) -> bool:
+    """True when the manifest is missing or older than any file of the dbt project."""
+    if not project.manifest_path.exists():
+        return True
+    built = project.manifest_path.stat().st_mtime
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "tests"):
+        sources.extend(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
+    return any(source.stat().st_mtime > built for source in sources)
+
+
 def ensure_manifest(project: DbtProject) -> Path:
-    """Parse the dbt project when no manifest exists yet (fresh clone, CI); `dagster dev` re-parses too."""
-    if not project.manifest_path.exists() or os.environ.get("DAGSTER_IS_DEV_CLI"):
+    """Parse the dbt project when its manifest is missing or stale, so the assets match the models."""
+    if manifest_is_stale(project):
         with environment({"PLATFORM_LAKE_ROOT": "/parse-only", "PLATFORM_DUCKDB_PATH": ":memory:", **os.environ}):
             dbt_resource().cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return project.manifest_path
+
+
+def ensure_source_tables(lake: LakeResource) -> None:
+    """An entity without data yet reads as empty tables in dbt instead of failing the whole build."""
+    for contract in load_contracts():
+        lake.create_if_missing("raw", contract.name, raw_schema(contract))
+        lake.create_if_missing("current", contract.name, current_schema(contract))
+        lake.create_if_missing("history", contract.name, history_schema(contract), partition_by=["snapshot_date"])
 
 
 class PlatformDbtTranslator(DagsterDbtTranslator):
@@ -94,6 +115,7 @@ def marts(
         "min_date": f"{window.start:%Y-%m-%d}",
         "max_date": f"{window.end - timedelta(days=1):%Y-%m-%d}",
     }
+    ensure_source_tables(lake)
     build = warehouse.build_copy(context.run.run_id)
     try:
         with environment({"PLATFORM_LAKE_ROOT": lake.resolved_root, "PLATFORM_DUCKDB_PATH": str(build)}):

@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
-from importlib.util import find_spec
-from pathlib import Path
 from typing import Any
 
 from platform_assets.lib.quality import Rule
+from resources.spark import use_client_only_spark_home
 
 SAMPLE_SIZE = 5
 
@@ -28,16 +27,8 @@ class Outcome:
 
 
 def _import_great_expectations() -> Any:
-    """Import GX in a process that has only the Spark Connect client.
-
-    GX probes PySpark's test utilities, which look for a Spark installation and call sys.exit when
-    there is none; the Connect client needs no Spark home, so the package directory stands in for it.
-    """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    if "SPARK_HOME" not in os.environ:
-        spec = find_spec("pyspark")
-        if spec is not None and spec.origin is not None:
-            os.environ["SPARK_HOME"] = str(Path(spec.origin).parent)
+    use_client_only_spark_home()
     import great_expectations
 
     return great_expectations

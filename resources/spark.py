@@ -10,6 +10,8 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
@@ -20,6 +22,18 @@ _embedded: dict[str, Any] = {}
 
 class SparkUnavailableError(RuntimeError):
     """The Spark Connect server did not answer; a transient failure that a retry may fix."""
+
+
+def use_client_only_spark_home() -> None:
+    """Let PySpark's Connect client (and Great Expectations, which probes PySpark) import in any process.
+
+    Both import PySpark's test utilities, which look for a Spark installation and call sys.exit when
+    there is none; the Connect client needs no Spark home, so the package directory stands in for it.
+    """
+    if "SPARK_HOME" not in os.environ:
+        spec = find_spec("pyspark")
+        if spec is not None and spec.origin is not None:
+            os.environ["SPARK_HOME"] = str(Path(spec.origin).parent)
 
 
 def _stop_embedded() -> None:
@@ -53,6 +67,7 @@ class SparkResource(ConfigurableResource):
         return cls(remote=os.environ.get("SPARK_REMOTE") or None)
 
     def session(self) -> Any:
+        use_client_only_spark_home()
         from pyspark.sql import SparkSession
 
         remote = self.remote or embedded_sail_remote()

@@ -1,5 +1,5 @@
-"""Great Expectations runs in a fresh process that has only the Spark Connect client (as a Dagster run
-process started by the daemon does), not only inside a test session that imported PySpark first."""
+"""Great Expectations and the Spark Connect client work in a fresh process without a Spark home (as a
+Dagster run process started by the daemon is), not only inside a test session that set things up first."""
 
 import json
 import os
@@ -33,3 +33,23 @@ def test_validation_in_a_fresh_process(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [[False, 1, 3], [True, 0, 3]]
+
+
+SPARK_PROGRAM = """
+from resources.spark import SparkResource
+print(SparkResource().session().range(3).count())
+"""
+
+
+def test_a_spark_session_in_a_fresh_process(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SPARK_HOME"}
+    done = subprocess.run(
+        [sys.executable, "-c", SPARK_PROGRAM],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "3"

@@ -1,0 +1,151 @@
+"""The dbt project on its own: its unit tests of the KPI logic pass (and catch a broken KPI), and every
+model passes sqlfluff. dbt runs on a small lake of real, empty Delta tables with the platform's layouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from platform_assets.lib.contract import load_contracts
+from platform_assets.lib.tables import current_schema, history_schema, raw_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+DBT_DIR = ROOT / "dbt"
+BIN = Path(sys.executable).parent
+DBT = str(BIN / "dbt")
+SQLFLUFF = str(BIN / "sqlfluff")
+
+# Every unit test of the project, by model: a test that is renamed, dropped or not selected fails here.
+UNIT_TESTS = {
+    "stg_customer_changes_counts_a_duplicated_change_once": "stg_customer_changes",
+    "stg_customers_daily_keeps_live_customers_only": "stg_customers_daily",
+    "customer_kpis_daily_counts_each_customer_once_per_kind_and_day": "customer_kpis_daily",
+    "customer_kpis_daily_keeps_days_with_only_changes_or_only_actives": "customer_kpis_daily",
+    "card_spend_hourly_sums_and_counts_per_hour": "card_spend_hourly",
+    "card_spend_daily_by_city_uses_the_city_at_the_end_of_the_day": "card_spend_daily_by_city",
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("dbt-project")
+
+
+@pytest.fixture(scope="module")
+def dbt_env(workdir: Path) -> dict[str, str]:
+    """A lake with every table the dbt sources read, and the environment dbt needs to use it.
+
+    The tables are real Delta tables with the layouts of `platform_assets.lib.tables`, so the staging
+    views (and the sources' columns that unit-test fixtures are typed from) bind as they do in production.
+    """
+    from deltalake import write_deltalake
+
+    lake = workdir / "lake"
+    contracts = {c.name: c for c in load_contracts(ROOT / "contracts")}
+    for entity in ("customers", "card_transactions"):
+        contract = contracts[entity]
+        for layer, schema in (
+            ("raw", raw_schema(contract)),
+            ("current", current_schema(contract)),
+            ("history", history_schema(contract)),
+        ):
+            write_deltalake(str(lake / layer / entity), schema.empty_table(), mode="overwrite")
+    return {
+        **os.environ,
+        "PLATFORM_LAKE_ROOT": str(lake),
+        "PLATFORM_DUCKDB_PATH": str(workdir / "marts.duckdb"),
+        "DBT_TARGET": "duckdb",
+        "DBT_LOG_PATH": str(workdir / "logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
+def dbt(args: list[str], env: dict[str, str], target_path: Path, project_dir: Path = DBT_DIR) -> dict:
+    """Runs dbt in `project_dir` (private target path, so the code location's dbt/target is untouched) and
+    returns its run_results.json."""
+    command = [DBT, *args, "--profiles-dir", ".", "--target", "duckdb", "--target-path", str(target_path)]
+    done = subprocess.run(command, cwd=project_dir, env=env, capture_output=True, text=True, timeout=120)
+    results_file = target_path / "run_results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {"results": []}
+    results["returncode"] = done.returncode
+    results["output"] = done.stdout[-5000:] + done.stderr[-2000:]
+    return results
+
+
+def unit_test_statuses(results: dict) -> dict[str, str]:
+    return {
+        r["unique_id"].rsplit(".", 1)[-1]: r["status"]
+        for r in results["results"]
+        if r["unique_id"].startswith("unit_test.")
+    }
+
+
+@pytest.fixture(scope="module")
+def staging_views(dbt_env: dict[str, str], workdir: Path) -> None:
+    """Unit-test fixtures for ref() inputs are typed from the upstream relations, so the views must exist."""
+    results = dbt(["run", "--select", "staging"], dbt_env, workdir / "target")
+    assert results["returncode"] == 0, results["output"]
+    views = {r["unique_id"]: r["status"] for r in results["results"] if r["unique_id"].startswith("model.")}
+    assert views == dict.fromkeys(
+        (f"model.platform_marts.{m}" for m in ("stg_customer_changes", "stg_customers_daily", "stg_card_transactions")),
+        "success",
+    ), results["output"]
+
+
+def test_every_kpi_unit_test_runs_and_passes(dbt_env, staging_views, workdir):
+    results = dbt(["test", "--select", "test_type:unit"], dbt_env, workdir / "target")
+    assert results["returncode"] == 0, results["output"]
+    assert unit_test_statuses(results) == dict.fromkeys(UNIT_TESTS, "pass"), results["output"]
+    # Each on its model, and nothing else (but the on-run-start hook) was selected.
+    assert {r["unique_id"] for r in results["results"] if not r["unique_id"].startswith("operation.")} == {
+        f"unit_test.platform_marts.{model}.{name}" for name, model in UNIT_TESTS.items()
+    }
+
+
+def test_a_unit_test_catches_a_broken_kpi(dbt_env, staging_views, workdir):
+    """A copy of the project whose customer KPIs count every change instead of every customer once."""
+    project = workdir / "broken"
+    shutil.copytree(DBT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    model = project / "models" / "marts" / "customer_kpis_daily.sql"
+    counted_once = "count(distinct case when operation = 'update'"
+    sql = model.read_text()
+    assert counted_once in sql
+    model.write_text(sql.replace(counted_once, "count(case when operation = 'update'"))
+
+    results = dbt(["test", "--select", "test_type:unit"], dbt_env, workdir / "broken-target", project_dir=project)
+    assert results["returncode"] != 0
+    catching = "customer_kpis_daily_counts_each_customer_once_per_kind_and_day"
+    assert unit_test_statuses(results) == {name: "fail" if name == catching else "pass" for name in UNIT_TESTS}, (
+        results["output"]
+    )
+
+
+def test_every_model_passes_sqlfluff(dbt_env, workdir):
+    env = {**dbt_env, "PLATFORM_DUCKDB_PATH": ":memory:", "DBT_TARGET_PATH": str(workdir / "lint-target")}
+    done = subprocess.run(
+        [SQLFLUFF, "lint", "models", "--format", "json", "--nofail"],
+        cwd=DBT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = {entry["filepath"]: entry for entry in json.loads(done.stdout)}
+    models = {str(p.relative_to(DBT_DIR)) for p in (DBT_DIR / "models").rglob("*.sql")}
+    assert set(report) == models
+    # The dbt templater skips (with only a warning) a model it cannot compile: that is no pass.
+    unparsed = [path for path, entry in report.items() if not entry["statistics"]["segments"]]
+    assert not unparsed, f"sqlfluff could not compile {unparsed}: {done.stderr[-3000:]}"
+    violations = [
+        f"{path}:{v['start_line_no']}:{v['start_line_pos']} {v['code']} {v['description']}"
+        for path, entry in report.items()
+        for v in entry["violations"]
+    ]
+    assert not violations, "\n".join(violations)
