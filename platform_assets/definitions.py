@@ -8,6 +8,7 @@ from typing import Any
 
 from dagster import BetaWarning, Definitions, PreviewWarning, in_process_executor
 
+from platform_assets.erasure import build_erasure_job
 from platform_assets.factory import entity_assets
 from platform_assets.jobs import daily_job, hourly_job, landing_job
 from platform_assets.lib.contract import Contract, load_contracts
@@ -39,7 +40,7 @@ def resources_from_env() -> dict[str, Any]:
 def build_definitions(contracts: list[Contract], resources: Mapping[str, Any] | None = None) -> Definitions:
     return Definitions(
         assets=[*(a for contract in contracts for a in entity_assets(contract)), marts],
-        jobs=[landing_job, hourly_job, daily_job],
+        jobs=[landing_job, hourly_job, daily_job, build_erasure_job(contracts)],
         schedules=[hourly_schedule, daily_schedule],
         sensors=[s for contract in contracts for s in (build_lag_sensor(contract), build_history_sensor(contract))],
         resources=dict(resources or resources_from_env()),

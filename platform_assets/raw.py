@@ -23,8 +23,9 @@ from dagster import (
 )
 
 from platform_assets import checks
+from platform_assets.erasure import erased_key_test
 from platform_assets.lib.contract import Contract
-from platform_assets.lib.decode import LandingRecord, decode_batch
+from platform_assets.lib.decode import LandingRecord, decode_batch, landing_record
 from platform_assets.lib.pii import pii_key, protect
 from platform_assets.lib.quality import raw_rules
 from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
@@ -47,18 +48,7 @@ def hour_window_filter(column: str, start: datetime, end: datetime) -> pc.Expres
 
 def landed_records(lake: LakeResource, entity: str, start: datetime, end: datetime) -> list[LandingRecord]:
     table = lake.read("landing", entity, hour_window_filter("_event_hour", start, end), LANDING_SCHEMA)
-    return [
-        LandingRecord(
-            topic=row["topic"],
-            partition=row["partition"],
-            offset=row["offset"],
-            timestamp_ms=int(row["timestamp"].timestamp() * 1000),
-            key=row["key"],
-            value=row["value"],
-            headers=tuple((h["key"], h["value"]) for h in row["headers"] or ()),
-        )
-        for row in table.to_pylist()
-    ]
+    return [landing_record(row) for row in table.to_pylist()]
 
 
 def table_schema(schema: pa.Schema, contract: Contract) -> TableSchema:
@@ -116,7 +106,13 @@ def build_raw_assets(contract: Contract):
         window = context.partition_time_window
         key = pii_key()
         records = landed_records(lake, contract.name, window.start, window.end)
-        batch = decode_batch(contract, records, lambda values: protect(contract, values, key), schema_registry.lookup())
+        batch = decode_batch(
+            contract,
+            records,
+            lambda values: protect(contract, values, key),
+            schema_registry.lookup(),
+            is_erased=erased_key_test(lake, contract.name, key),
+        )
         predicate = hour_window_predicate("_event_hour", window.start, window.end)
         raw_table = pa.Table.from_pylist(batch.rows, raw_schema(contract))
         lake.replace_where("raw", contract.name, raw_table, predicate)
@@ -140,6 +136,7 @@ def build_raw_assets(contract: Contract):
                 "records_in": len(records),
                 "quarantined": len(batch.quarantined),
                 "skipped_tombstones": batch.skipped,
+                "dropped_erased": batch.erased,
                 "operations": MetadataValue.json(dict(operations)),
                 "unknown_fields": MetadataValue.json(sorted(batch.unknown_fields)),
                 "duration_s": round(time.monotonic() - started, 3),

@@ -16,7 +16,7 @@ from dagster import ConfigurableResource
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-LAYERS = ("landing", "quarantine", "raw", "current", "history", "marts", "snapshot")
+LAYERS = ("landing", "quarantine", "raw", "current", "history", "marts", "snapshot", "erasure", "audit")
 DEFAULT_LAKE_ROOT = ".data/lake"
 
 

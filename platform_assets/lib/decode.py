@@ -241,7 +241,12 @@ def _payload(contract: Contract, record: LandingRecord, schema_lookup: SchemaLoo
     if source.format == "json":
         payload = _json_object(record.value)
         if source.topics_by_operation:
-            operation = next(op for op, topic in source.topics_by_operation.items() if topic == record.topic)
+            operation = next((op for op, topic in source.topics_by_operation.items() if topic == record.topic), None)
+            if operation is None:
+                raise _Reject(
+                    "unknown_topic",
+                    f"topic `{record.topic}` is not one of the contract's topics {sorted(source.topics)}",
+                )
             return operation, payload
         return _operation_from_field(contract, payload), payload
     if source.format == "debezium":
@@ -326,7 +331,33 @@ class DecodedBatch:
     rows: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
+    erased: int = 0
     unknown_fields: set[str] = field(default_factory=set)
+
+
+def key_string(contract: Contract, values: dict[str, Any]) -> str:
+    """One string per key, the form in which erasure requests name a key."""
+    return "|".join(str(values[name]) for name in contract.key)
+
+
+def landing_record(row: dict[str, Any]) -> LandingRecord:
+    """A row of the landing table back as the record it archives."""
+    return LandingRecord(
+        topic=row["topic"],
+        partition=row["partition"],
+        offset=row["offset"],
+        timestamp_ms=int(row["timestamp"].timestamp() * 1000),
+        key=row["key"],
+        value=row["value"],
+        headers=tuple((h["key"], h["value"]) for h in row["headers"] or ()),
+    )
+
+
+def record_identity(contract: Contract, record: LandingRecord, decoded: Decoded) -> str | None:
+    """The key a record is about: its decoded key, or its Kafka message key when it does not decode."""
+    if isinstance(decoded, Change):
+        return key_string(contract, decoded.values)
+    return record.key.decode("utf-8", "replace") if record.key is not None else None
 
 
 def position_columns(record: LandingRecord, hour: datetime) -> dict[str, Any]:
@@ -344,11 +375,20 @@ def decode_batch(
     records: Iterable[LandingRecord],
     protect: Callable[[dict[str, Any]], dict[str, Any]],
     schema_lookup: SchemaLookup | None = None,
+    is_erased: Callable[[str], bool] = lambda key: False,
 ) -> DecodedBatch:
-    """Decode records into raw rows (PII protected) and quarantine rows, in Kafka order."""
+    """Decode records into raw rows (PII protected) and quarantine rows, in Kafka order.
+
+    Records of keys under an erasure request are dropped (and counted), so a replay of the archive
+    or of Kafka never brings an erased person back.
+    """
     batch = DecodedBatch()
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         decoded = decode(contract, record, schema_lookup)
+        identity = record_identity(contract, record, decoded)
+        if identity is not None and is_erased(identity):
+            batch.erased += 1
+            continue
         position = position_columns(record, event_hour(contract, record, decoded))
         if isinstance(decoded, Skipped):
             batch.skipped += 1
