@@ -105,6 +105,14 @@ def stop_pid(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def prepare_dagster_home(home: Path) -> None:
+    """Create DAGSTER_HOME with the platform's instance settings unless it already has its own."""
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text((Path(__file__).with_name("dagster.yaml")).read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="devstack.broker")
     parser.add_argument("action", choices=["start", "stop"])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
-from devstack.broker import start_broker
+from devstack.broker import prepare_dagster_home, start_broker
 from simulator.service import Publisher, ensure_topics, run_simulated, serve_rest
 from simulator.source import ALL_TOPICS, Rates, SourceSystem
 
@@ -32,7 +32,7 @@ def run_demo(hours: int, seed: int, data_dir: Path, fresh: bool = True, rates: R
     if fresh:
         for sub in ("lake", "dagster"):
             shutil.rmtree(data_dir / sub, ignore_errors=True)
-    (data_dir / "dagster").mkdir(parents=True, exist_ok=True)
+    prepare_dagster_home(data_dir / "dagster")
     os.environ.setdefault("PLATFORM_MODE", "dev")
     os.environ.setdefault("RUST_LOG", "warn")
     os.environ["PLATFORM_LAKE_ROOT"] = str((data_dir / "lake").resolve())

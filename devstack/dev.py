@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devstack.broker import start_broker, stop_pid
+from devstack.broker import prepare_dagster_home, start_broker, stop_pid
 
 
 def main() -> None:
@@ -23,11 +23,11 @@ def main() -> None:
     parser.add_argument("--seconds-per-hour", type=float, default=30.0, help="pace of the live simulator")
     args = parser.parse_args()
     data_dir = args.data_dir.resolve()
-    (data_dir / "dagster").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("PLATFORM_MODE", "dev")
     env.setdefault("PLATFORM_LAKE_ROOT", str(data_dir / "lake"))
     env.setdefault("DAGSTER_HOME", str(data_dir / "dagster"))
+    prepare_dagster_home(Path(env["DAGSTER_HOME"]))
     rest_port = env.setdefault("CUSTOMER_SERVICE_PORT", "8765")
     env.setdefault("CUSTOMER_SERVICE_URL", f"http://127.0.0.1:{rest_port}")
     broker = start_broker(log_path=data_dir / "tansu.log")
