@@ -248,6 +248,103 @@ def merge_vs_duckdb(changes: int, rows: int, workdir: Path) -> Result:
     )
 
 
+def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
+    """Recomputing the newest two days must cost the same whatever the length of the history."""
+    from datetime import date, timedelta
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake import write_deltalake
+
+    from platform_assets.current import merge_spec
+    from platform_assets.lib.contract import parse_contract
+    from platform_assets.lib.tables import history_schema, raw_schema
+    from resources.lake import LakeResource
+    from resources.spark import SparkResource
+    from spark.cdc import history_days
+
+    contract = parse_contract(
+        {
+            "name": "bench",
+            "source": {"format": "json", "topic": "bench"},
+            "key": ["id"],
+            "sequence": "v",
+            "event_time": "ts",
+            "fields": {"id": {}, "name": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+        }
+    )
+    ids = pc.cast(pa.array(range(keys)), pa.string())
+    session = SparkResource().session()
+
+    def prepare(days: int) -> tuple[str, str, date]:
+        first = date(2026, 1, 1)
+        history_uri, raw_uri = str(workdir / "history" / f"bench-{days}"), str(workdir / f"raw-{days}")
+        schema = history_schema(contract)
+        lake = LakeResource(root=str(workdir))
+        lake.create_if_missing("history", f"bench-{days}", schema, partition_by=["snapshot_date"])
+        for offset in range(days):
+            day = first + timedelta(days=offset)
+            moment = pa.scalar(int((day - date(1970, 1, 1)).total_seconds() * 1_000_000), pa.timestamp("us", "UTC"))
+            columns = {
+                "snapshot_date": pa.repeat(pa.scalar(day, pa.date32()), keys),
+                "id": ids,
+                "name": pa.repeat("x", keys),
+                "ts": pa.repeat(moment, keys),
+                "v": pa.repeat(offset, keys),
+                "_extra": pa.nulls(keys, pa.string()),
+                "_topic": pa.repeat("bench", keys),
+                "_partition": pa.repeat(pa.scalar(0, pa.int32()), keys),
+                "_offset": pa.array(range(keys), pa.int64()),
+                "_kafka_timestamp": pa.repeat(moment, keys),
+                "_event_hour": pa.repeat(moment, keys),
+                "_deleted": pa.repeat(False, keys),
+            }
+            # Through the lake resource, which checkpoints the way the platform's writes do.
+            lake.append("history", f"bench-{days}", pa.table({f.name: columns[f.name] for f in schema}, schema=schema))
+        last = first + timedelta(days=days + 1)
+        changes = keys // 10
+        moment = pa.scalar(int((last - date(1970, 1, 1)).total_seconds() * 1_000_000), pa.timestamp("us", "UTC"))
+        raw = {
+            "_op": pa.repeat("update", changes),
+            "id": ids[:changes],
+            "name": pa.repeat("y", changes),
+            "ts": pa.repeat(moment, changes),
+            "v": pa.repeat(days + 5, changes),
+            "_extra": pa.nulls(changes, pa.string()),
+            "_topic": pa.repeat("bench", changes),
+            "_partition": pa.repeat(pa.scalar(0, pa.int32()), changes),
+            "_offset": pa.array(range(changes), pa.int64()),
+            "_kafka_timestamp": pa.repeat(moment, changes),
+            "_event_hour": pa.repeat(moment, changes),
+        }
+        write_deltalake(
+            raw_uri, pa.table({f.name: raw[f.name] for f in raw_schema(contract)}, schema=raw_schema(contract))
+        )
+        return history_uri, raw_uri, last
+
+    runs = {}
+    for days in (7, 90):
+        history_uri, raw_uri, last = prepare(days)
+
+        def recompute(history_uri: str = history_uri, raw_uri: str = raw_uri, last: date = last) -> None:
+            history_days(session, history_uri, raw_uri, last - timedelta(days=1), last, merge_spec(contract))
+
+        runs[days] = timed(recompute)
+    (baseline_s, _), (seconds, peak) = runs[7], runs[90]
+    ratio = seconds / baseline_s
+    return Result(
+        "history recompute of two days: 90 vs 7 days of history",
+        f"{keys} keys/day",
+        seconds,
+        peak,
+        "same with 7 days",
+        baseline_s,
+        ratio,
+        "<= 1.3",
+        ratio <= 1.3,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="benchmarks", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; checks the harness, not the speed")
@@ -255,18 +352,22 @@ def main() -> None:
     parser.add_argument("--decode", type=int, default=100_000)
     parser.add_argument("--changes", type=int, default=100_000)
     parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--history-keys", type=int, default=20_000)
+    parser.add_argument("--cases", nargs="*", choices=["decode", "landing", "merge", "history"], help="default: all")
     args = parser.parse_args()
     if args.smoke:
-        args.messages, args.decode, args.changes, args.rows = 2_000, 2_000, 1_000, 20_000
+        args.messages, args.decode, args.changes, args.rows, args.history_keys = 2_000, 2_000, 1_000, 20_000, 200
     os.environ.setdefault("PLATFORM_MODE", "dev")
     os.environ.setdefault("RUST_LOG", "warn")
     workdir = Path(tempfile.mkdtemp(prefix="platform-bench-"))
+    cases: dict[str, Callable[[], Result]] = {
+        "decode": lambda: json_decode(args.decode),
+        "landing": lambda: landing_vs_bare_consume(args.messages, workdir),
+        "merge": lambda: merge_vs_duckdb(args.changes, args.rows, workdir),
+        "history": lambda: history_90_vs_7_days(args.history_keys, workdir),
+    }
     try:
-        results = [
-            json_decode(args.decode),
-            landing_vs_bare_consume(args.messages, workdir),
-            merge_vs_duckdb(args.changes, args.rows, workdir),
-        ]
+        results = [cases[name]() for name in args.cases or cases]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"{'case':<58}{'size':>20}{'time s':>9}{'peak MB':>9}{'base s':>9}{'ratio':>12}  goal")

@@ -78,6 +78,7 @@ def build_current_asset(contract: Contract):
         started = time.monotonic()
         window = context.partition_time_window
         lake.create_if_missing("current", contract.name, current_schema(contract))
+        version_before = lake.version("current", contract.name)
         with retry_transient_failures():
             session = spark.session()
             if config.full_refresh:
@@ -89,6 +90,7 @@ def build_current_asset(contract: Contract):
                 stats = merge_into_current(session, changes, lake.uri("current", contract.name), merge_spec(contract))
             duplicates = duplicate_keys(session, lake.uri("current", contract.name), contract.key)
             live, tombstones = live_and_tombstones(session, lake.uri("current", contract.name))
+        lake.checkpoint_if_due("current", contract.name, version_before)
         yield MaterializeResult(
             metadata={
                 "dagster/row_count": live,

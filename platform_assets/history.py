@@ -55,6 +55,7 @@ def build_history_asset(contract: Contract):
         platform_start = daily_partitions.start.date()
         first = max(platform_start, first - timedelta(days=1))
         lake.create_if_missing("history", contract.name, history_schema(contract), partition_by=["snapshot_date"])
+        version_before = lake.version("history", contract.name)
         with retry_transient_failures():
             session = spark.session()
             rows = history_days(
@@ -65,6 +66,7 @@ def build_history_asset(contract: Contract):
                 last,
                 merge_spec(contract),
             )
+        lake.checkpoint_if_due("history", contract.name, version_before)
         yield MaterializeResult(
             metadata={
                 "dagster/row_count": rows[last.isoformat()],

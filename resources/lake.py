@@ -27,6 +27,11 @@ def resolve_root(root: str) -> str:
     return str(Path(root).expanduser().resolve())
 
 
+# A Delta checkpoint every this many commits: readers then start from it instead of replaying every
+# commit, which keeps the cost of reading one partition flat however long the table's history grows.
+CHECKPOINT_EVERY = 10
+
+
 class LakeResource(ConfigurableResource):
     """Addresses and reads/writes the Delta tables of the lake."""
 
@@ -69,6 +74,7 @@ class LakeResource(ConfigurableResource):
     def append(self, layer: str, entity: str, data: pa.Table, app_transactions: dict[str, int] | None = None) -> None:
         """Append in one Delta commit; `app_transactions` records (app id -> version) in that same commit."""
         transactions = [Transaction(app_id, version) for app_id, version in (app_transactions or {}).items()]
+        before = self.version(layer, entity)
         write_deltalake(
             self.uri(layer, entity),
             data,
@@ -76,15 +82,26 @@ class LakeResource(ConfigurableResource):
             storage_options=self._options(),
             commit_properties=CommitProperties(app_transactions=transactions) if transactions else None,
         )
+        self.checkpoint_if_due(layer, entity, before)
 
     def replace_where(self, layer: str, entity: str, data: pa.Table, predicate: str) -> None:
         """Atomically replace the rows matching `predicate` by `data` (Delta `replaceWhere`)."""
-        if self.table(layer, entity) is None:
+        before = self.version(layer, entity)
+        if before is None:
             write_deltalake(self.uri(layer, entity), data, mode="append", storage_options=self._options())
         else:
             write_deltalake(
                 self.uri(layer, entity), data, mode="overwrite", predicate=predicate, storage_options=self._options()
             )
+        self.checkpoint_if_due(layer, entity, before)
+
+    def checkpoint_if_due(self, layer: str, entity: str, version_before: int | None) -> None:
+        """Checkpoint when the commits since `version_before` crossed a multiple of CHECKPOINT_EVERY."""
+        table = self.table(layer, entity)
+        if table is None:
+            return
+        if version_before is None or table.version() // CHECKPOINT_EVERY > version_before // CHECKPOINT_EVERY:
+            table.create_checkpoint()
 
     def create_if_missing(
         self, layer: str, entity: str, schema: pa.Schema, partition_by: list[str] | None = None
