@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -47,6 +48,42 @@ def _peak_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def bench_contract():
+    from platform_assets.lib.contract import parse_contract
+
+    return parse_contract(
+        {
+            "name": "bench",
+            "source": {"format": "json", "topic": "bench"},
+            "key": ["id"],
+            "sequence": "v",
+            "event_time": "ts",
+            "fields": {"id": {}, "name": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+        }
+    )
+
+
+def bench_table(schema: Any, ids: Any, version: int, moment: Any, **extra: Any) -> Any:
+    """Rows of the bench entity in a lake layout (`schema`), one per id, all at one moment."""
+    import pyarrow as pa
+
+    n = len(ids)
+    columns = {
+        "id": ids,
+        "name": pa.repeat("x", n),
+        "ts": pa.repeat(moment, n),
+        "v": pa.repeat(version, n),
+        "_extra": pa.nulls(n, pa.string()),
+        "_topic": pa.repeat("bench", n),
+        "_partition": pa.repeat(pa.scalar(0, pa.int32()), n),
+        "_offset": pa.array(range(n), pa.int64()),
+        "_kafka_timestamp": pa.repeat(moment, n),
+        "_event_hour": pa.repeat(moment, n),
+        **extra,
+    }
+    return pa.table({f.name: columns[f.name] for f in schema}, schema=schema)
 
 
 def timed(work: Callable[[], object]) -> tuple[float, float]:
@@ -169,48 +206,19 @@ def merge_vs_duckdb(changes: int, rows: int, workdir: Path) -> Result:
     from deltalake import DeltaTable, write_deltalake
 
     from platform_assets.current import merge_spec
-    from platform_assets.lib.contract import parse_contract
     from platform_assets.lib.tables import current_schema, raw_schema
     from resources.spark import SparkResource
     from spark.cdc import merge_into_current
 
-    contract = parse_contract(
-        {
-            "name": "bench",
-            "source": {"format": "json", "topic": "bench"},
-            "key": ["id"],
-            "sequence": "v",
-            "event_time": "ts",
-            "fields": {"id": {}, "name": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
-        }
-    )
+    contract = bench_contract()
     ts = pa.scalar(1_767_225_600_000_000, pa.timestamp("us", "UTC"))
 
-    def table(ids: pa.Array, version: int, schema: pa.Schema, extra: dict) -> pa.Table:
-        n = len(ids)
-        columns = {
-            "id": ids,
-            "name": pa.array(["x"] * n),
-            "ts": pa.repeat(ts, n),
-            "v": pa.repeat(version, n),
-            "_extra": pa.nulls(n, pa.string()),
-            "_topic": pa.repeat("bench", n),
-            "_partition": pa.repeat(pa.scalar(0, pa.int32()), n),
-            "_offset": pa.array(range(n), pa.int64()),
-            "_kafka_timestamp": pa.repeat(ts, n),
-            "_event_hour": pa.repeat(ts, n),
-            **extra,
-        }
-        return pa.table({f.name: columns[f.name] for f in schema}, schema=schema)
-
     current_ids = pc.cast(pa.array(range(rows)), pa.string())
-    base = table(current_ids, 5, current_schema(contract), {"_deleted": pa.repeat(False, rows)})
+    base = bench_table(current_schema(contract), current_ids, 5, ts, _deleted=pa.repeat(False, rows))
     changed = pc.cast(pa.array(range(0, rows, max(1, rows // changes)))[:changes], pa.string())
     ops = ["delete" if i % 10 == 0 else "update" for i in range(len(changed))]
     versions = [4 if i % 20 == 1 else 6 for i in range(len(changed))]  # 5% out of order: older than stored
-    raw = table(changed, 6, raw_schema(contract), {"_op": pa.array(ops)}).set_column(
-        raw_schema(contract).get_field_index("v"), "v", pa.array(versions, pa.int64())
-    )
+    raw = bench_table(raw_schema(contract), changed, 6, ts, _op=pa.array(ops), v=pa.array(versions, pa.int64()))
     spark_uri, duck_uri, raw_uri = (str(workdir / n) for n in ("current-spark", "current-duck", "raw"))
     for uri in (spark_uri, duck_uri):
         write_deltalake(uri, base)
@@ -257,22 +265,12 @@ def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
     from deltalake import write_deltalake
 
     from platform_assets.current import merge_spec
-    from platform_assets.lib.contract import parse_contract
     from platform_assets.lib.tables import history_schema, raw_schema
     from resources.lake import LakeResource
     from resources.spark import SparkResource
     from spark.cdc import history_days
 
-    contract = parse_contract(
-        {
-            "name": "bench",
-            "source": {"format": "json", "topic": "bench"},
-            "key": ["id"],
-            "sequence": "v",
-            "event_time": "ts",
-            "fields": {"id": {}, "name": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
-        }
-    )
+    contract = bench_contract()
     ids = pc.cast(pa.array(range(keys)), pa.string())
     session = SparkResource().session()
 
@@ -285,41 +283,15 @@ def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
         for offset in range(days):
             day = first + timedelta(days=offset)
             moment = pa.scalar(int((day - date(1970, 1, 1)).total_seconds() * 1_000_000), pa.timestamp("us", "UTC"))
-            columns = {
-                "snapshot_date": pa.repeat(pa.scalar(day, pa.date32()), keys),
-                "id": ids,
-                "name": pa.repeat("x", keys),
-                "ts": pa.repeat(moment, keys),
-                "v": pa.repeat(offset, keys),
-                "_extra": pa.nulls(keys, pa.string()),
-                "_topic": pa.repeat("bench", keys),
-                "_partition": pa.repeat(pa.scalar(0, pa.int32()), keys),
-                "_offset": pa.array(range(keys), pa.int64()),
-                "_kafka_timestamp": pa.repeat(moment, keys),
-                "_event_hour": pa.repeat(moment, keys),
-                "_deleted": pa.repeat(False, keys),
-            }
+            day_scalar = pa.repeat(pa.scalar(day, pa.date32()), keys)
+            rows = bench_table(schema, ids, offset, moment, snapshot_date=day_scalar, _deleted=pa.repeat(False, keys))
             # Through the lake resource, which checkpoints the way the platform's writes do.
-            lake.append("history", f"bench-{days}", pa.table({f.name: columns[f.name] for f in schema}, schema=schema))
+            lake.append("history", f"bench-{days}", rows)
         last = first + timedelta(days=days + 1)
         changes = keys // 10
         moment = pa.scalar(int((last - date(1970, 1, 1)).total_seconds() * 1_000_000), pa.timestamp("us", "UTC"))
-        raw = {
-            "_op": pa.repeat("update", changes),
-            "id": ids[:changes],
-            "name": pa.repeat("y", changes),
-            "ts": pa.repeat(moment, changes),
-            "v": pa.repeat(days + 5, changes),
-            "_extra": pa.nulls(changes, pa.string()),
-            "_topic": pa.repeat("bench", changes),
-            "_partition": pa.repeat(pa.scalar(0, pa.int32()), changes),
-            "_offset": pa.array(range(changes), pa.int64()),
-            "_kafka_timestamp": pa.repeat(moment, changes),
-            "_event_hour": pa.repeat(moment, changes),
-        }
-        write_deltalake(
-            raw_uri, pa.table({f.name: raw[f.name] for f in raw_schema(contract)}, schema=raw_schema(contract))
-        )
+        updates = bench_table(raw_schema(contract), ids[:changes], days + 5, moment, _op=pa.repeat("update", changes))
+        write_deltalake(raw_uri, updates)
         return history_uri, raw_uri, last
 
     runs = {}

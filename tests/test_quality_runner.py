@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROGRAM = """
+VALIDATE = """
 import json
 import pandas as pd
 from platform_assets.lib.quality import Rule
@@ -19,37 +19,29 @@ outcomes = validate(pd.DataFrame({"a": [1, None, 3]}), [
 ])
 print(json.dumps([[o.success, o.unexpected_count, o.element_count] for o in outcomes]))
 """
-
-
-def test_validation_in_a_fresh_process(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "SPARK_HOME"}
-    done = subprocess.run(
-        [sys.executable, "-c", PROGRAM],
-        cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[False, 1, 3], [True, 0, 3]]
-
-
-SPARK_PROGRAM = """
+SPARK = """
 from resources.spark import SparkResource
 print(SparkResource().session().range(3).count())
 """
 
 
-def test_a_spark_session_in_a_fresh_process(tmp_path):
+def last_line_of_fresh_process(program: str, directory: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "SPARK_HOME"}
     done = subprocess.run(
-        [sys.executable, "-c", SPARK_PROGRAM],
-        cwd=tmp_path,
+        [sys.executable, "-c", program],
+        cwd=directory,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "3"
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_validation_in_a_fresh_process(tmp_path):
+    assert json.loads(last_line_of_fresh_process(VALIDATE, tmp_path)) == [[False, 1, 3], [True, 0, 3]]
+
+
+def test_a_spark_session_in_a_fresh_process(tmp_path):
+    assert last_line_of_fresh_process(SPARK, tmp_path) == "3"
