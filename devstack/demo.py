@@ -48,7 +48,11 @@ def run_demo(hours: int, seed: int, data_dir: Path, fresh: bool = True, rates: R
         published = run_simulated(source, Publisher(broker.bootstrap), hours)
         print(f"published {published} events for {hours} simulated hours on {broker.bootstrap}")
 
-        from platform_assets.definitions import defs
+        from platform_assets.definitions import build_definitions, resources_from_env
+        from platform_assets.lib.contract import load_contracts
+
+        # Built now, not imported: the resources must see the broker and lake this run just set up.
+        defs = build_definitions(load_contracts(), resources_from_env())
         from platform_assets.partitions import day_key, hour_key
 
         instance = DagsterInstance.get()

@@ -139,7 +139,10 @@ def test_marts_match_an_independent_computation_from_the_ground_truth(demo):
 def test_rerunning_a_partition_gives_the_same_tables(demo, lake):
     from dagster import DagsterInstance
 
-    from platform_assets.definitions import defs
+    from platform_assets.definitions import build_definitions, resources_from_env
+    from platform_assets.lib.contract import load_contracts
+
+    defs = build_definitions(load_contracts(), resources_from_env())
 
     before = {
         layer: lake.read(layer, "customers").sort_by(_sort_keys(layer)) for layer in ("raw", "current", "history")
