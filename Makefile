@@ -30,8 +30,16 @@ demo: install
 dev: install
 	$(RUN) -m devstack.dev --data-dir $(DATA)
 
+# Azurite (Azure Storage emulator) for the lake storage tests, pinned by .ci/package-lock.json.
+NODE_TOOLS := .ci/node_modules/.installed
+
+$(NODE_TOOLS): .ci/package.json .ci/package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node.js (>= 18) and npm for the Azurite emulator"; exit 1; }
+	npm ci --prefix .ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
 ## test: lint, type check and every test
-test: install lint typecheck
+test: install lint typecheck $(NODE_TOOLS)
 	$(RUN) -m pytest -p no:cacheprovider
 
 lint: install

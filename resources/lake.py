@@ -1,14 +1,20 @@
 """The lake: one Delta table per `<layer>/<entity>` under `PLATFORM_LAKE_ROOT`.
 
 A local path by default (`.data/lake`), `abfss://container@account.dfs.core.windows.net/path` for ADLS
-Gen2 or `s3://bucket/path` for S3 in production; delta-rs reads credentials from the usual
-`AZURE_STORAGE_*` / `AWS_*` environment variables, and `storage_options` adds anything else.
+Gen2 or `s3://bucket/path` for S3 in production. `LakeResource.from_env()` turns the non-secret
+storage settings of the environment (endpoint, region, account name, emulator, locking) into delta-rs
+storage options; credentials are never copied into them (resource config is visible in the Dagster
+UI): delta-rs reads `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, IRSA, and
+`AZURE_STORAGE_ACCOUNT_KEY`/`AZURE_CLIENT_*`/workload identity from the environment itself.
+`spark_conf_for_root()` gives the matching settings for a JVM Spark Connect server (S3A, ABFS).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +33,138 @@ def resolve_root(root: str) -> str:
     return str(Path(root).expanduser().resolve())
 
 
+S3_SCHEMES = ("s3", "s3a")
+AZURE_SCHEMES = ("abfss", "abfs", "az", "azure")
+
+# Environment variable -> delta-rs storage option, first listed wins for the same option. Settings only:
+# a secret (access keys, session tokens, client secrets, SAS) must never be added here.
+S3_ENV_OPTIONS = (
+    ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
+    ("AWS_ENDPOINT", "AWS_ENDPOINT_URL"),
+    ("AWS_REGION", "AWS_REGION"),
+    ("AWS_DEFAULT_REGION", "AWS_REGION"),
+    ("AWS_ALLOW_HTTP", "AWS_ALLOW_HTTP"),
+    ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "AWS_VIRTUAL_HOSTED_STYLE_REQUEST"),
+    # No locking provider: delta-rs 1.x commits with S3 conditional writes (put-if-absent) and has dropped
+    # the DynamoDB log store (it only logs an error when AWS_S3_LOCKING_PROVIDER=dynamodb is set).
+)
+AZURE_ENV_OPTIONS = (
+    ("AZURE_STORAGE_ACCOUNT_NAME", "azure_storage_account_name"),
+    # Azurite: the blob endpoint then comes from AZURITE_BLOB_STORAGE_URL (default http://127.0.0.1:10000),
+    # which delta-rs reads from the environment itself; there is no storage option for it.
+    ("AZURE_STORAGE_USE_EMULATOR", "azure_storage_use_emulator"),
+    ("AZURE_STORAGE_ENDPOINT", "azure_storage_endpoint"),
+    ("AZURE_ENDPOINT", "azure_storage_endpoint"),
+    ("AZURE_ALLOW_HTTP", "azure_allow_http"),
+)
+
+
+def scheme(root: str) -> str:
+    """The URI scheme of a lake root (`s3`, `abfss`, ...), or `file` for a local path."""
+    return root.split("://", 1)[0].lower() if "://" in root else "file"
+
+
+def storage_options_from_env(root: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """delta-rs storage options for `root` from the environment: settings only, never a credential."""
+    env = os.environ if environ is None else environ
+    kind = scheme(root)
+    pairs = S3_ENV_OPTIONS if kind in S3_SCHEMES else AZURE_ENV_OPTIONS if kind in AZURE_SCHEMES else ()
+    options: dict[str, str] = {}
+    for variable, option in pairs:
+        if env.get(variable) and option not in options:
+            options[option] = env[variable]
+    return options
+
+
+def _is_true(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def spark_conf_for_root(root: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Settings a JVM Spark Connect server (hadoop-aws / hadoop-azure, delta-spark) needs to use `root`.
+
+    For the server's spark-defaults.conf (the chart's `sparkConnect.conf`), not for a session: Hadoop
+    filesystems read `spark.hadoop.*` when the server starts. Secrets appear only as `${env.NAME}`, which
+    Hadoop's Configuration expands from the environment of the driver and of each executor, so the same
+    Kubernetes Secret (or workload identity) must reach both. Embedded Sail ignores these keys: it reads
+    the same `AWS_*` / `AZURE_*` environment variables as delta-rs. A local root needs nothing.
+    """
+    env = os.environ if environ is None else environ
+    kind = scheme(root)
+    if kind in S3_SCHEMES:
+        return _s3a_conf(env)
+    if kind in ("abfss", "abfs"):
+        parts = urlsplit(root)
+        if not parts.hostname or not parts.username:
+            raise ValueError(f"expected abfss://<container>@<account>.dfs.core.windows.net/<path>, not {root}")
+        return _abfs_conf(parts.hostname, env)
+    if kind in AZURE_SCHEMES:
+        raise ValueError(
+            f"Spark (hadoop-azure) cannot open `{kind}://` paths, and every table URI is handed to Spark as is: "
+            "set PLATFORM_LAKE_ROOT=abfss://<container>@<account>.dfs.core.windows.net/<path> for a JVM Spark "
+            "server (az:// works for delta-rs and embedded Sail only)"
+        )
+    if kind == "file":
+        return {}
+    raise ValueError(f"unsupported lake root scheme `{kind}://` in {root}: use a local path, s3:// or abfss://")
+
+
+def _s3a_conf(env: Mapping[str, str]) -> dict[str, str]:
+    prefix = "spark.hadoop.fs.s3a."
+    conf = {
+        # s3:// table URIs go to S3A (Hadoop has no other s3 filesystem).
+        "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.AbstractFileSystem.s3.impl": "org.apache.hadoop.fs.s3a.S3A",
+    }
+    options = storage_options_from_env("s3://", env)
+    if region := options.get("AWS_REGION"):
+        conf[prefix + "endpoint.region"] = region
+    if endpoint := options.get("AWS_ENDPOINT_URL"):
+        conf[prefix + "endpoint"] = endpoint
+        if not _is_true(options.get("AWS_VIRTUAL_HOSTED_STYLE_REQUEST")):
+            conf[prefix + "path.style.access"] = "true"
+        if endpoint.startswith("http://"):
+            conf[prefix + "connection.ssl.enabled"] = "false"
+    # Credentials: S3A's default chain already reads AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN;
+    # IRSA (a projected web identity token) needs its provider named.
+    if env.get("AWS_WEB_IDENTITY_TOKEN_FILE") and not env.get("AWS_ACCESS_KEY_ID"):
+        conf[prefix + "aws.credentials.provider"] = (
+            "software.amazon.awssdk.auth.credentials.WebIdentityTokenFileCredentialsProvider"
+        )
+    # Commits: Delta Spark's default S3 log store is safe for one driver only and does not use S3 conditional
+    # writes, so it does not coordinate with delta-rs; keep one writer per table at a time (Dagster pools).
+    return conf
+
+
+def _abfs_conf(host: str, env: Mapping[str, str]) -> dict[str, str]:
+    """ABFS settings scoped to one account (`<account>.dfs.core.windows.net`)."""
+    account = f"spark.hadoop.fs.azure.account.{{}}.{host}"
+    oauth = f"spark.hadoop.fs.azure.account.oauth2.{{}}.{host}"
+    if env.get("AZURE_STORAGE_ACCOUNT_KEY"):
+        return {
+            account.format("auth.type"): "SharedKey",
+            account.format("key"): "${env.AZURE_STORAGE_ACCOUNT_KEY}",
+        }
+    conf = {account.format("auth.type"): "OAuth"}
+    if env.get("AZURE_FEDERATED_TOKEN_FILE"):  # AKS workload identity (deploy/values/aks-adls.yaml)
+        conf[account.format("oauth.provider.type")] = (
+            "org.apache.hadoop.fs.azurebfs.oauth2.WorkloadIdentityTokenProvider"
+        )
+        conf[oauth.format("msi.tenant")] = "${env.AZURE_TENANT_ID}"
+        conf[oauth.format("client.id")] = "${env.AZURE_CLIENT_ID}"
+        conf[oauth.format("token.file")] = "${env.AZURE_FEDERATED_TOKEN_FILE}"
+    elif env.get("AZURE_CLIENT_SECRET"):  # a service principal
+        conf[account.format("oauth.provider.type")] = "org.apache.hadoop.fs.azurebfs.oauth2.ClientCredsTokenProvider"
+        conf[oauth.format("client.endpoint")] = "https://login.microsoftonline.com/${env.AZURE_TENANT_ID}/oauth2/token"
+        conf[oauth.format("client.id")] = "${env.AZURE_CLIENT_ID}"
+        conf[oauth.format("client.secret")] = "${env.AZURE_CLIENT_SECRET}"
+    else:  # the managed identity of the node (or the one named by AZURE_CLIENT_ID)
+        conf[account.format("oauth.provider.type")] = "org.apache.hadoop.fs.azurebfs.oauth2.MsiTokenProvider"
+        if env.get("AZURE_CLIENT_ID"):
+            conf[oauth.format("client.id")] = "${env.AZURE_CLIENT_ID}"
+    return conf
+
+
 # A Delta checkpoint every this many commits: readers then start from it instead of replaying every
 # commit, which keeps the cost of reading one partition flat however long the table's history grows.
 CHECKPOINT_EVERY = 10
@@ -40,7 +178,8 @@ class LakeResource(ConfigurableResource):
 
     @classmethod
     def from_env(cls) -> LakeResource:
-        return cls(root=resolve_root(os.environ.get("PLATFORM_LAKE_ROOT", DEFAULT_LAKE_ROOT)))
+        root = resolve_root(os.environ.get("PLATFORM_LAKE_ROOT", DEFAULT_LAKE_ROOT))
+        return cls(root=root, storage_options=storage_options_from_env(root))
 
     @property
     def resolved_root(self) -> str:
