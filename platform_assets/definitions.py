@@ -11,6 +11,7 @@ from dagster import BetaWarning, Definitions, PreviewWarning, in_process_executo
 from platform_assets.erasure import build_erasure_job
 from platform_assets.factory import entity_assets
 from platform_assets.jobs import daily_job, hourly_job, landing_job
+from platform_assets.landing import topic_specs
 from platform_assets.lib.contract import Contract, load_contracts
 from platform_assets.marts import dbt_resource, marts
 from platform_assets.schedules import daily_schedule, hourly_schedule
@@ -39,7 +40,7 @@ def resources_from_env() -> dict[str, Any]:
 
 def build_definitions(contracts: list[Contract], resources: Mapping[str, Any] | None = None) -> Definitions:
     return Definitions(
-        assets=[*(a for contract in contracts for a in entity_assets(contract)), marts],
+        assets=[*topic_specs(contracts), *(a for contract in contracts for a in entity_assets(contract)), marts],
         jobs=[landing_job, hourly_job, daily_job, build_erasure_job(contracts)],
         schedules=[hourly_schedule, daily_schedule],
         sensors=[s for contract in contracts for s in (build_lag_sensor(contract), build_history_sensor(contract))],

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, asset
 
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import LandingRecord, SchemaLookup, decode, event_hour
@@ -25,6 +25,28 @@ from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
 
 LANDING_KINDS = {"kafka", "delta"}
+
+
+def topic_key(topic: str) -> AssetKey:
+    return AssetKey(["kafka", topic])
+
+
+def topic_specs(contracts: list[Contract]) -> list[AssetSpec]:
+    """The Kafka topics as external assets, so the lineage of every mart reaches back to its topics."""
+    owners: dict[str, str] = {}
+    for contract in contracts:
+        for topic in contract.source.topics:
+            owners.setdefault(topic, contract.owner)
+    return [
+        AssetSpec(
+            topic_key(topic),
+            description=f"Kafka topic `{topic}` (published by {owner or 'its source service'}).",
+            kinds={"kafka"},
+            owners=[f"team:{owner}"] if owner else None,
+            group_name="kafka_topics",
+        )
+        for topic, owner in sorted(owners.items())
+    ]
 
 
 def app_id(entity: str, topic: str, partition: int) -> str:
@@ -179,6 +201,7 @@ def build_landing_asset(contract: Contract):
         group_name=contract.name,
         owners=[f"team:{contract.owner}"] if contract.owner else None,
         kinds=LANDING_KINDS,
+        deps=[topic_key(topic) for topic in contract.source.topics],
         tags={"layer": "landing", "entity": contract.name},
         pool="lake_landing_" + contract.name,
     )

@@ -25,6 +25,16 @@ def test_every_contract_has_its_whole_chain_and_the_marts_depend_on_them():
     assert AssetKey(["staging", "stg_customers_daily"]) in upstream
     staging = graph.get(AssetKey(["staging", "stg_customers_daily"])).parent_keys
     assert AssetKey(["history", "customers"]) in staging
+    # Lineage reaches back from the marts to the contracts' Kafka topics.
+    assert graph.get(AssetKey(["landing", "customers"])).parent_keys == {
+        AssetKey(["kafka", t]) for t in ("customer-create", "customer-update", "customer-delete")
+    }
+    assert AssetKey(["kafka", "customer-update"]) in graph.get_ancestor_asset_keys(
+        AssetKey(["marts", "customer_kpis_daily"])
+    )
+    assert AssetKey(["kafka", "card-transactions"]) in graph.get_ancestor_asset_keys(
+        AssetKey(["marts", "card_spend_daily_by_city"])
+    )
 
 
 def test_adding_a_contract_adds_a_chain_without_code(tmp_path):
@@ -67,3 +77,12 @@ def test_schedules_request_the_closed_hour_and_day():
     tick = datetime(2026, 3, 4, 5, 10, tzinfo=UTC)
     assert hourly_schedule(build_schedule_context(scheduled_execution_time=tick)).partition_key == "2026-03-04-04:00"
     assert daily_schedule(build_schedule_context(scheduled_execution_time=tick)).partition_key == "2026-03-03"
+
+
+def test_marts_carry_owner_description_and_column_schema():
+    key = AssetKey(["marts", "customer_kpis_daily"])
+    spec = defs.resolve_assets_def(key).specs_by_key[key]
+    assert spec.owners == ["team:analytics"]
+    assert spec.description.startswith("Customer KPIs per day")
+    columns = {c.name: c.description for c in spec.metadata["dagster/column_schema"].columns}
+    assert columns["active_customers"] == "Customers alive at the end of the day."
