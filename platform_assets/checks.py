@@ -7,7 +7,9 @@ says which table, which partition, which rule, how many rows, and what to do nex
 """
 
 from collections.abc import Iterable
+from datetime import datetime
 
+import pyarrow as pa
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, AutomationCondition, MetadataValue
 
 from resources.quality import Outcome
@@ -16,6 +18,8 @@ VALID_CHANGES = "valid_changes"
 QUARANTINE_RATE = "quarantine_rate"
 ROW_COUNT_SANITY = "row_count_sanity"
 UNIQUE_KEY = "unique_key"
+DECLARED_TYPES = "declared_types"
+FRESHNESS = "freshness"
 ONE_ROW_PER_KEY_PER_DAY = "one_row_per_key_per_day"
 
 DESCRIPTIONS = {
@@ -26,6 +30,9 @@ DESCRIPTIONS = {
     ROW_COUNT_SANITY: "The partition's row count did not change more than `quality.max_row_count_change` "
     "against the previous partition (warning only).",
     UNIQUE_KEY: "Exactly one row (live or tombstone) per key.",
+    DECLARED_TYPES: "The stored table has every contract field with the contract's type.",
+    FRESHNESS: "The newest record of the latest partition is younger than the contract's "
+    "`quality.freshness_hours` (warning only; backfills of old partitions are not judged).",
     ONE_ROW_PER_KEY_PER_DAY: "Exactly one row per key and snapshot date in the rewritten days (Great Expectations).",
 }
 
@@ -114,4 +121,47 @@ def unique_key(asset: AssetKey, partition: str, duplicates: list[tuple], key: tu
         if passed
         else f"{table_name(asset)} after partition {partition}: {len(duplicates)} keys ({', '.join(key)}) have more "
         "than one row. Rebuild the table from the archive (full refresh) and report the merge bug.",
+    )
+
+
+def declared_types(asset: AssetKey, partition: str, stored: pa.Schema, declared: pa.Schema) -> AssetCheckResult:
+    stored_types = {f.name: f.type for f in stored}
+    wrong = {
+        f.name: f"{stored_types.get(f.name, 'missing')} instead of {f.type}"
+        for f in declared
+        if stored_types.get(f.name) != f.type
+    }
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=DECLARED_TYPES,
+        passed=not wrong,
+        metadata={"columns_checked": len(declared), "mismatches": MetadataValue.json(wrong)},
+        description=None
+        if not wrong
+        else f"{table_name(asset)} partition {partition}: stored columns differ from the contract: {wrong}. The "
+        "contract changed without a migration: rebuild the table from the archive (delete it and backfill).",
+    )
+
+
+def freshness(
+    asset: AssetKey, partition: str, newest: datetime | None, now: datetime, limit_hours: int | None, latest: bool
+) -> AssetCheckResult:
+    age_hours = None if newest is None else (now - newest).total_seconds() / 3600
+    judged = latest and limit_hours is not None
+    passed = not judged or (age_hours is not None and limit_hours is not None and age_hours <= limit_hours)
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=FRESHNESS,
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "newest_record_age_hours": round(age_hours, 2) if age_hours is not None else -1.0,
+            "limit_hours": limit_hours or 0,
+            "judged": judged,
+        },
+        description=None
+        if passed
+        else f"{table_name(asset)} partition {partition}: the newest record is "
+        f"{'missing' if age_hours is None else f'{age_hours:.1f} h old'}, above {limit_hours} h. Check the "
+        "producer and the lag sensor.",
     )

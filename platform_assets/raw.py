@@ -6,7 +6,7 @@ replaces exactly that hour (Delta replaceWhere) with the same rows, in both `raw
 
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -97,6 +97,8 @@ def build_raw_assets(contract: Contract):
             checks.spec(raw_key, checks.VALID_CHANGES),
             checks.spec(raw_key, checks.QUARANTINE_RATE),
             checks.spec(raw_key, checks.ROW_COUNT_SANITY, blocking=False),
+            checks.spec(raw_key, checks.DECLARED_TYPES),
+            checks.spec(raw_key, checks.FRESHNESS, blocking=False),
         ],
         backfill_policy=BackfillPolicy.single_run(),
         pool="lake_raw_" + contract.name,
@@ -166,6 +168,14 @@ def build_raw_assets(contract: Contract):
         ).num_rows
         yield checks.row_count_sanity(
             raw_key, label, raw_table.num_rows, previous, contract.quality.max_row_count_change
+        )
+        stored = lake.table("raw", contract.name)
+        stored_schema = pa.schema(stored.schema().to_arrow()) if stored is not None else raw_schema(contract)
+        yield checks.declared_types(raw_key, label, stored_schema, raw_schema(contract))
+        newest = pc.max(raw_table.column("_kafka_timestamp")).as_py() if raw_table.num_rows else None
+        now = datetime.now(UTC)
+        yield checks.freshness(
+            raw_key, label, newest, now, contract.quality.freshness_hours, latest=window.end >= now - span
         )
 
     return raw_assets

@@ -86,3 +86,22 @@ def test_marts_carry_owner_description_and_column_schema():
     assert spec.description.startswith("Customer KPIs per day")
     columns = {c.name: c.description for c in spec.metadata["dagster/column_schema"].columns}
     assert columns["active_customers"] == "Customers alive at the end of the day."
+
+
+def test_declared_types_and_freshness_checks():
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from platform_assets import checks
+
+    key = AssetKey(["raw", "things"])
+    declared = pa.schema([("id", pa.string()), ("v", pa.int64())])
+    assert checks.declared_types(key, "h", declared, declared).passed
+    drifted = checks.declared_types(key, "h", pa.schema([("id", pa.string()), ("v", pa.string())]), declared)
+    assert not drifted.passed and "v" in drifted.description and "rebuild" in drifted.description
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    stale = checks.freshness(key, "h", now - timedelta(hours=5), now, 2, latest=True)
+    assert not stale.passed and "5.0 h old" in stale.description
+    assert checks.freshness(key, "h", now - timedelta(hours=1), now, 2, latest=True).passed
+    assert checks.freshness(key, "h", now - timedelta(days=90), now, 2, latest=False).passed  # a backfill
