@@ -19,6 +19,7 @@ from platform_assets.sensors import build_history_sensor, build_lag_sensor
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
+from resources.secrets import load_aws_secrets_into_environment
 from resources.spark import SparkResource
 from resources.warehouse import WarehouseResource
 
@@ -50,4 +51,5 @@ def build_definitions(contracts: list[Contract], resources: Mapping[str, Any] | 
     )
 
 
+load_aws_secrets_into_environment()
 defs = build_definitions(load_contracts())
