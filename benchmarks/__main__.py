@@ -317,6 +317,120 @@ def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
     )
 
 
+class PipelineStack:
+    """The real code location on an embedded broker and a private lake, for the Dagster cases."""
+
+    def __init__(self, workdir: Path, hours: int, events_per_hour: int) -> None:
+        from dagster import DagsterInstance
+
+        from devstack.broker import start_broker
+        from platform_assets.definitions import build_definitions
+        from platform_assets.lib.contract import load_contracts
+        from platform_assets.marts import dbt_resource
+        from resources.kafka import KafkaResource
+        from resources.lake import LakeResource
+        from resources.schema_registry import SchemaRegistryResource
+        from resources.spark import SparkResource
+        from resources.warehouse import WarehouseResource
+        from simulator.service import Publisher, ensure_topics, run_simulated
+        from simulator.source import ALL_TOPICS, Rates, SourceSystem
+
+        self.broker = start_broker()
+        share = events_per_hour // 10
+        rates = Rates(creates=share, updates=2 * share, deletes=share // 10, transactions=events_per_hour - 3 * share)
+        ensure_topics(self.broker.bootstrap, ALL_TOPICS)
+        self.events = run_simulated(SourceSystem(seed=1, rates=rates), Publisher(self.broker.bootstrap), hours)
+        resources = {
+            "kafka": KafkaResource(bootstrap_servers=self.broker.bootstrap, group_prefix="bench"),
+            "lake": LakeResource(root=str(workdir / "pipeline-lake")),
+            "spark": SparkResource(),
+            "schema_registry": SchemaRegistryResource(),
+            "warehouse": WarehouseResource(path=str(workdir / "warehouse.duckdb")),
+            "dbt": dbt_resource(),
+        }
+        self.defs = build_definitions(load_contracts(), resources)
+        self.instance = DagsterInstance.ephemeral()
+
+    def run(self, job: str, first: str | None = None, last: str | None = None, selection: Any = None) -> None:
+        tags = (
+            {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last} if first else {}
+        )
+        result = self.defs.resolve_job_def(job).execute_in_process(
+            instance=self.instance,
+            tags=tags,
+            asset_selection=selection,
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        )
+        if not result.success:
+            raise RuntimeError(f"{job} {first}..{last} failed in the benchmark")
+
+    def close(self) -> None:
+        self.broker.stop()
+
+
+def hour_end_to_end(events: int, workdir: Path) -> Result:
+    """One hour of events through landing, raw, current and history, against the hour itself."""
+    from dagster import AssetKey
+
+    stack = PipelineStack(workdir / "e2e", hours=1, events_per_hour=events)
+    history = [AssetKey(["history", name]) for name in ("customers", "card_transactions")]
+
+    def pipeline() -> None:
+        stack.run("landing_job")
+        stack.run("hourly_job", "2026-01-01-00:00", "2026-01-01-00:00")
+        stack.run("daily_job", "2026-01-01", "2026-01-01", selection=history)
+
+    try:
+        seconds, peak = timed(pipeline)
+    finally:
+        stack.close()
+    ratio = 3600 / seconds
+    return Result(
+        "one hour end to end through Dagster (x real time)",
+        f"{stack.events} events",
+        seconds,
+        peak,
+        "3600 s of real time",
+        3600.0,
+        ratio,
+        ">= 120x (<= 30 s)",
+        seconds <= 30 and ratio >= 120,
+    )
+
+
+def backfill_single_vs_per_partition(hours: int, workdir: Path) -> Result:
+    """A range of hourly partitions as one run against one run per partition, on the same data."""
+    from datetime import UTC, datetime, timedelta
+
+    from platform_assets.partitions import hour_key
+
+    stack = PipelineStack(workdir / "backfill", hours=hours, events_per_hour=200)
+    keys = [hour_key(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=h)) for h in range(hours)]
+    try:
+        stack.run("landing_job")
+
+        def per_partition() -> None:
+            for key in keys:
+                stack.run("hourly_job", key, key)
+
+        baseline_s, _ = timed(per_partition)
+        seconds, peak = timed(lambda: stack.run("hourly_job", keys[0], keys[-1]))
+    finally:
+        stack.close()
+    ratio = seconds / baseline_s
+    return Result(
+        "hourly backfill as one run vs per-partition runs",
+        f"{hours} hours",
+        seconds,
+        peak,
+        "one run per partition",
+        baseline_s,
+        ratio,
+        "<= 0.2",
+        ratio <= 0.2,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="benchmarks", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; checks the harness, not the speed")
@@ -325,10 +439,15 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=100_000)
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--history-keys", type=int, default=20_000)
-    parser.add_argument("--cases", nargs="*", choices=["decode", "landing", "merge", "history"], help="default: all")
+    parser.add_argument("--hour-events", type=int, default=100_000)
+    parser.add_argument("--backfill-hours", type=int, default=168)
+    parser.add_argument(
+        "--cases", nargs="*", choices=["decode", "landing", "merge", "history", "hour", "backfill"], help="default: all"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.messages, args.decode, args.changes, args.rows, args.history_keys = 2_000, 2_000, 1_000, 20_000, 200
+        args.hour_events, args.backfill_hours = 1_000, 3
     os.environ.setdefault("PLATFORM_MODE", "dev")
     os.environ.setdefault("RUST_LOG", "warn")
     workdir = Path(tempfile.mkdtemp(prefix="platform-bench-"))
@@ -337,6 +456,8 @@ def main() -> None:
         "landing": lambda: landing_vs_bare_consume(args.messages, workdir),
         "merge": lambda: merge_vs_duckdb(args.changes, args.rows, workdir),
         "history": lambda: history_90_vs_7_days(args.history_keys, workdir),
+        "hour": lambda: hour_end_to_end(args.hour_events, workdir),
+        "backfill": lambda: backfill_single_vs_per_partition(args.backfill_hours, workdir),
     }
     try:
         results = [cases[name]() for name in args.cases or cases]

@@ -20,7 +20,7 @@ def test_benchmark_harness_runs_every_case_at_smoke_size():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((ROOT / "benchmarks" / "results" / "smoke.json").read_text())
-    assert [r["case"].split(" ")[0] for r in results] == ["JSON", "landing", "merge", "history"]
+    assert [r["case"].split(" ")[0] for r in results] == ["JSON", "landing", "merge", "history", "one", "hourly"]
     for result in results:
         assert result["seconds"] > 0 and result["baseline_seconds"] > 0 and result["ratio"] > 0
         assert result["case"] in done.stdout
