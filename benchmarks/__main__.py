@@ -352,9 +352,9 @@ class PipelineStack:
         self.instance = DagsterInstance.ephemeral()
 
     def run(self, job: str, first: str | None = None, last: str | None = None, selection: Any = None) -> None:
-        tags = (
-            {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last} if first else {}
-        )
+        tags: dict[str, str] = {}
+        if first:
+            tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
         result = self.defs.resolve_job_def(job).execute_in_process(
             instance=self.instance,
             tags=tags,
