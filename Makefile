@@ -30,6 +30,7 @@ demo: install
 dev: install
 	$(RUN) -m devstack.dev --data-dir $(DATA)
 
+# Chromium for the browser tests comes from Debian (devstack/install_browser.sh).
 # Azurite (Azure Storage emulator) for the lake storage tests, pinned by .ci/package-lock.json.
 NODE_TOOLS := .ci/node_modules/.installed
 
@@ -40,6 +41,7 @@ $(NODE_TOOLS): .ci/package.json .ci/package-lock.json
 
 ## test: lint, type check and every test
 test: install lint typecheck $(NODE_TOOLS)
+	bash devstack/install_browser.sh
 	$(RUN) -m pytest -p no:cacheprovider
 
 lint: install

@@ -1,0 +1,182 @@
+"""The Dagster UI in a real browser: the asset graph, a partition materialized from an asset page, a
+backfill of a partition range from the catalog, and a failed blocking check shown as failed.
+
+Every run here is launched by clicking in the UI and executed by the `dagster dev` daemon; the tests
+wait on what the page shows, then cross-check the run through GraphQL and the rows in the lake.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from playwright.sync_api import Locator, Page, expect
+from ui_stack import BAD_HOUR, BROKEN_RECORDS, RUN_TIMEOUT_S, START, DagsterUI, hour_key
+
+ONE_HOUR = hour_key(START + timedelta(hours=1))
+RANGE = [hour_key(START + timedelta(hours=h)) for h in (2, 3, 4)]
+BAD = hour_key(BAD_HOUR)
+RUN_PAGE = re.compile(r"/runs/([0-9a-f-]{36})$")
+BACKFILL_PAGE = re.compile(r"/runs/b/([a-z0-9]+)$")
+FINAL_RUN_STATUS = re.compile(r"^(Success|Failure|Canceled)$")
+
+
+def partition_picker(page: Page) -> Locator:
+    """Accept the confirmations Dagster asks first (assets of the same multi-asset, upstream never
+    materialized), then return the partition picker dialog."""
+    picker = page.get_by_role("dialog").filter(has_text="Partition selection")
+    confirmation = page.get_by_role("dialog").filter(has=page.get_by_role("button", name="Confirm", exact=True))
+    for _ in range(4):
+        expect(picker.or_(confirmation).first).to_be_visible()
+        if picker.is_visible():
+            return picker
+        title = confirmation.first.inner_text().splitlines()[0]
+        confirmation.first.get_by_role("button", name="Confirm", exact=True).click()
+        expect(page.get_by_role("dialog").filter(has_text=title)).to_be_hidden()
+    raise AssertionError("the partition picker did not open")
+
+
+def choose_partitions(picker: Locator, selection: str, count: int) -> None:
+    """Type a partition or a range into the picker, as a person does, and check how many it selected."""
+    expect(picker.get_by_role("textbox")).to_be_visible()
+    show_all = picker.get_by_role("button", name="Show all partitions")
+    if show_all.count():  # the picker starts with the last 90 days; the simulated data is older
+        show_all.click()
+    box = picker.get_by_role("textbox")
+    box.fill(selection)
+    box.press("Enter")
+    expect(picker.get_by_text(f"{count} partition{'s' if count > 1 else ''}", exact=True)).to_be_visible()
+
+
+def open_launched(page: Page, pattern: re.Pattern[str]) -> str:
+    """Follow the 'View' link of the toast that confirms the launch; return the run or backfill id."""
+    page.get_by_role("link", name="View", exact=True).click()
+    expect(page).to_have_url(pattern)
+    match = pattern.search(page.url)
+    assert match
+    return match.group(1)
+
+
+def wait_for_run_page(page: Page) -> Locator:
+    status = page.get_by_text(FINAL_RUN_STATUS).first
+    expect(status).to_be_visible(timeout=RUN_TIMEOUT_S * 1000)
+    return status
+
+
+def materialize_raw_customers(page: Page, shot: Any, hour: str) -> str:
+    """From the asset page of raw/customers: Materialize…, pick one hour, launch; return the run id."""
+    page.goto("/assets/raw/customers")
+    expect(page.get_by_text("Hourly change log of customers")).to_be_visible()
+    page.get_by_role("button", name="Materialize…").click()
+    picker = partition_picker(page)
+    expect(picker.get_by_text("Launch runs to materialize 2 assets")).to_be_visible()  # raw and quarantine
+    choose_partitions(picker, hour, 1)
+    shot("partition-picker")
+    picker.get_by_role("button", name="Launch 1 run").click()
+    return open_launched(page, RUN_PAGE)
+
+
+def test_asset_graph_shows_the_platform_assets(page: Page, shot: Any) -> None:
+    page.goto("/asset-groups")
+    expect(page.get_by_text("Global asset lineage")).to_be_visible()
+    graph = page.locator("svg").filter(has=page.locator("foreignObject"))
+    for group in ("customers", "card_transactions", "marts"):
+        expect(graph.get_by_text(group, exact=True).first).to_be_visible()
+    expect(page.get_by_text("fetching statuses")).to_have_count(0)
+    page.get_by_role("button", name="settings", exact=True).click()  # the graph's own settings menu
+    page.get_by_role("menuitem", name="Expand all groups").click()
+    page.get_by_role("button", name="settings", exact=True).click()  # close the menu again
+    expect(page.get_by_role("menuitem")).to_have_count(0)
+    # every group opened into its asset nodes: the customers group and at least five customers assets
+    expect(graph.get_by_text("customers", exact=True).nth(5)).to_be_visible()
+    shot("asset-graph")
+    for key in ("current/customers", "marts/customer_kpis_daily", "raw/card_transactions"):
+        jump = page.get_by_placeholder("Jump to…")
+        jump.fill(key)
+        jump.press("Enter")
+        # the graph opens the asset's group, selects its node and shows the asset's full key beside it
+        expect(page).to_have_url(re.compile("/asset-groups/" + re.escape(key.replace("/", "%2F"))))
+        expect(page.get_by_text(key.replace("/", " / "), exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name="View in Asset Catalog")).to_be_visible()
+        shot(key.replace("/", "-"))
+
+
+def test_materialize_one_partition_from_the_asset_page(page: Page, shot: Any, dagster_ui: DagsterUI) -> None:
+    run_id = materialize_raw_customers(page, shot, ONE_HOUR)
+    expect(page.get_by_text(f"partition: {ONE_HOUR}")).to_be_visible()
+    expect(wait_for_run_page(page)).to_have_text("Success")
+    expect(page.get_by_text("RUN_SUCCESS", exact=True)).to_be_visible()
+    shot("run-succeeded")
+
+    assert dagster_ui.run_status(run_id) == "SUCCESS"
+    published = dagster_ui.customer_events_by_hour[ONE_HOUR]
+    raw = dagster_ui.lake_rows("raw", "customers", ONE_HOUR)
+    assert sorted(r["customer_id"] for r in raw) == sorted(e.key for e in published)
+    assert dagster_ui.lake_rows("quarantine", "customers", ONE_HOUR) == []
+
+
+def test_backfill_a_partition_range_from_the_catalog(page: Page, shot: Any, dagster_ui: DagsterUI) -> None:
+    page.goto("/assets?asset-selection=" + 'group:"customers"'.replace(":", "%3A").replace('"', "%22"))
+    for key in ("raw/customers", "quarantine/customers", "current/customers"):
+        checkbox = page.get_by_test_id(f"checkbox-{key}")
+        page.locator("label").filter(has=checkbox).click()
+        expect(checkbox).to_be_checked()
+    shot("catalog-selection")
+    page.get_by_role("button", name="Materialize selected").click()
+    picker = partition_picker(page)
+    expect(picker.get_by_text("Launch runs to materialize 3 assets")).to_be_visible()
+    choose_partitions(picker, f"[{RANGE[0]}...{RANGE[-1]}]", len(RANGE))
+    shot("partition-range")
+    picker.get_by_role("button", name="Launch backfill").click()
+    backfill_id = open_launched(page, BACKFILL_PAGE)
+
+    expect(page.get_by_text(f"{RANGE[0]}...{RANGE[-1]}")).to_be_visible()
+    status = page.get_by_text("Status", exact=True).locator("xpath=following-sibling::*[1]")
+    expect(status).to_have_text("Succeeded", timeout=RUN_TIMEOUT_S * 1000)
+    for asset in ("raw / customers", "quarantine / customers", "current / customers"):
+        expect(page.get_by_role("link", name=asset).first).to_be_visible()
+    expect(page.get_by_text("100% completed")).to_have_count(3)
+    shot("backfill-succeeded")
+
+    page.get_by_role("tab", name="Runs").click()
+    run_links = page.get_by_role("link").filter(has_text=re.compile(r"^[0-9a-f]{8}$"))
+    expect(run_links.first).to_be_visible()
+    expect(page.get_by_role("img", name="run_success", exact=True)).to_have_count(run_links.count())
+    expect(page.get_by_role("img", name="run_failure", exact=True)).to_have_count(0)
+    shot("backfill-runs")
+
+    backfill = dagster_ui.backfill(backfill_id)
+    assert backfill["status"] == "COMPLETED_SUCCESS"
+    assert backfill["runs"] and {r["status"] for r in backfill["runs"]} == {"SUCCESS"}
+    for hour in RANGE:
+        published = dagster_ui.customer_events_by_hour[hour]
+        assert len(dagster_ui.lake_rows("raw", "customers", hour)) == len(published)
+    from resources.lake import LakeResource
+
+    current = LakeResource(root=str(dagster_ui.lake_root)).read("current", "customers").to_pylist()
+    changed = {e.key for hour in RANGE for e in dagster_ui.customer_events_by_hour[hour]}
+    assert {r["customer_id"] for r in current} == changed
+
+
+def test_a_failed_blocking_check_is_shown_as_failed(page: Page, shot: Any, dagster_ui: DagsterUI) -> None:
+    run_id = materialize_raw_customers(page, shot, BAD)
+    expect(wait_for_run_page(page)).to_have_text("Failure")
+    expect(page.get_by_text("1 blocking asset check failed").first).to_be_visible()
+    shot("run-failed")
+    assert dagster_ui.run_status(run_id) == "FAILURE"
+
+    page.goto("/assets/raw/customers")
+    page.get_by_role("tab", name="Checks").click()
+    expect(page.get_by_text("Latest execution")).to_be_visible()
+    listed = page.locator("span").filter(has_text="quarantine_rate").filter(has_text="Failed")
+    expect(listed.first).to_be_visible()
+    listed.first.click()
+    expect(page.get_by_text(f"raw/customers partition {BAD}: {BROKEN_RECORDS} of")).to_be_visible()
+    expect(page.get_by_text("went to quarantine, above the limit 5.0%", exact=False)).to_be_visible()
+    result = page.get_by_text("Evaluation result", exact=True).locator("xpath=following-sibling::*[1]")
+    expect(result).to_have_text("Failed")
+    shot("check-failed")
+
+    quarantined = dagster_ui.lake_rows("quarantine", "customers", BAD)
+    assert len(quarantined) == BROKEN_RECORDS
