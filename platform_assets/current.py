@@ -14,6 +14,7 @@ from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, Mat
 from pydantic import Field
 
 from platform_assets import checks
+from platform_assets.entity import entity_asset_properties, lake_pool
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import snapshot_topic
 from platform_assets.lib.ordering import order_columns
@@ -60,17 +61,15 @@ def build_current_asset(contract: Contract):
             f"Newest state per key of {contract.name} (one row per key; tombstones kept with `_deleted` so "
             "late older updates cannot revive a deleted key; read live rows with `_deleted = false`)."
         ),
-        group_name=contract.name,
-        owners=[f"team:{contract.owner}"] if contract.owner else None,
+        **entity_asset_properties(contract, "current"),
         kinds={"spark", "delta"},
         deps=[AssetKey(["raw", contract.name])],
         partitions_def=hourly_partitions,
         backfill_policy=BackfillPolicy.single_run(),
         automation_condition=checks.follow_parents_when_checks_pass(),
-        tags={"layer": "current", "entity": contract.name},
         metadata={"dagster/column_schema": table_schema(current_schema(contract), contract)},
         check_specs=[checks.spec(current_key, checks.UNIQUE_KEY)],
-        pool="lake_current_" + contract.name,
+        pool=lake_pool(contract, "current"),
     )
     def current_asset(
         context: AssetExecutionContext, config: CurrentConfig, lake: LakeResource, spark: SparkResource

@@ -15,6 +15,7 @@ from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Materialize
 
 from platform_assets import checks
 from platform_assets.current import merge_spec
+from platform_assets.entity import entity_asset_properties, lake_pool
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.quality import history_rules
 from platform_assets.lib.tables import history_schema
@@ -36,17 +37,15 @@ def build_history_asset(contract: Contract):
             f"State of every {contract.name} key alive at the end of each day (`snapshot_date`); tombstones of "
             "keys deleted that day are kept with `_deleted = true` so the next day stays exact."
         ),
-        group_name=contract.name,
-        owners=[f"team:{contract.owner}"] if contract.owner else None,
+        **entity_asset_properties(contract, "history"),
         kinds={"spark", "delta"},
         deps=[AssetKey(["current", contract.name])],
         partitions_def=daily_partitions,
         backfill_policy=BackfillPolicy.single_run(),
         automation_condition=checks.follow_parents_when_checks_pass(),
-        tags={"layer": "history", "entity": contract.name},
         metadata={"dagster/column_schema": table_schema(history_schema(contract), contract)},
         check_specs=[checks.spec(history_key, checks.ONE_ROW_PER_KEY_PER_DAY)],
-        pool="lake_history_" + contract.name,
+        pool=lake_pool(contract, "history"),
     )
     def history_asset(context: AssetExecutionContext, lake: LakeResource, spark: SparkResource) -> Iterator[Any]:
         started = time.monotonic()

@@ -15,6 +15,7 @@ import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, asset
 
+from platform_assets.entity import entity_asset_properties, lake_pool
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import LandingRecord, SchemaLookup, decode, event_hour
 from platform_assets.lib.tables import LANDING_SCHEMA
@@ -198,12 +199,10 @@ def build_landing_asset(contract: Contract):
             "topic, partition, offset, timestamp, key, value bytes, headers. Append-only archive that "
             "every rebuild replays; each record lands exactly once."
         ),
-        group_name=contract.name,
-        owners=[f"team:{contract.owner}"] if contract.owner else None,
+        **entity_asset_properties(contract, "landing"),
         kinds=LANDING_KINDS,
         deps=[topic_key(topic) for topic in contract.source.topics],
-        tags={"layer": "landing", "entity": contract.name},
-        pool="lake_landing_" + contract.name,
+        pool=lake_pool(contract, "landing"),
     )
     def landing_asset(
         context: AssetExecutionContext,

@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from platform_assets import checks
+from platform_assets.entity import entity_asset_properties, lake_pool
 from platform_assets.erasure import erased_key_test
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import LandingRecord, decode_batch, landing_record
@@ -65,13 +66,11 @@ def build_raw_assets(contract: Contract):
         return AssetSpec(
             key,
             description=description,
-            group_name=contract.name,
-            owners=[f"team:{contract.owner}"] if contract.owner else None,
+            **entity_asset_properties(contract, key.path[0]),
             kinds={"delta", "python"},
             deps=[AssetKey(["landing", contract.name])]
             + ([AssetKey(["snapshot", contract.name])] if contract.snapshot_url else []),
             partitions_def=hourly_partitions,
-            tags={"layer": key.path[0], "entity": contract.name},
             metadata={"dagster/column_schema": table_schema(schema, contract)},
             skippable=skippable,
         )
@@ -101,7 +100,7 @@ def build_raw_assets(contract: Contract):
             checks.spec(raw_key, checks.FRESHNESS, blocking=False),
         ],
         backfill_policy=BackfillPolicy.single_run(),
-        pool="lake_raw_" + contract.name,
+        pool=lake_pool(contract, "raw"),
     )
     def raw_assets(context: AssetExecutionContext, lake: LakeResource, schema_registry: SchemaRegistryResource):
         started = time.monotonic()

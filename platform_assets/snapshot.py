@@ -14,6 +14,7 @@ import requests
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from platform_assets.entity import entity_asset_properties, lake_pool
 from platform_assets.landing import app_id, landing_rows
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import LandingRecord, snapshot_topic
@@ -51,11 +52,9 @@ def build_snapshot_asset(contract: Contract):
         key=AssetKey(["snapshot", contract.name]),
         description=f"Full export of {contract.name} from {contract.snapshot_url}, kept in landing/{contract.name} "
         f"under `{topic}` and attributed to the hour its download started.",
-        group_name=contract.name,
-        owners=[f"team:{contract.owner}"] if contract.owner else None,
+        **entity_asset_properties(contract, "landing"),
         kinds={"rest", "delta"},
-        tags={"layer": "landing", "entity": contract.name},
-        pool="lake_landing_" + contract.name,
+        pool=lake_pool(contract, "landing"),
     )
     def snapshot_asset(context: AssetExecutionContext, config: SnapshotConfig, lake: LakeResource) -> MaterializeResult:
         started = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
