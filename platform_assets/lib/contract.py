@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +87,21 @@ class Contract:
     def field_names(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.fields)
 
-    @property
+    # Cached (the dataclass is frozen, so these never go stale): decoding reads them for every record.
+    @cached_property
     def stored_fields(self) -> tuple[FieldSpec, ...]:
         """Fields that exist after landing: a `pii: drop` field never leaves the archive."""
         return tuple(spec for spec in self.fields if spec.pii != "drop")
+
+    @cached_property
+    def protected_fields(self) -> tuple[FieldSpec, ...]:
+        """Stored fields whose values are transformed on the way into `raw` (`hash` or `mask`)."""
+        return tuple(spec for spec in self.stored_fields if spec.pii is not None)
+
+    @cached_property
+    def identity_fields(self) -> frozenset[str]:
+        """Fields that say which change this is (key, sequence, event time), never checked against accepted values."""
+        return frozenset({*self.key, self.sequence, self.event_time})
 
 
 def _expand_env(value: str) -> str:

@@ -7,7 +7,6 @@ value (first letters, an e-mail's domain). `drop` removes the field after landin
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 from typing import Any
@@ -39,7 +38,7 @@ def pii_key() -> bytes:
 
 
 def hash_value(value: str, key: bytes) -> str:
-    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, value.encode("utf-8"), "sha256").hex()
 
 
 def mask_value(value: str) -> str:
@@ -50,15 +49,10 @@ def mask_value(value: str) -> str:
 
 
 def protect(contract: Contract, values: dict[str, Any], key: bytes) -> dict[str, Any]:
-    """Return the values with every PII policy of the contract applied."""
-    protected = dict(values)
-    for spec in contract.fields:
-        if spec.pii is None:
-            continue
-        value = protected.pop(spec.name, None)
-        if spec.pii == "drop":
-            continue
+    """Return the stored fields with every PII policy of the contract applied (`drop` fields left out)."""
+    protected = {spec.name: values.get(spec.name) for spec in contract.stored_fields}
+    for spec in contract.protected_fields:
+        value = protected[spec.name]
         if value is not None:
-            value = hash_value(value, key) if spec.pii == "hash" else mask_value(value)
-        protected[spec.name] = value
-    return {spec.name: protected.get(spec.name) for spec in contract.stored_fields}
+            protected[spec.name] = hash_value(value, key) if spec.pii == "hash" else mask_value(value)
+    return protected

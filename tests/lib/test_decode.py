@@ -7,9 +7,20 @@ from datetime import UTC, datetime
 
 import fastavro
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from platform_assets.lib.contract import parse_contract
-from platform_assets.lib.decode import Change, LandingRecord, Rejected, Skipped, decode, decode_batch
+from platform_assets.lib.decode import (
+    Change,
+    LandingRecord,
+    Rejected,
+    Skipped,
+    decode,
+    decode_batch,
+    event_hour,
+    landing_hour,
+)
 
 FIELDS = {
     "id": {"type": "string", "nullable": False},
@@ -192,3 +203,53 @@ def test_decoding_is_deterministic_whatever_the_input_order():
     forward = decode_batch(TOPICS, records, lambda values: values)
     backward = decode_batch(TOPICS, list(reversed(records)), lambda values: values)
     assert forward.rows == backward.rows
+
+
+def test_a_rejected_record_with_a_readable_event_time_is_filed_under_its_event_hour():
+    [bad] = decode_batch(TOPICS, [record({**GOOD, "amount": "lots"}, "c", 0)], lambda values: values).quarantined
+    assert bad["error"] == "wrong_type"
+    assert bad["_event_hour"] == datetime(2026, 1, 1, 10, tzinfo=UTC)
+
+
+# Wire values that each field may carry: right, wrong, absent (None) or borderline.
+WIRE_VALUES = {
+    "id": st.sampled_from(["a", "b", 7, None, ""]),
+    "name": st.sampled_from(["Ann", None, 3, True]),
+    "amount": st.sampled_from([1.5, 0, "lots", None, 1e308, True]),
+    "ts": st.sampled_from(
+        ["2026-01-01T10:15:00Z", "2026-01-01T23:59:59+02:00", "2026-01-02", 1_767_225_600_000, "yesterday", None, 1.5]
+    ),
+    "v": st.sampled_from([3, 2**63, -1, "3", None, False]),
+    "op": st.sampled_from(["c", "u", "d", "r", "x", None]),
+}
+
+
+@st.composite
+def landed_records(draw):
+    contract_ = draw(st.sampled_from([TOPICS, OP_FIELD, DEBEZIUM, AVRO]))
+    payload = {name: draw(values) for name, values in WIRE_VALUES.items()}
+    payload = {name: value for name, value in payload.items() if value is not None}
+    shape = draw(st.sampled_from(["object", "not_json", "array", "null", "snapshot", "oversized"]))
+    topic = draw(st.sampled_from(list(contract_.source.topics)))
+    if shape == "object" and contract_ is DEBEZIUM:
+        value = json.dumps({"op": payload.pop("op", "u"), "after": payload, "before": payload}).encode()
+    elif shape == "object" and contract_ is AVRO:
+        value = draw(st.sampled_from([avro_bytes(AVRO_VALUE), avro_bytes(AVRO_VALUE, schema_id=99), b"\x01xyz"]))
+    elif shape == "object":
+        value = json.dumps(payload).encode()
+    elif shape == "oversized":
+        value = json.dumps({**payload, "name": "x" * 3000}).encode()
+    else:
+        value = {"not_json": b"{nope", "array": b"[1]", "null": None, "snapshot": json.dumps(payload).encode()}[shape]
+        topic = "_snapshot.things" if shape == "snapshot" else topic
+    timestamp_ms = draw(st.integers(1_767_225_600_000, 1_767_225_600_000 + 3 * 86_400_000))
+    return contract_, LandingRecord(topic, 0, 0, timestamp_ms, b"k", value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(landed_records())
+def test_landing_files_every_record_under_the_hour_raw_will_find(case):
+    """Landing takes the hour without decoding every field; raw decodes in full. If they disagreed, a
+    record would be read into a raw partition its hour does not belong to."""
+    contract_, landed = case
+    assert landing_hour(contract_, landed, lookup) == event_hour(contract_, landed, decode(contract_, landed, lookup))
