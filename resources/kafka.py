@@ -83,6 +83,18 @@ class KafkaResource(ConfigurableResource):
         except KafkaException as error:
             raise KafkaUnavailableError(f"Kafka at {self.bootstrap_servers} did not answer: {error}") from error
 
+    def caught_up(self, consumer: Consumer, positions: dict[tuple[str, int], int]) -> bool:
+        """Whether every partition's next position reached the end offset its last fetch reported.
+
+        The consumer's cached watermark comes with each fetch response, so it is never behind the way a
+        fresh end-offset query can be right after a produce (tansu); unknown until a partition was fetched.
+        """
+        for (topic, partition), position in positions.items():
+            _, end = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+            if end < 0 or position < end:
+                return False
+        return True
+
     def committed(self, consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[str, int], int | None]:
         if not partitions:
             return {}

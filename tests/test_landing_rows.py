@@ -1,0 +1,49 @@
+"""The landing table is an exact archive: every record read back from its rows is the record consumed."""
+
+import json
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from platform_assets.landing import landing_rows, last_offsets
+from platform_assets.lib.contract import load_contracts
+from platform_assets.lib.decode import LandingRecord, landing_record
+
+TRANSACTIONS = next(c for c in load_contracts() if c.name == "card_transactions")
+TOPIC = TRANSACTIONS.source.topics[0]
+VALUE = {"transaction_id": "T1", "customer_id": "C1", "amount": 1.0, "occurred_at": "2026-01-01T10:15:00Z"}
+
+headers = st.lists(st.tuples(st.text(max_size=8), st.one_of(st.none(), st.binary(max_size=8))), max_size=3)
+records = st.lists(
+    st.builds(
+        LandingRecord,
+        topic=st.sampled_from([TOPIC, "other"]),
+        partition=st.integers(0, 3),
+        offset=st.integers(0, 2**40),
+        timestamp_ms=st.integers(1_767_225_600_000, 1_767_225_600_000 + 10**9),
+        key=st.one_of(st.none(), st.binary(max_size=8)),
+        value=st.one_of(st.none(), st.binary(max_size=16), st.just(json.dumps(VALUE).encode())),
+        headers=headers.map(tuple),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(records)
+def test_every_landed_row_reads_back_as_the_record_consumed(batch):
+    table = landing_rows(TRANSACTIONS, batch, None, datetime(2026, 1, 2, tzinfo=UTC))
+    assert [landing_record(row) for row in table.to_pylist()] == batch
+    expected_last: dict[tuple[str, int], int] = {}
+    for record in batch:
+        position = (record.topic, record.partition)
+        expected_last[position] = max(expected_last.get(position, -1), record.offset)
+    assert last_offsets(table) == expected_last
+
+
+def test_a_record_is_filed_under_its_event_hour_and_without_one_under_its_kafka_hour():
+    good = LandingRecord(TOPIC, 0, 0, 1_767_225_600_000, b"T1", json.dumps(VALUE).encode())
+    broken = LandingRecord(TOPIC, 0, 1, 1_767_225_600_000, b"T2", b"{not json")
+    table = landing_rows(TRANSACTIONS, [good, broken], None, datetime(2026, 1, 2, tzinfo=UTC))
+    assert table["_event_hour"].to_pylist() == [datetime(2026, 1, 1, 10, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)]
