@@ -1,9 +1,10 @@
-"""Current: one row per key, live or tombstone, maintained by an ordered MERGE on Spark.
+"""Current: one row per live key, maintained by an ordered MERGE on Spark.
 
 Partition H applies the changes of raw hour H. Because the MERGE only lets a change win when it is at
 least as new as the stored one, partitions can be applied in any order and any number of times, and a
 backfill re-applies fixed logic to exactly the keys whose newest change lies in the backfilled hours.
-Readers see live rows only (`_deleted = false`).
+Readers see live rows only: the tombstones of deleted keys, which stop a late older update from
+reviving them, are kept beside it in `current_tombstones/<entity>`.
 """
 
 import time
@@ -28,9 +29,9 @@ from spark.cdc import (
     MergeSpec,
     changes_between,
     duplicate_keys,
-    live_and_tombstones,
     merge_into_current,
     rebuild_current,
+    row_count,
     since_latest_snapshot,
 )
 
@@ -48,7 +49,7 @@ def merge_spec(contract: Contract) -> MergeSpec:
     return MergeSpec(
         key=contract.key,
         order=order_columns(contract),
-        columns=tuple(f.name for f in current_schema(contract) if f.name != "_deleted"),
+        columns=tuple(f.name for f in current_schema(contract)),
     )
 
 
@@ -58,8 +59,8 @@ def build_current_asset(contract: Contract):
     @asset(
         key=current_key,
         description=(
-            f"Newest state per key of {contract.name} (one row per key; tombstones kept with `_deleted` so "
-            "late older updates cannot revive a deleted key; read live rows with `_deleted = false`)."
+            f"Newest state of every live {contract.name} key, one row per key. Deleted keys are absent; their "
+            f"tombstones, kept in current_tombstones/{contract.name}, stop late older updates from reviving them."
         ),
         **entity_asset_properties(contract, "current"),
         kinds={"spark", "delta"},
@@ -76,20 +77,21 @@ def build_current_asset(contract: Contract):
     ) -> Iterator[Any]:
         started = time.monotonic()
         window = context.partition_time_window
-        lake.create_if_missing("current", contract.name, current_schema(contract))
-        version_before = lake.version("current", contract.name)
-        with retry_transient_failures():
+        layers = ("current", "current_tombstones")
+        for layer in layers:
+            lake.create_if_missing(layer, contract.name, current_schema(contract))
+        current_uri, tombstones_uri = (lake.uri(layer, contract.name) for layer in layers)
+        with retry_transient_failures(), lake.checkpointing(layers, contract.name):
             session = spark.session()
             if config.full_refresh:
                 every_change = session.read.format("delta").load(lake.uri("raw", contract.name))
                 changes = since_latest_snapshot(every_change, snapshot_topic(contract.name))
-                stats = rebuild_current(session, changes, lake.uri("current", contract.name), merge_spec(contract))
+                stats = rebuild_current(session, changes, current_uri, tombstones_uri, merge_spec(contract))
             else:
                 changes = changes_between(session, lake.uri("raw", contract.name), window.start, window.end)
-                stats = merge_into_current(session, changes, lake.uri("current", contract.name), merge_spec(contract))
-            duplicates = duplicate_keys(session, lake.uri("current", contract.name), contract.key)
-            live, tombstones = live_and_tombstones(session, lake.uri("current", contract.name))
-        lake.checkpoint_if_due("current", contract.name, version_before)
+                stats = merge_into_current(session, changes, current_uri, tombstones_uri, merge_spec(contract))
+            duplicates = duplicate_keys(session, current_uri, contract.key)
+            live, tombstones = row_count(session, current_uri), row_count(session, tombstones_uri)
         yield MaterializeResult(
             metadata={
                 "dagster/row_count": live,

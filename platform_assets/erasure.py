@@ -38,7 +38,9 @@ AUDIT_SCHEMA = pa.schema(
         ("verified", pa.bool_()),
     ]
 )
-ERASED_LAYERS = ("landing", "quarantine", "raw", "current", "history")
+# The layers that hold rows by key after landing (tombstones keep the key of a deleted row).
+KEYED_LAYERS = ("raw", "current", "current_tombstones", "history", "history_tombstones")
+ERASED_LAYERS = ("landing", "quarantine", *KEYED_LAYERS)
 
 
 class ErasureError(RuntimeError):
@@ -116,7 +118,7 @@ def erase(
         ),
     }
     predicate = _key_predicate(contract, keys, secret)
-    for layer in ("raw", "current", "history"):
+    for layer in KEYED_LAYERS:
         removed[layer] = _delete(lake, layer, contract.name, predicate)
     removed["marts"] = 0  # the marts hold aggregates only; no row names a key
     for layer in ERASED_LAYERS:

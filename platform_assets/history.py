@@ -34,8 +34,9 @@ def build_history_asset(contract: Contract):
     @asset(
         key=history_key,
         description=(
-            f"State of every {contract.name} key alive at the end of each day (`snapshot_date`); tombstones of "
-            "keys deleted that day are kept with `_deleted = true` so the next day stays exact."
+            f"State of every {contract.name} key alive at the end of each day (`snapshot_date`); a key deleted on a "
+            f"day is absent from that day on (its tombstones, kept in history_tombstones/{contract.name}, keep the "
+            "next days exact)."
         ),
         **entity_asset_properties(contract, "history"),
         kinds={"spark", "delta"},
@@ -53,19 +54,20 @@ def build_history_asset(contract: Contract):
         first, last = window.start.date(), (window.end - timedelta(days=1)).date()
         platform_start = daily_partitions.start.date()
         first = max(platform_start, first - timedelta(days=1))
-        lake.create_if_missing("history", contract.name, history_schema(contract), partition_by=["snapshot_date"])
-        version_before = lake.version("history", contract.name)
-        with retry_transient_failures():
+        layers = ("history", "history_tombstones")
+        for layer in layers:
+            lake.create_if_missing(layer, contract.name, history_schema(contract), partition_by=["snapshot_date"])
+        with retry_transient_failures(), lake.checkpointing(layers, contract.name):
             session = spark.session()
             rows = history_days(
                 session,
                 lake.uri("history", contract.name),
+                lake.uri("history_tombstones", contract.name),
                 lake.uri("raw", contract.name),
                 first,
                 last,
                 merge_spec(contract),
             )
-        lake.checkpoint_if_due("history", contract.name, version_before)
         yield MaterializeResult(
             metadata={
                 "dagster/row_count": rows[last.isoformat()],

@@ -12,7 +12,8 @@ UI): delta-rs reads `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOK
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,7 +23,19 @@ from dagster import ConfigurableResource
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-LAYERS = ("landing", "quarantine", "raw", "current", "history", "marts", "snapshot", "erasure", "audit")
+LAYERS = (
+    "landing",
+    "quarantine",
+    "raw",
+    "current",
+    "current_tombstones",
+    "history",
+    "history_tombstones",
+    "marts",
+    "snapshot",
+    "erasure",
+    "audit",
+)
 DEFAULT_LAKE_ROOT = ".data/lake"
 
 
@@ -241,6 +254,14 @@ class LakeResource(ConfigurableResource):
             return
         if version_before is None or table.version() // CHECKPOINT_EVERY > version_before // CHECKPOINT_EVERY:
             table.create_checkpoint()
+
+    @contextmanager
+    def checkpointing(self, layers: tuple[str, ...], entity: str) -> Iterator[None]:
+        """Around writes by an engine that does not checkpoint (Spark): checkpoint each table when due."""
+        versions_before = {layer: self.version(layer, entity) for layer in layers}
+        yield
+        for layer, version_before in versions_before.items():
+            self.checkpoint_if_due(layer, entity, version_before)
 
     def create_if_missing(
         self, layer: str, entity: str, schema: pa.Schema, partition_by: list[str] | None = None

@@ -43,6 +43,19 @@ def as_state(changes: DataFrame, spec: MergeSpec) -> DataFrame:
     return changes.withColumn("_deleted", F.col("_op") == F.lit("delete")).select(*spec.columns, "_deleted")
 
 
+def stored_state(live: DataFrame, tombstones: DataFrame) -> DataFrame:
+    """Live rows and tombstones, kept in two tables, as one state with the tombstone flag."""
+    return live.withColumn("_deleted", F.lit(False)).unionByName(tombstones.withColumn("_deleted", F.lit(True)))
+
+
+def live_rows(state: DataFrame) -> DataFrame:
+    return state.where(~F.col("_deleted")).drop("_deleted")
+
+
+def tombstone_rows(state: DataFrame) -> DataFrame:
+    return state.where(F.col("_deleted")).drop("_deleted")
+
+
 def _timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -56,27 +69,56 @@ def changes_between(spark: SparkSession, raw_uri: str, start: datetime, end: dat
     )
 
 
-def merge_into_current(spark: SparkSession, changes: DataFrame, current_uri: str, spec: MergeSpec) -> dict[str, Any]:
-    """Apply changes to `current`: per key the newest change wins if it is at least as new as the stored one.
+def merge_into_current(
+    spark: SparkSession, changes: DataFrame, current_uri: str, tombstones_uri: str, spec: MergeSpec
+) -> dict[str, Any]:
+    """Apply changes: per key the newest change wins if it is at least as new as the stored one.
 
-    The `>=` guard makes a re-application of the same changes rewrite exactly the rows whose newest
-    change is among them, so a backfill after a logic fix repairs those rows and touches no others.
+    Live rows are in `current`, tombstones in a table beside it, so readers of `current` see live rows
+    only while a late older update still meets the delete that beat it. Changes older than their key's
+    tombstone are dropped first (a join with the tombstones, which are few beside `current`); the MERGE
+    into `current` then decides the rest, and the tombstones follow from what it left: a delete won if
+    `current` no longer holds its key, a surviving live change clears its key's tombstone. Each step
+    gives the same answer on a rerun, so a crash between the two commits is repaired by running the
+    partition again. The `>=` guard makes a backfill after a logic fix rewrite exactly the keys whose
+    newest change it re-applies.
     """
     source = as_state(newest_per_key(changes, spec), spec)
-    view = "platform_current_changes"
-    source.createOrReplaceTempView(view)
+    source.createOrReplaceTempView("platform_current_changes")
+    spark.read.format("delta").load(tombstones_uri).createOrReplaceTempView("platform_current_tombstones")
     on = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
-    columns = (*spec.columns, "_deleted")
-    updates = ", ".join(f"t.{c} = s.{c}" for c in columns)
-    inserted = ", ".join(columns)
-    values = ", ".join(f"s.{c}" for c in columns)
+    newer = at_least("s", "t", spec.order)
+    unbeaten = spark.sql(
+        f"""
+        SELECT s.* FROM platform_current_changes AS s LEFT JOIN platform_current_tombstones AS t ON {on}
+        WHERE t.{spec.key[0]} IS NULL OR {newer}
+        """
+    )
+    unbeaten.createOrReplaceTempView("platform_current_unbeaten")
+    updates = ", ".join(f"t.{c} = s.{c}" for c in spec.columns)
+    inserted = ", ".join(spec.columns)
+    values = ", ".join(f"s.{c}" for c in spec.columns)
     spark.sql(
         f"""
         MERGE INTO delta.`{current_uri}` AS t
-        USING {view} AS s
+        USING platform_current_unbeaten AS s
         ON {on}
-        WHEN MATCHED AND {at_least("s", "t", spec.order)} THEN UPDATE SET {updates}
-        WHEN NOT MATCHED THEN INSERT ({inserted}) VALUES ({values})
+        WHEN MATCHED AND s._deleted AND {newer} THEN DELETE
+        WHEN MATCHED AND {newer} THEN UPDATE SET {updates}
+        WHEN NOT MATCHED AND NOT s._deleted THEN INSERT ({inserted}) VALUES ({values})
+        """
+    ).collect()
+    still_live = spark.read.format("delta").load(current_uri).select(*spec.key)
+    winning_deletes = unbeaten.where(F.col("_deleted")).join(still_live, on=list(spec.key), how="left_anti")
+    unbeaten.where(~F.col("_deleted")).unionByName(winning_deletes).createOrReplaceTempView("platform_current_decided")
+    spark.sql(
+        f"""
+        MERGE INTO delta.`{tombstones_uri}` AS t
+        USING platform_current_decided AS s
+        ON {on}
+        WHEN MATCHED AND s._deleted THEN UPDATE SET {updates}
+        WHEN MATCHED THEN DELETE
+        WHEN NOT MATCHED AND s._deleted THEN INSERT ({inserted}) VALUES ({values})
         """
     ).collect()
     return {"changes_in": source.count()}
@@ -94,13 +136,16 @@ def since_latest_snapshot(changes: DataFrame, snapshot_topic: str) -> DataFrame:
     return changes.crossJoin(latest).where(F.col("_snapshot_at").isNull() | from_snapshot | later).drop("_snapshot_at")
 
 
-def rebuild_current(spark: SparkSession, changes: DataFrame, current_uri: str, spec: MergeSpec) -> dict[str, Any]:
-    """Replace `current` by the newest state per key over `changes` (a full refresh from the archive).
+def rebuild_current(
+    spark: SparkSession, changes: DataFrame, current_uri: str, tombstones_uri: str, spec: MergeSpec
+) -> dict[str, Any]:
+    """Replace `current` and its tombstones by the newest state per key over `changes` (a full refresh).
 
-    A plain overwrite keeps the table's declared (nullable) schema and is one atomic commit.
+    Plain overwrites keep the tables' declared (nullable) schemas; each is one atomic commit.
     """
     state = as_state(newest_per_key(changes, spec), spec)
-    state.write.format("delta").mode("overwrite").save(current_uri)
+    live_rows(state).write.format("delta").mode("overwrite").save(current_uri)
+    tombstone_rows(state).write.format("delta").mode("overwrite").save(tombstones_uri)
     return {"changes_in": state.count()}
 
 
@@ -111,25 +156,32 @@ def _day_state(spark: SparkSession, previous: DataFrame, raw_uri: str, day: date
 
 
 def history_days(
-    spark: SparkSession, history_uri: str, raw_uri: str, first: date, last: date, spec: MergeSpec
+    spark: SparkSession,
+    history_uri: str,
+    tombstones_uri: str,
+    raw_uri: str,
+    first: date,
+    last: date,
+    spec: MergeSpec,
 ) -> dict[str, int]:
-    """Recompute history days first..last, two days per atomic commit (Delta replaceWhere).
+    """Recompute history days first..last, two days per replaceWhere; return the live rows per day.
 
-    Day D is day D-1's state (tombstones included, so a late older update cannot revive a deleted
-    key) plus the changes of D, newest per key. Only day first-1 is read, so the cost of a run does
-    not grow with the length of the history.
+    Day D is day D-1's state plus the changes of D, newest per key. The state includes the tombstones
+    of deleted keys, kept per day in a table beside `history`, so a late older update cannot revive a
+    deleted key while readers of `history` find the key absent from the day of its delete on. Only day
+    first-1 is read, so the cost of a run does not grow with the length of the history.
     """
+
+    def day_of(uri: str, day: date) -> DataFrame:
+        table = spark.read.format("delta").load(uri)
+        return table.where(F.col("snapshot_date") == F.lit(day.isoformat()).cast("date")).drop("snapshot_date")
+
     rows: dict[str, int] = {}
     previous_day = first - timedelta(days=1)
     day = first
     while day <= last:
         chunk_end = min(day + timedelta(days=1), last)
-        previous: DataFrame = (
-            spark.read.format("delta")
-            .load(history_uri)
-            .where(F.col("snapshot_date") == F.lit(previous_day.isoformat()).cast("date"))
-            .drop("snapshot_date")
-        )
+        previous = stored_state(day_of(history_uri, previous_day), day_of(tombstones_uri, previous_day))
         states = []
         current_day = day
         while current_day <= chunk_end:
@@ -138,16 +190,13 @@ def history_days(
             current_day += timedelta(days=1)
         frame = states[0] if len(states) == 1 else states[0].unionByName(states[1])
         predicate = f"snapshot_date >= '{day.isoformat()}' AND snapshot_date <= '{chunk_end.isoformat()}'"
-        frame.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(history_uri)
+        # Tombstones first: a crash between the two commits leaves history as it was, and a rerun
+        # recomputes both from day first-1.
+        for uri, rows_of in ((tombstones_uri, tombstone_rows), (history_uri, live_rows)):
+            rows_of(frame).write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri)
         for state_day in range((chunk_end - day).days + 1):
             label = (day + timedelta(days=state_day)).isoformat()
-            rows[label] = (
-                spark.read.format("delta")
-                .load(history_uri)
-                .where(F.col("snapshot_date") == F.lit(label).cast("date"))
-                .where(~F.col("_deleted"))
-                .count()
-            )
+            rows[label] = day_of(history_uri, day + timedelta(days=state_day)).count()
         previous_day = chunk_end
         day = chunk_end + timedelta(days=1)
     return rows
@@ -159,14 +208,5 @@ def duplicate_keys(spark: SparkSession, uri: str, key: tuple[str, ...], limit: i
     return [tuple(row[k] for k in key) for row in grouped.collect()]
 
 
-def live_and_tombstones(spark: SparkSession, uri: str) -> tuple[int, int]:
-    row = (
-        spark.read.format("delta")
-        .load(uri)
-        .agg(
-            F.sum(F.when(F.col("_deleted"), 0).otherwise(1)).alias("live"),
-            F.sum(F.col("_deleted").cast("int")).alias("dead"),
-        )
-        .collect()[0]
-    )
-    return int(row["live"] or 0), int(row["dead"] or 0)
+def row_count(spark: SparkSession, uri: str) -> int:
+    return spark.read.format("delta").load(uri).count()

@@ -59,12 +59,12 @@ def test_landing_holds_every_published_record_exactly_once(demo, lake, contracts
 
 def test_current_equals_the_source_systems_state(demo, lake, contracts):
     customers = contracts["customers"]
-    current = {r["customer_id"]: r for r in lake.read("current", "customers").to_pylist() if not r["_deleted"]}
+    current = {r["customer_id"]: r for r in lake.read("current", "customers").to_pylist()}
     assert set(current) == set(demo.customers)
     fields = [f.name for f in customers.stored_fields]
     for customer_id, state in demo.customers.items():
         assert {f: current[customer_id][f] for f in fields} == expected_row(customers, state)
-    deleted = {r["customer_id"] for r in lake.read("current", "customers").to_pylist() if r["_deleted"]}
+    deleted = {r["customer_id"] for r in lake.read("current_tombstones", "customers").to_pylist()}
     assert deleted == set(demo.deleted)
     transactions = {r["transaction_id"] for r in lake.read("current", "card_transactions").to_pylist()}
     assert transactions == {t["transaction_id"] for t in demo.transactions}
@@ -74,7 +74,7 @@ def test_current_equals_the_reference_model_over_raw(demo, lake, contracts):
     for name, contract in contracts.items():
         raw = lake.read("raw", name).to_pylist()
         reference = ordering.live_rows(contract, raw)
-        current = {ordering.key_of(contract, r): r for r in lake.read("current", name).to_pylist() if not r["_deleted"]}
+        current = {ordering.key_of(contract, r): r for r in lake.read("current", name).to_pylist()}
         columns = [c for c in reference[next(iter(reference))] if c != "_op"]
         assert {k: [r[c] for c in columns] for k, r in current.items()} == {
             k: [r[c] for c in columns] for k, r in reference.items()
@@ -86,8 +86,7 @@ def test_history_holds_each_days_end_state(demo, lake, contracts):
     history = lake.read("history", "customers").to_pylist()
     by_day: dict[date, dict[str, dict]] = defaultdict(dict)
     for row in history:
-        if not row["_deleted"]:
-            by_day[row["snapshot_date"]][row["customer_id"]] = row
+        by_day[row["snapshot_date"]][row["customer_id"]] = row
     assert sorted(by_day) == [date(2026, 1, 1), date(2026, 1, 2)]
     source_rows = [
         {**expected_row(customers, e.value), "_op": e.topic.split("-")[1], **_position(i)}

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from helpers import run
 
-from platform_assets.erasure import AUDIT_SCHEMA, find_keys
+from platform_assets.erasure import AUDIT_SCHEMA, KEYED_LAYERS, find_keys
 from platform_assets.partitions import hour_key
 from simulator.source import Rates
 
@@ -52,7 +52,7 @@ def test_an_erased_customer_is_found_nowhere_even_after_a_rebuild_and_a_replay(s
     assert person not in json.dumps({k: str(v) for k, v in audit.items()}), "the audit must not hold the key"
 
     # A rebuild from the archive does not bring the person back.
-    for layer in ("raw", "quarantine", "current", "history"):
+    for layer in ("quarantine", *KEYED_LAYERS):
         for entity in ("customers", "card_transactions"):
             shutil.rmtree(stack.lake.uri(layer, entity))
     assert run(

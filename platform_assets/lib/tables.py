@@ -68,8 +68,8 @@ def raw_schema(contract: Contract) -> pa.Schema:
 
 
 def current_schema(contract: Contract) -> pa.Schema:
-    """`current`: the raw columns of each key's newest change (but its operation) plus its tombstone flag."""
-    return pa.schema([*(f for f in raw_schema(contract) if f.name != "_op"), ("_deleted", pa.bool_())])
+    """`current` and its tombstones: the raw columns of each key's newest change but its operation."""
+    return pa.schema([f for f in raw_schema(contract) if f.name != "_op"])
 
 
 def history_schema(contract: Contract) -> pa.Schema:

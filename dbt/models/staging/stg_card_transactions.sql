@@ -7,4 +7,3 @@ select
     merchant_category,
     occurred_at
 from {{ source('current', 'card_transactions') }}
-where not _deleted

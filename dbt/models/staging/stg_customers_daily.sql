@@ -6,4 +6,3 @@ select
     segment,
     version
 from {{ source('history', 'customers') }}
-where not _deleted
