@@ -143,14 +143,25 @@ def test_rerunning_a_partition_gives_the_same_tables(demo, lake):
 
     defs = build_definitions(load_contracts(), resources_from_env())
 
+    from resources.warehouse import WarehouseResource
+
+    warehouse = WarehouseResource.from_env()
+    marts = ("customer_kpis_daily", "card_spend_hourly", "card_spend_daily_by_city")
+
+    def mart_rows() -> dict[str, list[tuple]]:
+        return {mart: sorted(warehouse.query(f"select * from main.{mart}")) for mart in marts}
+
     before = {
         layer: lake.read(layer, "customers").sort_by(_sort_keys(layer)) for layer in ("raw", "current", "history")
     }
+    marts_before = mart_rows()
+    assert all(marts_before.values()), "every mart must have rows for the rerun to prove anything"
     instance = DagsterInstance.get()
     for job, partition in (("hourly_job", "2026-01-01-05:00"), ("daily_job", "2026-01-02")):
         assert defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=partition).success
     for layer, table in before.items():
         assert lake.read(layer, "customers").sort_by(_sort_keys(layer)).equals(table), layer
+    assert mart_rows() == marts_before
 
 
 def _sort_keys(layer: str) -> list[tuple[str, str]]:

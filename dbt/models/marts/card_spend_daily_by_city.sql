@@ -1,4 +1,4 @@
-{{ config(unique_key=['day', 'city'], pre_hook="{{ delete_partition_window('day') }}") }}
+{{ config(pre_hook="{{ delete_partition_window('day') }}") }}
 
 -- Spend per day and customer city (the segment of the card product), with the city the customer
 -- had at the end of that day; customers deleted that day count as `unknown`.

@@ -1,4 +1,4 @@
-{{ config(unique_key='hour', pre_hook="{{ delete_partition_window('hour') }}") }}
+{{ config(pre_hook="{{ delete_partition_window('hour') }}") }}
 
 select
     {{ dbt.date_trunc('hour', 'occurred_at') }} as hour,

@@ -1,4 +1,4 @@
-{{ config(unique_key='day', pre_hook="{{ delete_partition_window('day') }}") }}
+{{ config(pre_hook="{{ delete_partition_window('day') }}") }}
 
 with changes as (
     select
