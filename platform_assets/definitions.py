@@ -15,7 +15,7 @@ from platform_assets.landing import topic_specs
 from platform_assets.lib.contract import Contract, load_contracts
 from platform_assets.marts import dbt_resource, marts
 from platform_assets.schedules import daily_schedule, hourly_schedule
-from platform_assets.sensors import build_history_sensor, build_lag_sensor
+from platform_assets.sensors import build_erasure_marts_sensor, build_history_sensor, build_lag_sensor
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
@@ -40,11 +40,15 @@ def resources_from_env() -> dict[str, Any]:
 
 
 def build_definitions(contracts: list[Contract], resources: Mapping[str, Any] | None = None) -> Definitions:
+    erasure_job = build_erasure_job(contracts)
     return Definitions(
         assets=[*topic_specs(contracts), *(a for contract in contracts for a in entity_assets(contract)), marts],
-        jobs=[landing_job, hourly_job, daily_job, build_erasure_job(contracts)],
+        jobs=[landing_job, hourly_job, daily_job, erasure_job],
         schedules=[hourly_schedule, daily_schedule],
-        sensors=[s for contract in contracts for s in (build_lag_sensor(contract), build_history_sensor(contract))],
+        sensors=[
+            *(s for contract in contracts for s in (build_lag_sensor(contract), build_history_sensor(contract))),
+            build_erasure_marts_sensor(erasure_job),
+        ],
         resources=dict(resources or resources_from_env()),
         # One process per run: the embedded Spark server and the imports are paid once, not per step.
         executor=in_process_executor,

@@ -24,7 +24,7 @@ from dagster import (
 
 from platform_assets import checks
 from platform_assets.entity import entity_asset_properties, lake_pool
-from platform_assets.erasure import erased_key_test
+from platform_assets.erasure import erased_record_test
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import LandingRecord, decode_batch, landing_record
 from platform_assets.lib.pii import pii_key, protect
@@ -107,12 +107,13 @@ def build_raw_assets(contract: Contract):
         window = context.partition_time_window
         key = pii_key()
         records = landed_records(lake, contract.name, window.start, window.end)
+        schema_lookup = schema_registry.lookup()
         batch = decode_batch(
             contract,
             records,
             lambda values: protect(contract, values, key),
-            schema_registry.lookup(),
-            is_erased=erased_key_test(lake, contract.name, key),
+            schema_lookup,
+            is_erased=erased_record_test(lake, contract, key, schema_lookup),
         )
         predicate = hour_window_predicate("_event_hour", window.start, window.end)
         raw_table = pa.Table.from_pylist(batch.rows, raw_schema(contract))

@@ -4,7 +4,8 @@ The lag sensor of an entity requests a landing run when its consumer group falls
 threshold, or the oldest pending record older than a maximum delay), and, after each landing run,
 requests `raw` and `current` for exactly the event hours that run touched, late hours included. The
 history sensor then requests the days whose hours changed, onward to the newest day, so a late event
-for an old day is never silently lost. Sensors commit nothing to Kafka: only a landing run that has
+for an old day is never silently lost. The erasure sensor rebuilds the marts after an erasure, from
+the first day that counted the erased rows. Sensors commit nothing to Kafka: only a landing run that has
 written to Delta commits offsets. Their cursors live in the Dagster instance and survive restarts.
 """
 
@@ -13,26 +14,33 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
+import pyarrow.compute as pc
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
+    DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
     EventLogRecord,
+    JobDefinition,
     RunRequest,
     RunsFilter,
+    RunStatusSensorContext,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    run_status_sensor,
     sensor,
 )
 
+from platform_assets.erasure import AUDIT_SCHEMA
 from platform_assets.jobs import daily_job, hourly_job, landing_job
 from platform_assets.lib.contract import Contract
 from platform_assets.marts import marts
 from platform_assets.partitions import HOUR_FORMAT, daily_partitions, hourly_partitions
 from resources.kafka import KafkaResource
+from resources.lake import LakeResource
 
 SENSOR_INTERVAL_S = int(os.environ.get("PLATFORM_LAG_SENSOR_INTERVAL_S", "30"))
 LAG_THRESHOLD = int(os.environ.get("PLATFORM_LAG_THRESHOLD", "1000"))
@@ -178,3 +186,45 @@ def build_history_sensor(contract: Contract) -> SensorDefinition:
         return SensorResult(run_requests=[request], cursor=cursor.dump())
 
     return history_sensor
+
+
+def newest_marts_day(instance: DagsterInstance) -> str | None:
+    newest = [
+        event.asset_materialization.partition
+        for key in marts.keys
+        if (event := instance.get_latest_materialization_event(key)) and event.asset_materialization
+    ]
+    return max((day for day in newest if day), default=None)
+
+
+def build_erasure_marts_sensor(erasure_job: JobDefinition) -> SensorDefinition:
+    """After an erasure succeeds, rebuild the marts from the first day that counted the erased rows,
+    so no aggregate keeps counting the person (the marts hold no keys to delete)."""
+
+    @run_status_sensor(
+        name="erasure_marts_sensor",
+        description="Rebuilds the KPI marts after an erasure, from the first day that counted the erased rows.",
+        run_status=DagsterRunStatus.SUCCESS,
+        monitored_jobs=[erasure_job],
+        request_job=daily_job,
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        default_status=DefaultSensorStatus.RUNNING,
+    )
+    def erasure_marts_sensor(context: RunStatusSensorContext, lake: LakeResource) -> RunRequest | SkipReason:
+        run_id = context.dagster_run.run_id
+        audits = lake.read("audit", "erasures", schema=AUDIT_SCHEMA).filter(pc.field("request_id") == run_id)
+        first = min((day for day in audits.column("marts_from_day").to_pylist() if day is not None), default=None)
+        last = newest_marts_day(context.instance)
+        if first is None or last is None or f"{first:%Y-%m-%d}" > last:
+            return SkipReason(f"erasure {run_id}: no marts day counted the erased rows")
+        return RunRequest(
+            run_key=f"erasure:{run_id}",
+            asset_selection=list(marts.keys),
+            tags={
+                "layer": "marts",
+                "dagster/asset_partition_range_start": f"{first:%Y-%m-%d}",
+                "dagster/asset_partition_range_end": last,
+            },
+        )
+
+    return erasure_marts_sensor

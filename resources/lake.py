@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import ConfigurableResource
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 LAYERS = (
@@ -235,6 +235,28 @@ class LakeResource(ConfigurableResource):
             commit_properties=CommitProperties(app_transactions=transactions) if transactions else None,
         )
         self.checkpoint_if_due(layer, entity, before)
+
+    def select(self, layer: str, entity: str, sql: str) -> pa.Table | None:
+        """Run a SQL query over one table, named `<layer>` in the query; None when the table does not exist."""
+        table = self.table(layer, entity)
+        if table is None:
+            return None
+        return QueryBuilder().register(layer, table).execute(sql).read_all()
+
+    def delete_where(self, layer: str, entity: str, predicate: str) -> int:
+        """Delete the rows matching `predicate` in one commit; returns how many there were.
+
+        Not `DeltaTable.delete`: delta-rs rewrites the surviving rows of touched files with `string_view`
+        columns, and readers that filter through pyarrow (dbt-duckdb's delta plugin) then fail to compare
+        them with the table's `string` type. An overwrite by the same predicate with no rows keeps the types.
+        """
+        counted = self.select(layer, entity, f"select count(*) as n from {layer} where {predicate}")
+        matching = counted.column("n")[0].as_py() if counted is not None else 0
+        if matching:
+            table = self.table(layer, entity)
+            assert table is not None
+            self.replace_where(layer, entity, table.to_pyarrow_dataset().schema.empty_table(), predicate)
+        return matching
 
     def replace_where(self, layer: str, entity: str, data: pa.Table, predicate: str) -> None:
         """Atomically replace the rows matching `predicate` by `data` (Delta `replaceWhere`)."""

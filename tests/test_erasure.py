@@ -1,16 +1,19 @@
-"""Right to erasure: a customer erased after a multi-day run is found nowhere, not in old table
-versions, and not after a rebuild from the archive or a replay of their events from Kafka."""
+"""Right to erasure: a customer erased after a multi-day run is found nowhere (not in their own
+tables, not in the card transactions that name them, not in old table versions, not counted by the
+marts) and not after a rebuild from the archive or a replay of their events from Kafka."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from dagster import RunRequest, build_run_status_sensor_context
 from helpers import run
 
-from platform_assets.erasure import AUDIT_SCHEMA, KEYED_LAYERS, find_keys
+from platform_assets.erasure import AUDIT_SCHEMA, KEYED_LAYERS, erasure_targets, find_keys
 from platform_assets.partitions import hour_key
 from simulator.source import Rates
 
@@ -32,24 +35,75 @@ def stack(platform_stack):
     return stack
 
 
+def _marts(stack) -> tuple[dict, dict]:
+    warehouse = stack.resources["warehouse"]
+    active = {day: n for day, n in warehouse.query("select day, active_customers from main.customer_kpis_daily")}
+    spend = {hour: n for hour, n in warehouse.query("select hour, transactions from main.card_spend_hourly")}
+    return active, spend
+
+
 def test_an_erased_customer_is_found_nowhere_even_after_a_rebuild_and_a_replay(stack):
-    contract = next(c for c in stack.contracts if c.name == "customers")
+    contracts = {c.name: c for c in stack.contracts}
+    targets = erasure_targets(contracts["customers"], stack.contracts)
+    assert [t.contract.name for t in targets] == ["customers", "card_transactions"]
     changes = [e for e in stack.source.changes if e.topic.startswith("customer-")]
-    person = next(e.key for e in changes if e.topic == "customer-update" and e.key in stack.source.customers)
-    assert find_keys(contract, [person], stack.lake), "the test customer must exist before the erasure"
+    paid = Counter(t["customer_id"] for t in stack.source.transactions)
+    person = next(
+        e.key for e in changes if e.topic == "customer-update" and e.key in stack.source.customers and paid[e.key]
+    )
+    found_before = find_keys(targets, [person], stack.lake)
+    assert any(k.startswith("current/customers@") for k in found_before), "the test customer must exist"
+    assert any(k.startswith("current/card_transactions@") for k in found_before), "and must have paid"
+    alive_days = {
+        r["snapshot_date"] for r in stack.lake.read("history", "customers").to_pylist() if r["customer_id"] == person
+    }
+    own_spend = Counter(
+        r["occurred_at"].replace(minute=0, second=0, microsecond=0)
+        for r in stack.lake.read("current", "card_transactions").to_pylist()
+        if r["customer_id"] == person
+    )
+    active_before, spend_before = _marts(stack)
 
     erased = stack.defs.resolve_job_def("erasure_job").execute_in_process(
         instance=stack.instance,
         run_config={"ops": {"erase_keys": {"config": {"entity": "customers", "keys": [person], "retention_hours": 0}}}},
     )
     assert erased.success
-    assert find_keys(contract, [person], stack.lake) == {}
+    assert find_keys(targets, [person], stack.lake) == {}
 
     [audit] = stack.lake.read("audit", "erasures", schema=AUDIT_SCHEMA).to_pylist()
     removed = json.loads(audit["rows_removed"])
     assert audit["verified"] and audit["entity"] == "customers" and audit["keys"] == 1
-    assert removed["landing"] >= 2 and removed["raw"] >= 2 and removed["current"] == 1 and removed["history"] >= 1
+    assert removed["landing/customers"] >= 2 and removed["raw/customers"] >= 2 and removed["current/customers"] == 1
+    assert removed["history/customers"] == len(alive_days)
+    assert removed["current/card_transactions"] == sum(own_spend.values())
+    assert removed["landing/card_transactions"] >= sum(own_spend.values())
+    assert audit["marts_from_day"] == min(alive_days | {h.date() for h in own_spend})
     assert person not in json.dumps({k: str(v) for k, v in audit.items()}), "the audit must not hold the key"
+
+    # The marts no longer count the person: the erasure sensor rebuilds them from the first day they appeared.
+    sensor = stack.defs.get_sensor_def("erasure_marts_sensor")
+    request = sensor(
+        build_run_status_sensor_context(
+            sensor_name=sensor.name,
+            dagster_instance=stack.instance,
+            dagster_run=erased.dagster_run,
+            dagster_event=erased.get_run_success_event(),
+            resources={"lake": stack.lake},
+        )
+    )
+    assert isinstance(request, RunRequest), request
+    assert request.tags["dagster/asset_partition_range_start"] == f"{audit['marts_from_day']:%Y-%m-%d}"
+    assert (
+        stack.defs.resolve_job_def("daily_job")
+        .execute_in_process(instance=stack.instance, tags=request.tags, asset_selection=request.asset_selection)
+        .success
+    )
+    active_after, spend_after = _marts(stack)
+    assert active_after == {day: n - (day in alive_days) for day, n in active_before.items()}
+    assert {h: n for h, n in spend_after.items()} == {
+        h: n - own_spend[h.astimezone(UTC)] for h, n in spend_before.items() if n > own_spend[h.astimezone(UTC)]
+    }
 
     # A rebuild from the archive does not bring the person back.
     for layer in ("quarantine", *KEYED_LAYERS):
@@ -59,19 +113,19 @@ def test_an_erased_customer_is_found_nowhere_even_after_a_rebuild_and_a_replay(s
         stack.defs, stack.instance, "hourly_job", hour_key(START), hour_key(START + timedelta(hours=HOURS - 1))
     ).success
     assert run(stack.defs, stack.instance, "daily_job", "2026-01-01", "2026-01-02").success
-    assert find_keys(contract, [person], stack.lake) == {}
+    assert find_keys(targets, [person], stack.lake) == {}
+    assert _marts(stack) == (active_after, spend_after)
 
-    # Nor does a replay of their old events from Kafka: the erasure list is honoured when decoding.
-    replayed = [e for e in changes if e.key == person]
+    # Nor does a replay of their old events from Kafka: the erasure list is honoured when decoding,
+    # for their own changes and for the transactions that name them.
+    replayed = [e for e in stack.source.changes if e.key == person or e.value.get("customer_id") == person]
     stack.publish(replayed)
     assert stack.defs.resolve_job_def("landing_job").execute_in_process(instance=stack.instance).success
     hours = sorted({hour_key(e.event_time) for e in replayed})
-    for hour in hours:
-        assert run(stack.defs, stack.instance, "hourly_job", hour, hour).success
-    raw_rows = stack.lake.read("raw", "customers").to_pylist()
-    assert person not in {r["customer_id"] for r in raw_rows}
-    current = stack.lake.read("current", "customers").to_pylist()
-    assert person not in {r["customer_id"] for r in current}
+    assert run(stack.defs, stack.instance, "hourly_job", hours[0], hours[-1]).success
+    for entity in ("customers", "card_transactions"):
+        assert person not in {r["customer_id"] for r in stack.lake.read("raw", entity).to_pylist()}
+        assert person not in {r["customer_id"] for r in stack.lake.read("current", entity).to_pylist()}
 
 
 def test_the_command_line_erases_and_audits(tmp_path):

@@ -37,6 +37,9 @@ class FieldSpec:
     pii: str | None = None
     description: str = ""
     accepted_values: tuple[Any, ...] | None = None
+    # The entity whose key this field holds when it names a person (e.g. a transaction's customer):
+    # erasing that person's key erases the rows that name them too.
+    subject: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ def _require(mapping: dict[str, Any], key: str, where: str, hint: str) -> Any:
 def _parse_field(name: str, raw: Any, where: str) -> FieldSpec:
     if not isinstance(raw, dict):
         raise ContractError(f"{where}: field `{name}` must be a mapping like {{type: string}}")
-    unknown = set(raw) - {"type", "nullable", "pii", "description", "accepted_values"}
+    unknown = set(raw) - {"type", "nullable", "pii", "description", "accepted_values", "subject"}
     if unknown:
         raise ContractError(f"{where}: field `{name}` has unknown keys {sorted(unknown)}")
     field_type = raw.get("type", "string")
@@ -137,6 +140,12 @@ def _parse_field(name: str, raw: Any, where: str) -> FieldSpec:
     if pii in ("hash", "mask") and field_type != "string":
         raise ContractError(f"{where}: field `{name}` is {field_type}; pii `{pii}` applies to string fields only")
     accepted = raw.get("accepted_values")
+    subject = raw.get("subject")
+    if subject is not None and pii in ("mask", "drop"):
+        raise ContractError(
+            f"{where}: field `{name}` names a subject of `{subject}` but has pii `{pii}`, so an erasure could not "
+            "find its rows after landing; store it in clear or with `pii: hash`"
+        )
     return FieldSpec(
         name=name,
         type=field_type,
@@ -144,6 +153,7 @@ def _parse_field(name: str, raw: Any, where: str) -> FieldSpec:
         pii=pii,
         description=str(raw.get("description", "")),
         accepted_values=tuple(accepted) if accepted is not None else None,
+        subject=str(subject) if subject is not None else None,
     )
 
 
@@ -263,4 +273,20 @@ def load_contracts(directory: Path | None = None) -> list[Contract]:
                 f"{contract.path}: entity `{contract.name}` is already defined in {seen[contract.name]}"
             )
         seen[contract.name] = contract.path
+    by_name = {contract.name: contract for contract in contracts}
+    for contract in contracts:
+        for spec in contract.fields:
+            if spec.subject is None:
+                continue
+            subject = by_name.get(spec.subject)
+            if subject is None:
+                raise ContractError(
+                    f"{contract.path}: field `{spec.name}` names subject `{spec.subject}`, which no contract defines; "
+                    f"use one of {sorted(by_name)}"
+                )
+            if len(subject.key) != 1:
+                raise ContractError(
+                    f"{contract.path}: field `{spec.name}` names subject `{spec.subject}`, whose key has "
+                    f"{len(subject.key)} fields; a subject field holds a one-field key"
+                )
     return contracts

@@ -415,6 +415,24 @@ def record_identity(contract: Contract, record: LandingRecord, decoded: Decoded)
     return record.key.decode("utf-8", "replace") if record.key is not None else None
 
 
+def named_subject(
+    contract: Contract, record: LandingRecord, decoded: Decoded, name: str, schema_lookup: SchemaLookup | None = None
+) -> str | None:
+    """The value of a `subject` field as an erasure names it, also when the record was rejected for
+    another reason (its original bytes still name the person)."""
+    if isinstance(decoded, Change):
+        value = decoded.values.get(name)
+    else:
+        if record.value is None or len(record.value) > contract.source.max_value_bytes:
+            return None
+        try:
+            _, payload = _payload(contract, record, schema_lookup)
+        except _Reject:
+            return None
+        value = payload.get(name)
+    return None if value is None else str(value)
+
+
 def position_columns(record: LandingRecord, hour: datetime) -> dict[str, Any]:
     return {
         "_topic": record.topic,
@@ -430,18 +448,17 @@ def decode_batch(
     records: Iterable[LandingRecord],
     protect: Callable[[dict[str, Any]], dict[str, Any]],
     schema_lookup: SchemaLookup | None = None,
-    is_erased: Callable[[str], bool] = lambda key: False,
+    is_erased: Callable[[LandingRecord, Decoded], bool] = lambda record, decoded: False,
 ) -> DecodedBatch:
     """Decode records into raw rows (PII protected) and quarantine rows, in Kafka order.
 
-    Records of keys under an erasure request are dropped (and counted), so a replay of the archive
-    or of Kafka never brings an erased person back.
+    Records of keys under an erasure request, or naming an erased subject, are dropped (and counted),
+    so a replay of the archive or of Kafka never brings an erased person back.
     """
     batch = DecodedBatch()
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         decoded = decode(contract, record, schema_lookup)
-        identity = record_identity(contract, record, decoded)
-        if identity is not None and is_erased(identity):
+        if is_erased(record, decoded):
             batch.erased += 1
             continue
         position = position_columns(record, event_hour(contract, record, decoded))

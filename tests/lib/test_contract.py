@@ -36,6 +36,7 @@ def test_shipped_contracts_parse():
     assert customers.key == ("customer_id",)
     assert customers.field("email").pii == "hash"
     assert customers.snapshot_url.endswith("/customers")
+    assert contracts["card_transactions"].field("customer_id").subject == "customers"
 
 
 def test_single_topic_with_operation_field_defaults_to_c_u_d():
@@ -60,6 +61,10 @@ def test_single_topic_with_operation_field_defaults_to_c_u_d():
             {"fields": {**VALID["fields"], "balance": {"type": "double", "pii": "hash"}}},
             "applies to string fields",
         ),
+        (
+            {"fields": {**VALID["fields"], "holder": {"type": "string", "pii": "mask", "subject": "people"}}},
+            "an erasure could not find its rows",
+        ),
     ],
 )
 def test_invalid_contracts_name_the_file_and_the_fix(changes, message):
@@ -74,6 +79,26 @@ def test_duplicate_entity_names_are_refused(tmp_path: Path):
         (tmp_path / name).write_text(yaml.safe_dump(VALID))
     with pytest.raises(ContractError, match="already defined"):
         load_contracts(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("people_key", "message"),
+    [(None, "which no contract defines"), (["first", "last"], "whose key has 2 fields")],
+)
+def test_a_subject_field_must_name_an_entity_with_a_one_field_key(tmp_path: Path, people_key, message):
+    accounts = with_changes(fields={**VALID["fields"], "holder": {"type": "string", "subject": "people"}})
+    (tmp_path / "accounts.yaml").write_text(yaml.safe_dump(accounts))
+    if people_key is not None:
+        people_fields = {name: {"type": "string"} for name in people_key}
+        people = with_changes(
+            name="people",
+            key=people_key,
+            fields={**people_fields, "changed_at": {"type": "timestamp"}, "version": {"type": "long"}},
+        )
+        (tmp_path / "people.yaml").write_text(yaml.safe_dump(people))
+    with pytest.raises(ContractError) as error:
+        load_contracts(tmp_path)
+    assert message in str(error.value) and "accounts.yaml" in str(error.value) and "`holder`" in str(error.value)
 
 
 def test_environment_references_in_snapshot_url(monkeypatch):

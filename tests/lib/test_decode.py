@@ -20,6 +20,7 @@ from platform_assets.lib.decode import (
     decode_batch,
     event_hour,
     landing_hour,
+    named_subject,
 )
 
 FIELDS = {
@@ -196,6 +197,22 @@ def test_batch_keeps_unknown_fields_and_quarantines_with_original_bytes():
     )
     # A record without a decodable event time is filed under the hour of its Kafka timestamp.
     assert bad["_event_hour"] == datetime(2026, 1, 1, 0, tzinfo=UTC)
+
+
+def test_a_subject_is_named_by_decoded_and_by_rejected_records_alike():
+    good, wrong_type = record(GOOD, "c", 0), record({**GOOD, "amount": "lots"}, "c", 1)
+    for landed in (good, wrong_type):
+        assert named_subject(TOPICS, landed, decode(TOPICS, landed), "name") == "Ann"
+    garbage = record(b"garbage", "c", 2)
+    assert named_subject(TOPICS, garbage, decode(TOPICS, garbage), "name") is None
+    # The erasure test of `raw` drops a record whatever else is wrong with it.
+    batch = decode_batch(
+        TOPICS,
+        [good, wrong_type, record({**GOOD, "name": "Bo"}, "u", 3)],
+        lambda values: values,
+        is_erased=lambda landed, decoded: named_subject(TOPICS, landed, decoded, "name") == "Ann",
+    )
+    assert batch.erased == 2 and [row["_offset"] for row in batch.rows] == [3] and not batch.quarantined
 
 
 def test_decoding_is_deterministic_whatever_the_input_order():
