@@ -14,6 +14,7 @@ from ui_stack import (
     CHROMIUM_ARGS,
     DagsterUI,
     land,
+    platform_env,
     publish,
     start_dagster_dev,
     stop_automation,
@@ -27,8 +28,10 @@ def dagster_ui(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run devstack/install_browser.sh (make test does)"
     root = tmp_path_factory.mktemp("dagster-ui")
     by_hour = publish(broker)
-    process, url = start_dagster_dev(root / "dagster_home", root / "lake", broker, root / "dagster-dev.log")
-    ui = DagsterUI(url, process, root / "dagster-dev.log", root / "lake", root / "screenshots", by_hour)
+    home, lake_root = root / "dagster_home", root / "lake"
+    process, url = start_dagster_dev(home, lake_root, broker, root / "dagster-dev.log")
+    env = platform_env(home, lake_root, broker)
+    ui = DagsterUI(url, process, root / "dagster-dev.log", lake_root, root / "screenshots", env, by_hour)
     ui.screenshots.mkdir()
     try:
         wait_until_loaded(ui)

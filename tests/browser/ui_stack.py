@@ -58,6 +58,7 @@ class DagsterUI:
     log_path: Path
     lake_root: Path
     screenshots: Path
+    env: dict[str, str]
     customer_events_by_hour: dict[str, list[Any]] = field(default_factory=dict)
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -93,6 +94,16 @@ class DagsterUI:
             {"id": backfill_id},
         )
         return data["partitionBackfillOrError"]
+
+    def wait_for_backfill(self, backfill_id: str, timeout_s: float = RUN_TIMEOUT_S) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            backfill = self.backfill(backfill_id)
+            if backfill["status"] in ("COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED", "COMPLETED"):
+                return backfill
+            self.check_alive()
+            time.sleep(1)
+        raise AssertionError(f"backfill {backfill_id} did not finish in {timeout_s} s\n{self.log_tail()}")
 
     def lake_rows(self, layer: str, entity: str, hour: str) -> list[dict[str, Any]]:
         """Rows of a lake table whose `_event_hour` is the given hourly partition."""
@@ -150,11 +161,8 @@ def publish(bootstrap: str) -> dict[str, list[Any]]:
     return by_hour
 
 
-def start_dagster_dev(home: Path, lake_root: Path, bootstrap: str, log_path: Path) -> tuple[subprocess.Popen, str]:
-    from devstack.broker import free_port
-
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+def platform_env(home: Path, lake_root: Path, bootstrap: str) -> dict[str, str]:
+    """The environment of `dagster dev` and of every `dagster` command run against the same instance."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLATFORM_", "DAGSTER_", "SPARK_REMOTE"))}
     env.update(
         {
@@ -173,6 +181,15 @@ def start_dagster_dev(home: Path, lake_root: Path, bootstrap: str, log_path: Pat
             "PLATFORM_LAG_SENSOR_INTERVAL_S": "86400",
         }
     )
+    return env
+
+
+def start_dagster_dev(home: Path, lake_root: Path, bootstrap: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+    from devstack.broker import free_port
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = platform_env(home, lake_root, bootstrap)
     port = free_port()
     dagster = Path(sys.executable).with_name("dagster")
     with open(log_path, "wb") as log:
