@@ -18,6 +18,9 @@ from dagster import ConfigurableResource
 
 _lock = threading.Lock()
 _embedded: dict[str, Any] = {}
+# One session per endpoint: `getOrCreate` would hand back the process's active session whatever
+# endpoint is asked for, so a second endpoint in the same process would silently talk to the first.
+_sessions: dict[str, Any] = {}
 
 
 class SparkUnavailableError(RuntimeError):
@@ -61,6 +64,10 @@ class SparkResource(ConfigurableResource):
 
     remote: str | None = None
     conf: dict[str, str] = {}
+    # The Spark Connect client alone waits at least 10 minutes for a server that does not answer; with
+    # Dagster's own retries of a transient failure on top, a run would hang for most of an hour. Six
+    # retries wait about 70 s (backoff 50 ms x4 up to 60 s), enough for a server pod to restart.
+    connect_retries: int = 6
 
     @classmethod
     def from_env(cls) -> SparkResource:
@@ -69,13 +76,22 @@ class SparkResource(ConfigurableResource):
     def session(self) -> Any:
         use_client_only_spark_home()
         from pyspark.sql import SparkSession
+        from pyspark.sql.connect.client.retries import DefaultPolicy
 
         remote = self.remote or embedded_sail_remote()
         try:
-            spark = SparkSession.builder.remote(remote).getOrCreate()
+            with _lock:
+                spark = _sessions.get(remote)
+                if spark is None:
+                    spark = _sessions[remote] = SparkSession.builder.remote(remote).create()
+            spark.client.set_retry_policies([DefaultPolicy(max_retries=self.connect_retries)])
             spark.conf.set("spark.sql.session.timeZone", "UTC")
             for key, value in self.conf.items():
                 spark.conf.set(key, value)
         except Exception as error:
+            with _lock:
+                unanswered = _sessions.pop(remote, None)
+            if unanswered is not None:
+                unanswered.client.close()  # the next attempt connects afresh; no clean-up calls at exit
             raise SparkUnavailableError(f"Spark Connect at {remote} did not answer: {error}") from error
         return spark
