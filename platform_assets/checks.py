@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import pyarrow as pa
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, AutomationCondition, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSpec, AssetKey, AutomationCondition, MetadataValue
 
 from resources.quality import Outcome
 
@@ -28,11 +28,11 @@ DESCRIPTIONS = {
     QUARANTINE_RATE: "The share of the partition's records sent to quarantine stays below the contract's "
     "`quality.max_quarantine_rate`.",
     ROW_COUNT_SANITY: "The partition's row count did not change more than `quality.max_row_count_change` "
-    "against the previous partition (warning only).",
+    "against the previous partition (judged when the contract sets it).",
     UNIQUE_KEY: "Exactly one row (live or tombstone) per key.",
     DECLARED_TYPES: "The stored table has every contract field with the contract's type.",
     FRESHNESS: "The newest record of the latest partition is younger than the contract's "
-    "`quality.freshness_hours` (warning only; backfills of old partitions are not judged).",
+    "`quality.freshness_hours` (judged when the contract sets it; backfills of old partitions are not judged).",
     ONE_ROW_PER_KEY_PER_DAY: "Exactly one row per key and snapshot date in the rewritten days (Great Expectations).",
 }
 
@@ -42,8 +42,9 @@ def follow_parents_when_checks_pass() -> AutomationCondition:
     return AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
 
 
-def spec(asset: AssetKey, name: str, blocking: bool = True) -> AssetCheckSpec:
-    return AssetCheckSpec(name, asset=asset, blocking=blocking, description=DESCRIPTIONS[name])
+def spec(asset: AssetKey, name: str) -> AssetCheckSpec:
+    """Every platform check blocks: nothing downstream materializes past a failure."""
+    return AssetCheckSpec(name, asset=asset, blocking=True, description=DESCRIPTIONS[name])
 
 
 def table_name(asset: AssetKey) -> str:
@@ -102,11 +103,13 @@ def row_count_sanity(
         asset_key=asset,
         check_name=ROW_COUNT_SANITY,
         passed=passed,
-        severity=AssetCheckSeverity.WARN,
         metadata={"rows": rows, "previous_partition_rows": previous or 0, "max_change": max_change or 0.0},
         description=None
         if passed
-        else f"{table_name(asset)} partition {partition}: {rows} rows against {previous} in the previous partition.",
+        else f"{table_name(asset)} partition {partition}: {rows} rows against {previous} in the previous partition, "
+        f"a change of {change:.0%}, above `quality.max_row_count_change` {max_change:.0%}. Check the producer and "
+        "the landing lag; if the change is real (a launch, a catch-up), raise the limit in the contract and "
+        "re-materialize this partition.",
     )
 
 
@@ -153,7 +156,6 @@ def freshness(
         asset_key=asset,
         check_name=FRESHNESS,
         passed=passed,
-        severity=AssetCheckSeverity.WARN,
         metadata={
             "newest_record_age_hours": round(age_hours, 2) if age_hours is not None else -1.0,
             "limit_hours": limit_hours or 0,

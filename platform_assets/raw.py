@@ -95,9 +95,9 @@ def build_raw_assets(contract: Contract):
         check_specs=[
             checks.spec(raw_key, checks.VALID_CHANGES),
             checks.spec(raw_key, checks.QUARANTINE_RATE),
-            checks.spec(raw_key, checks.ROW_COUNT_SANITY, blocking=False),
+            checks.spec(raw_key, checks.ROW_COUNT_SANITY),
             checks.spec(raw_key, checks.DECLARED_TYPES),
-            checks.spec(raw_key, checks.FRESHNESS, blocking=False),
+            checks.spec(raw_key, checks.FRESHNESS),
         ],
         backfill_policy=BackfillPolicy.single_run(),
         pool=lake_pool(contract, "raw"),

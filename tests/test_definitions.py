@@ -69,6 +69,8 @@ def test_checks_are_blocking_and_jobs_and_schedules_exist():
     assert ("raw/customers", "quarantine_rate") in blocking
     assert ("current/customers", "unique_key") in blocking
     assert ("history/customers", "one_row_per_key_per_day") in blocking
+    assert ("raw/customers", "row_count_sanity") in blocking and ("raw/customers", "freshness") in blocking
+    assert blocking == {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}, "every check blocks"
     assert any(name.startswith("marts/") for name, _ in blocking), "dbt tests are blocking asset checks"
     assert {"landing_job", "hourly_job", "daily_job"} <= {j.name for j in defs.jobs}
 

@@ -103,3 +103,34 @@ def test_a_failing_dbt_test_keeps_readers_on_the_previous_marts(stack):
     assert digest(published) == before
     assert stack.resources["warehouse"].query("select count(*) from main.customer_kpis_daily") == [(1,)]
     assert not list(published.parent.glob("_builds/*/*.duckdb")), "the failed build copy was not discarded"
+
+
+def test_a_surge_beyond_the_contracts_row_count_limit_stops_downstream(stack):
+    strict = [
+        dataclasses.replace(c, quality=dataclasses.replace(c.quality, max_row_count_change=0.5))
+        if c.name == "card_transactions"
+        else c
+        for c in stack.contracts
+    ]
+    strict_defs = build_definitions(strict, stack.resources)
+    stack.publish(stack.source.hour(DAY_TWO + timedelta(hours=8)))
+    stack.source.rates = dataclasses.replace(stack.source.rates, transactions=10 * stack.source.rates.transactions)
+    stack.publish(stack.source.hour(DAY_TWO + timedelta(hours=9)))
+    assert stack.defs.resolve_job_def("landing_job").execute_in_process(instance=stack.instance).success
+
+    steady = run(strict_defs, stack.instance, "hourly_job", "2026-01-02-08:00", "2026-01-02-08:00")
+    assert steady.success
+    surge = run(strict_defs, stack.instance, "hourly_job", "2026-01-02-09:00", "2026-01-02-09:00")
+    assert not surge.success
+    [check] = [
+        e.asset_check_evaluation_data
+        for e in surge.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.asset_check_evaluation_data.check_name == "row_count_sanity"
+        and e.asset_check_evaluation_data.asset_key == AssetKey(["raw", "card_transactions"])
+    ]
+    assert not check.passed
+    assert "raw/card_transactions partition 2026-01-02-09:00" in check.description
+    assert "above `quality.max_row_count_change` 50%" in check.description and "raise the limit" in check.description
+    assert not materialized(stack.instance, AssetKey(["current", "card_transactions"]), surge.run_id)
+    assert materialized(stack.instance, AssetKey(["current", "customers"]), surge.run_id)

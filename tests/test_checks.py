@@ -1,0 +1,28 @@
+"""The judgement of the freshness and row-count checks (their blocking is in test_definitions)."""
+
+from datetime import UTC, datetime, timedelta
+
+from dagster import AssetKey
+
+from platform_assets import checks
+
+RAW = AssetKey(["raw", "customers"])
+NOW = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
+
+
+def test_freshness_judges_only_the_latest_partition_of_a_contract_that_sets_a_limit():
+    stale = NOW - timedelta(hours=5)
+    failed = checks.freshness(RAW, "2026-11-24-11:00", stale, NOW, limit_hours=2, latest=True)
+    assert not failed.passed
+    assert "raw/customers partition 2026-11-24-11:00: the newest record is 5.0 h old, above 2 h" in failed.description
+    assert checks.freshness(RAW, "2026-11-24-11:00", None, NOW, limit_hours=2, latest=True).passed is False
+    assert checks.freshness(RAW, "2026-11-24-11:00", NOW - timedelta(hours=1), NOW, 2, latest=True).passed
+    assert checks.freshness(RAW, "2026-01-01-00:00", stale, NOW, limit_hours=2, latest=False).passed  # a backfill
+    assert checks.freshness(RAW, "2026-11-24-11:00", stale, NOW, limit_hours=None, latest=True).passed
+
+
+def test_row_count_sanity_compares_with_the_previous_partition_when_the_contract_sets_a_limit():
+    assert not checks.row_count_sanity(RAW, "h", rows=100, previous=10, max_change=0.5).passed
+    assert checks.row_count_sanity(RAW, "h", rows=14, previous=10, max_change=0.5).passed
+    assert checks.row_count_sanity(RAW, "h", rows=100, previous=None, max_change=0.5).passed  # nothing to compare
+    assert checks.row_count_sanity(RAW, "h", rows=100, previous=10, max_change=None).passed
