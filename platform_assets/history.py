@@ -11,7 +11,16 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TimeWindowPartitionMapping,
+    asset,
+)
 
 from platform_assets import checks
 from platform_assets.current import merge_spec
@@ -40,7 +49,12 @@ def build_history_asset(contract: Contract):
         ),
         **entity_asset_properties(contract, "history"),
         kinds={"spark", "delta"},
-        deps=[AssetKey(["current", contract.name])],
+        # Day D is computed from day D-1: the self-dependency makes Dagster run days in order in any
+        # backfill that is split into runs, and keeps automation from computing D before D-1 exists.
+        deps=[
+            AssetKey(["current", contract.name]),
+            AssetDep(history_key, partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
+        ],
         partitions_def=daily_partitions,
         backfill_policy=BackfillPolicy.single_run(),
         automation_condition=checks.follow_parents_when_checks_pass(),

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 import yaml
-from dagster import AssetKey, build_schedule_context
+from dagster import AssetKey, TimeWindowPartitionMapping, build_schedule_context
 
 from platform_assets.definitions import build_definitions, defs
 from platform_assets.lib.contract import load_contracts
@@ -107,3 +107,12 @@ def test_declared_types_and_freshness_checks():
     assert not stale.passed and "5.0 h old" in stale.description
     assert checks.freshness(key, "h", now - timedelta(hours=1), now, 2, latest=True).passed
     assert checks.freshness(key, "h", now - timedelta(days=90), now, 2, latest=False).passed  # a backfill
+
+
+def test_history_days_depend_on_the_day_before():
+    graph = defs.resolve_asset_graph()
+    history = AssetKey(["history", "customers"])
+    assert graph.get(history).parent_keys == {AssetKey(["current", "customers"]), history}
+    mapping = graph.get_partition_mapping(history, history)
+    assert isinstance(mapping, TimeWindowPartitionMapping)
+    assert (mapping.start_offset, mapping.end_offset) == (-1, -1)
