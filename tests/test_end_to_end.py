@@ -134,6 +134,25 @@ def test_marts_match_an_independent_computation_from_the_ground_truth(demo):
         h: (len(a), round(sum(a), 2)) for h, a in hourly.items()
     }
 
+    # Spend per day and the city the paying customer had at the end of that day ('unknown' once deleted).
+    by_city = {
+        (row[0], row[1]): (row[2], row[3]) for row in warehouse.query("select * from main.card_spend_daily_by_city")
+    }
+    history: dict[str, list] = defaultdict(list)
+    for event in sorted(changes, key=lambda e: e.value["version"]):
+        history[event.key].append(event)
+    daily: dict[tuple[date, str], list[float]] = defaultdict(list)
+    for transaction in demo.transactions:
+        day = datetime.fromisoformat(transaction["occurred_at"].replace("Z", "+00:00")).date()
+        end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        city = "unknown"
+        for event in history[transaction["customer_id"]]:
+            if event.event_time < end:
+                city = "unknown" if event.topic == "customer-delete" else event.value["city"]
+        daily[(day, city)].append(transaction["amount"])
+    assert len({city for _, city in daily}) > 2, "the demo must spread spend over several cities"
+    assert by_city == {key: (len(a), round(sum(a), 2)) for key, a in daily.items()}
+
 
 def test_rerunning_a_partition_gives_the_same_tables(demo, lake):
     from dagster import DagsterInstance
