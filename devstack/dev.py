@@ -2,18 +2,19 @@
 
 Starts the tansu broker, the simulated source system in live mode (REST export on
 CUSTOMER_SERVICE_PORT, default 8765) and `dagster dev` (UI on DAGSTER_PORT, default 3000, with the
-daemon running sensors and schedules); Ctrl-C stops everything it started.
+daemon running sensors and schedules); Ctrl-C or SIGTERM stops everything it started.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from devstack.broker import prepare_dagster_home, start_broker, stop_pid
+from devstack.broker import prepare_dagster_home, start_broker, stop_group
 
 
 def main() -> None:
@@ -27,9 +28,15 @@ def main() -> None:
     env.setdefault("PLATFORM_MODE", "dev")
     env.setdefault("PLATFORM_LAKE_ROOT", str(data_dir / "lake"))
     env.setdefault("DAGSTER_HOME", str(data_dir / "dagster"))
+    # Live mode is for watching events become rows within a minute: the lag sensor looks every 10 s and
+    # lands whatever waited 20 s, where production defaults (30 s, 1000 records or 300 s) favour batches.
+    env.setdefault("PLATFORM_LAG_SENSOR_INTERVAL_S", "10")
+    env.setdefault("PLATFORM_MAX_DELAY_S", "20")
     prepare_dagster_home(Path(env["DAGSTER_HOME"]))
     rest_port = env.setdefault("CUSTOMER_SERVICE_PORT", "8765")
     env.setdefault("CUSTOMER_SERVICE_URL", f"http://127.0.0.1:{rest_port}")
+    # `kill` (SIGTERM) stops everything it started, as Ctrl-C does, instead of orphaning the children.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     broker = start_broker(log_path=data_dir / "tansu.log")
     env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
     children: list[subprocess.Popen] = []
@@ -49,13 +56,16 @@ def main() -> None:
                     str(args.seconds_per_hour),
                 ],
                 env=env,
+                start_new_session=True,
             )
         )
         dagster = Path(sys.executable).with_name("dagster")
         print(f"broker {broker.bootstrap}; Dagster UI on http://127.0.0.1:{args.port}", flush=True)
         children.append(
             subprocess.Popen(
-                [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)], env=env
+                [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)],
+                env=env,
+                start_new_session=True,  # its own process group: stopping it stops webserver, daemon and runs
             )
         )
         children[-1].wait()
@@ -63,7 +73,7 @@ def main() -> None:
         pass
     finally:
         for child in reversed(children):
-            stop_pid(child.pid)
+            stop_group(child)
         broker.stop()
 
 

@@ -18,9 +18,10 @@ from ui_stack import (
     publish,
     start_dagster_dev,
     stop_automation,
-    stop_group,
     wait_until_loaded,
 )
+
+from devstack.broker import stop_group
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,8 @@ without it the tests fail (they are never skipped).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -202,30 +200,6 @@ def start_dagster_dev(home: Path, lake_root: Path, bootstrap: str, log_path: Pat
             start_new_session=True,  # its own process group: teardown stops webserver, daemon, code server, runs
         )
     return process, f"http://127.0.0.1:{port}"
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM the whole process group (dagster dev shuts its children down), SIGKILL whatever is left."""
-    try:
-        pgid = os.getpgid(process.pid)
-    except ProcessLookupError:
-        return
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    process.wait(timeout=10)
 
 
 def wait_until_loaded(ui: DagsterUI) -> None:
