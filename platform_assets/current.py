@@ -50,6 +50,8 @@ def merge_spec(contract: Contract) -> MergeSpec:
         key=contract.key,
         order=order_columns(contract),
         columns=tuple(f.name for f in current_schema(contract)),
+        event_time=contract.event_time,
+        tombstone_retention_days=contract.tombstone_retention_days,
     )
 
 
@@ -86,16 +88,21 @@ def build_current_asset(contract: Contract):
             if config.full_refresh:
                 every_change = session.read.format("delta").load(lake.uri("raw", contract.name))
                 changes = since_latest_snapshot(every_change, snapshot_topic(contract.name))
-                stats = rebuild_current(session, changes, current_uri, tombstones_uri, merge_spec(contract))
+                stats = rebuild_current(
+                    session, changes, current_uri, tombstones_uri, merge_spec(contract), as_of=window.end
+                )
             else:
                 changes = changes_between(session, lake.uri("raw", contract.name), window.start, window.end)
-                stats = merge_into_current(session, changes, current_uri, tombstones_uri, merge_spec(contract))
+                stats = merge_into_current(
+                    session, changes, current_uri, tombstones_uri, merge_spec(contract), as_of=window.end
+                )
             duplicates = duplicate_keys(session, current_uri, contract.key)
             live, tombstones = row_count(session, current_uri), row_count(session, tombstones_uri)
         yield MaterializeResult(
             metadata={
                 "dagster/row_count": live,
                 "changes_in": stats["changes_in"],
+                "tombstones_expired": stats["tombstones_expired"],
                 "full_refresh": config.full_refresh,
                 "tombstones": tombstones,
                 "table_version": lake.version("current", contract.name) or 0,

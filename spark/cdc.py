@@ -21,6 +21,14 @@ class MergeSpec:
     key: tuple[str, ...]
     order: tuple[str, ...]
     columns: tuple[str, ...]
+    event_time: str = ""
+    tombstone_retention_days: int | None = None
+
+    def tombstones_expire_before(self, moment: datetime) -> datetime | None:
+        """Tombstones whose delete happened before this are dropped at `moment` (None: none expire)."""
+        if self.tombstone_retention_days is None:
+            return None
+        return moment - timedelta(days=self.tombstone_retention_days)
 
 
 def at_least(left: str, right: str, columns: tuple[str, ...]) -> str:
@@ -70,7 +78,12 @@ def changes_between(spark: SparkSession, raw_uri: str, start: datetime, end: dat
 
 
 def merge_into_current(
-    spark: SparkSession, changes: DataFrame, current_uri: str, tombstones_uri: str, spec: MergeSpec
+    spark: SparkSession,
+    changes: DataFrame,
+    current_uri: str,
+    tombstones_uri: str,
+    spec: MergeSpec,
+    as_of: datetime | None = None,
 ) -> dict[str, Any]:
     """Apply changes: per key the newest change wins if it is at least as new as the stored one.
 
@@ -81,7 +94,8 @@ def merge_into_current(
     `current` no longer holds its key, a surviving live change clears its key's tombstone. Each step
     gives the same answer on a rerun, so a crash between the two commits is repaired by running the
     partition again. The `>=` guard makes a backfill after a logic fix rewrite exactly the keys whose
-    newest change it re-applies.
+    newest change it re-applies. With a tombstone retention, tombstones of deletes older than the
+    retention before `as_of` (the end of the partition) are dropped last.
     """
     source = as_state(newest_per_key(changes, spec), spec)
     source.createOrReplaceTempView("platform_current_changes")
@@ -121,7 +135,14 @@ def merge_into_current(
         WHEN NOT MATCHED AND s._deleted THEN INSERT ({inserted}) VALUES ({values})
         """
     ).collect()
-    return {"changes_in": source.count()}
+    cutoff = spec.tombstones_expire_before(as_of) if as_of is not None else None
+    expired = 0
+    if cutoff is not None:
+        condition = f"{spec.event_time} < CAST('{_timestamp(cutoff)}' AS TIMESTAMP)"
+        expired = spark.read.format("delta").load(tombstones_uri).where(condition).count()
+        if expired:
+            spark.sql(f"DELETE FROM delta.`{tombstones_uri}` WHERE {condition}").collect()
+    return {"changes_in": source.count(), "tombstones_expired": expired}
 
 
 def since_latest_snapshot(changes: DataFrame, snapshot_topic: str) -> DataFrame:
@@ -137,22 +158,41 @@ def since_latest_snapshot(changes: DataFrame, snapshot_topic: str) -> DataFrame:
 
 
 def rebuild_current(
-    spark: SparkSession, changes: DataFrame, current_uri: str, tombstones_uri: str, spec: MergeSpec
+    spark: SparkSession,
+    changes: DataFrame,
+    current_uri: str,
+    tombstones_uri: str,
+    spec: MergeSpec,
+    as_of: datetime | None = None,
 ) -> dict[str, Any]:
     """Replace `current` and its tombstones by the newest state per key over `changes` (a full refresh).
 
-    Plain overwrites keep the tables' declared (nullable) schemas; each is one atomic commit.
+    Plain overwrites keep the tables' declared (nullable) schemas; each is one atomic commit. Tombstones
+    past their retention at `as_of` are left out, as the incremental merge drops them.
     """
     state = as_state(newest_per_key(changes, spec), spec)
     live_rows(state).write.format("delta").mode("overwrite").save(current_uri)
-    tombstone_rows(state).write.format("delta").mode("overwrite").save(tombstones_uri)
-    return {"changes_in": state.count()}
+    tombstones = tombstone_rows(state)
+    cutoff = spec.tombstones_expire_before(as_of) if as_of is not None else None
+    expired = 0
+    if cutoff is not None:
+        old = F.col(spec.event_time) < F.lit(_timestamp(cutoff)).cast("timestamp")
+        expired = tombstones.where(old).count()
+        tombstones = tombstones.where(~old)
+    tombstones.write.format("delta").mode("overwrite").save(tombstones_uri)
+    return {"changes_in": state.count(), "tombstones_expired": expired}
 
 
 def _day_state(spark: SparkSession, previous: DataFrame, raw_uri: str, day: date, spec: MergeSpec) -> DataFrame:
     start = datetime(day.year, day.month, day.day)
-    todays = as_state(changes_between(spark, raw_uri, start, start + timedelta(days=1)), spec)
-    return newest_per_key(previous.unionByName(todays), spec)
+    end = start + timedelta(days=1)
+    todays = as_state(changes_between(spark, raw_uri, start, end), spec)
+    state = newest_per_key(previous.unionByName(todays), spec)
+    cutoff = spec.tombstones_expire_before(end)
+    if cutoff is None:
+        return state
+    expired = F.col("_deleted") & (F.col(spec.event_time) < F.lit(_timestamp(cutoff)).cast("timestamp"))
+    return state.where(~expired)
 
 
 def history_days(

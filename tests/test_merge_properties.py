@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime, timedelta
 
@@ -179,3 +180,43 @@ def test_history_matches_reference_computed_at_once_or_day_by_day(spark, tmp_pat
         history_days(spark, *uris, max(days[0], day - timedelta(days=1)), day, merge_spec(CONTRACT))
     assert history_state(lake, "history") == expected
     assert history_state(lake, "history_tombstones") == tombstones
+
+
+def test_tombstones_expire_after_the_contracts_retention(spark, lake):
+    """Kept for `tombstone_retention_days` after the delete's event time, in current and in history;
+    past it, an older change arriving late can bring the key back (the documented price)."""
+    spec = dataclasses.replace(merge_spec(CONTRACT), tombstone_retention_days=1)
+    stream = [
+        ("a", "c", 1, 0, "red"),
+        ("a", "d", 3, 1, "red"),  # deleted on day 1
+        ("b", "c", 1, 2, "red"),
+        ("b", "d", 3, 30, "red"),  # deleted on day 2
+        ("a", "u", 2, 50, "blue"),  # older than a's delete, arriving on day 3
+    ]
+    rows = raw_rows(stream)
+    lake.append("raw", "things", pa.Table.from_pylist(rows, raw_schema(CONTRACT)))
+    create_tables(lake)
+    current_uri, tombstones_uri, raw_uri = (
+        lake.uri(layer, "things") for layer in ("current", "current_tombstones", "raw")
+    )
+
+    def apply(first_hour: int, last_hour: int) -> dict:
+        start, end = START + timedelta(hours=first_hour), START + timedelta(hours=last_hour + 1)
+        changes = changes_between(spark, raw_uri, start, end)
+        return merge_into_current(spark, changes, current_uri, tombstones_uri, spec, as_of=end)
+
+    assert apply(0, 2)["tombstones_expired"] == 0
+    assert {r["id"] for r in lake.read("current_tombstones", "things").to_pylist()} == {"a"}
+    assert apply(3, 30)["tombstones_expired"] == 1  # a's delete is more than a day before day 2 06:00
+    assert {r["id"] for r in lake.read("current_tombstones", "things").to_pylist()} == {"b"}
+    apply(31, 50)
+    assert {(r["id"], r["v"]) for r in lake.read("current", "things").to_pylist()} == {("a", 2)}
+
+    for layer in ("history", "history_tombstones"):
+        lake.create_if_missing(layer, "things", history_schema(CONTRACT), partition_by=["snapshot_date"])
+    days = [START.date() + timedelta(days=d) for d in range(3)]
+    history_days(
+        spark, lake.uri("history", "things"), lake.uri("history_tombstones", "things"), raw_uri, days[0], days[-1], spec
+    )
+    assert set(history_state(lake, "history_tombstones")) == {(days[0], "a"), (days[1], "b")}
+    assert set(history_state(lake, "history")) == {(days[0], "b"), (days[2], "a")}

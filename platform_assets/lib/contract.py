@@ -78,6 +78,9 @@ class Contract:
     fields: tuple[FieldSpec, ...]
     snapshot_url: str | None = None
     quality: QualitySpec = QualitySpec()
+    # Days a delete's tombstone is kept after the delete's event time (None: for ever). An older change
+    # arriving later than that can bring the key back; the price of tables that do not grow for ever.
+    tombstone_retention_days: int | None = None
     path: str = ""
 
     def field(self, name: str) -> FieldSpec:
@@ -234,6 +237,12 @@ def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contra
         raise ContractError(f"{where}: event_time field `{event_time}` must have type timestamp")
     if next(s for s in fields if s.name == sequence).type not in ("int", "long", "timestamp"):
         raise ContractError(f"{where}: sequence field `{sequence}` must be int, long or timestamp")
+    retention = document.get("tombstone_retention_days")
+    if retention is not None and (isinstance(retention, bool) or not isinstance(retention, int) or retention < 1):
+        raise ContractError(
+            f"{where}: `tombstone_retention_days` is {retention!r}; give a whole number of days (at least 1), "
+            "or leave it out to keep tombstones for ever"
+        )
     snapshot = document.get("snapshot")
     snapshot_url = _expand_env(str(snapshot["url"])) if isinstance(snapshot, dict) and snapshot.get("url") else None
     return Contract(
@@ -246,6 +255,7 @@ def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contra
         event_time=str(event_time),
         fields=fields,
         snapshot_url=snapshot_url,
+        tombstone_retention_days=retention,
         quality=_parse_quality(document.get("quality"), where),
         path=path,
     )

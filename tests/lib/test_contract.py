@@ -108,3 +108,11 @@ def test_environment_references_in_snapshot_url(monkeypatch):
     monkeypatch.delenv("LEDGER_URL")
     defaulted = parse_contract(with_changes(snapshot={"url": "${LEDGER_URL:-http://localhost:1}/accounts"}))
     assert defaulted.snapshot_url == "http://localhost:1/accounts"
+
+
+@pytest.mark.parametrize("days", [0, -3, "30", True])
+def test_tombstone_retention_is_a_whole_number_of_days(days):
+    with pytest.raises(ContractError, match="`tombstone_retention_days` is"):
+        parse_contract(with_changes(tombstone_retention_days=days), "contracts/accounts.yaml")
+    assert parse_contract(with_changes(tombstone_retention_days=30)).tombstone_retention_days == 30
+    assert parse_contract(VALID).tombstone_retention_days is None
