@@ -80,16 +80,28 @@ class Target:
         return named_subject(self.contract, record, decoded, self.subject_field, schema_lookup)
 
     def stored(self, keys: list[str], secret: bytes) -> set[tuple]:
-        """The keys as the target's fields hold them after landing (hashed there if the contract says so)."""
+        """The keys as the target's fields hold them after landing: typed (a request names `123` for an
+        integer key) and hashed there if the contract says so."""
         result = set()
         for identity in keys:
-            values = protect(self.contract, dict(zip(self.fields, identity.split("|"), strict=True)), secret)
+            parts = identity.split("|")
+            try:
+                typed = {
+                    name: int(part) if self.contract.field(name).type in ("int", "long") else part
+                    for name, part in zip(self.fields, parts, strict=True)
+                }
+            except ValueError as error:
+                raise ErasureError(
+                    f"key `{identity}` does not fit the key of {self.contract.name} ({' | '.join(self.fields)}): "
+                    "give one value per field, joined with `|` in contract order, integers for integer fields"
+                ) from error
+            values = protect(self.contract, typed, secret)
             result.add(tuple(values[name] for name in self.fields))
         return result
 
     def predicate(self, keys: list[str], secret: bytes) -> str:
         clauses = (
-            " AND ".join(f"{name} = {_quoted([value])}" for name, value in zip(self.fields, row, strict=True))
+            " AND ".join(f"{name} = {_literal(value)}" for name, value in zip(self.fields, row, strict=True))
             for row in sorted(self.stored(keys, secret))
         )
         return " OR ".join(f"({clause})" for clause in clauses)
@@ -130,6 +142,10 @@ def erased_record_test(
 
 def _quoted(values: list) -> str:
     return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+
+
+def _literal(value: str | int) -> str:
+    return str(value) if isinstance(value, int) else _quoted([value])
 
 
 def _positions_predicate(positions: list[tuple[str, int, int]], topic: str, partition: str, offset: str) -> str:
@@ -174,6 +190,9 @@ def erase(
 ) -> dict:
     """Erase the keys of one entity, and the rows of other entities that name them; returns the audit record."""
     secret = pii_key()
+    targets = erasure_targets(subject, contracts)
+    for target in targets:  # a key that cannot be read is refused before anything is written
+        target.stored(keys, secret)
     request_id = request_id or str(uuid.uuid4())
     requested_at = datetime.now(UTC)
     hashes = [hash_value(identity, secret) for identity in keys]
@@ -184,7 +203,6 @@ def erase(
             [{"key_hash": h, "request_id": request_id, "requested_at": requested_at} for h in hashes], ERASURE_SCHEMA
         ),
     )
-    targets = erasure_targets(subject, contracts)
     removed: dict[str, int] = {}
     first_days = []
     for target in targets:

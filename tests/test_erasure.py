@@ -151,3 +151,47 @@ def test_the_command_line_erases_and_audits(tmp_path):
     assert printed["verified"] and printed["entity"] == "customers"
     [audit] = LakeResource(root=str(tmp_path / "lake")).read("audit", "erasures", schema=AUDIT_SCHEMA).to_pylist()
     assert audit["request_id"] == printed["request_id"]
+
+
+ACCOUNTS = {
+    "name": "accounts",
+    "source": {"format": "json", "topic": "accounts"},
+    "key": ["account_id"],
+    "sequence": "version",
+    "event_time": "changed_at",
+    "fields": {
+        "account_id": {"type": "long", "nullable": False},
+        "changed_at": {"type": "timestamp"},
+        "version": {"type": "long"},
+    },
+}
+
+
+def test_an_integer_key_is_erased_and_verified_as_an_integer(lake):
+    import pyarrow as pa
+
+    from platform_assets.erasure import erase
+    from platform_assets.lib.contract import parse_contract
+    from platform_assets.lib.tables import current_schema
+
+    accounts = parse_contract(ACCOUNTS)
+    [target] = erasure_targets(accounts, [accounts])
+    assert target.stored(["123"], b"k") == {(123,)} and target.predicate(["123"], b"k") == "(account_id = 123)"
+    rows = [{"account_id": i, "changed_at": START, "version": 1} for i in (122, 123)]
+    lake.append("current", "accounts", pa.Table.from_pylist(rows, current_schema(accounts)))
+    assert find_keys([target], ["123"], lake) == {"current/accounts@v0": 1}
+
+    audit = erase(accounts, ["123"], lake, [accounts])
+    assert audit["verified"] and json.loads(audit["rows_removed"])["current/accounts"] == 1
+    assert [r["account_id"] for r in lake.read("current", "accounts").to_pylist()] == [122]
+
+
+@pytest.mark.parametrize("key", ["not-a-number", "1|2"])
+def test_a_key_that_does_not_fit_the_contract_is_refused_before_anything_is_written(lake, key):
+    from platform_assets.erasure import ErasureError, erase
+    from platform_assets.lib.contract import parse_contract
+
+    accounts = parse_contract(ACCOUNTS)
+    with pytest.raises(ErasureError, match=r"does not fit the key of accounts \(account_id\): give one value"):
+        erase(accounts, [key], lake, [accounts])
+    assert lake.table("erasure", "accounts") is None and lake.table("audit", "erasures") is None
