@@ -52,3 +52,32 @@ def test_a_secret_that_is_not_json_is_named_in_the_error_without_its_value(aws, 
 def test_nothing_is_read_when_no_secret_store_is_configured(monkeypatch):
     monkeypatch.delenv("PLATFORM_AWS_SECRETS", raising=False)
     assert load_aws_secrets_into_environment() == []
+
+
+def test_the_pii_key_reaches_no_event_metadata_or_table(platform_stack, monkeypatch):
+    """A run in prod mode with the key in the environment: every event of its runs (logs, metadata,
+    check results) and every stored row is searched for the key and finds it nowhere."""
+    from datetime import UTC, datetime, timedelta
+
+    from dagster._serdes import serialize_value
+    from helpers import run
+
+    from platform_assets.partitions import hour_key
+    from simulator.source import Rates
+
+    monkeypatch.setenv("PLATFORM_MODE", "prod")
+    monkeypatch.setenv("PLATFORM_PII_KEY", SECRET)
+    stack = platform_stack(Rates(creates=5, updates=5, deletes=1, transactions=5), seed=31)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for hour in range(3):
+        stack.publish(stack.source.hour(start + timedelta(hours=hour)))
+    landing = stack.defs.resolve_job_def("landing_job").execute_in_process(instance=stack.instance)
+    hourly = run(stack.defs, stack.instance, "hourly_job", hour_key(start), hour_key(start + timedelta(hours=2)))
+    assert landing.success and hourly.success
+    events = [serialize_value(e) for r in (landing, hourly) for e in stack.instance.all_logs(r.run_id)]
+    assert len(events) > 50 and any("dagster/row_count" in e for e in events), "the runs must have logged metadata"
+    assert not [e for e in events if SECRET in e]
+    raw = stack.lake.read("raw", "customers").to_pylist()
+    emails = [r["email"] for r in raw if r["email"] is not None]  # deletes carry no e-mail
+    assert emails and all(len(email) == 64 and "@" not in email for email in emails), "stored as HMAC hashes"
+    assert SECRET not in json.dumps(raw, default=str)
