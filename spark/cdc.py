@@ -24,11 +24,12 @@ class MergeSpec:
     event_time: str = ""
     tombstone_retention_days: int | None = None
 
-    def tombstones_expire_before(self, moment: datetime) -> datetime | None:
-        """Tombstones whose delete happened before this are dropped at `moment` (None: none expire)."""
-        if self.tombstone_retention_days is None:
+    def expired_at(self, moment: datetime | None) -> str | None:
+        """SQL true for a tombstone past its retention at `moment` (None when nothing expires)."""
+        if self.tombstone_retention_days is None or moment is None:
             return None
-        return moment - timedelta(days=self.tombstone_retention_days)
+        cutoff = moment - timedelta(days=self.tombstone_retention_days)
+        return f"{self.event_time} < CAST('{_timestamp(cutoff)}' AS TIMESTAMP)"
 
 
 def at_least(left: str, right: str, columns: tuple[str, ...]) -> str:
@@ -135,10 +136,9 @@ def merge_into_current(
         WHEN NOT MATCHED AND s._deleted THEN INSERT ({inserted}) VALUES ({values})
         """
     ).collect()
-    cutoff = spec.tombstones_expire_before(as_of) if as_of is not None else None
+    condition = spec.expired_at(as_of)
     expired = 0
-    if cutoff is not None:
-        condition = f"{spec.event_time} < CAST('{_timestamp(cutoff)}' AS TIMESTAMP)"
+    if condition is not None:
         expired = spark.read.format("delta").load(tombstones_uri).where(condition).count()
         if expired:
             spark.sql(f"DELETE FROM delta.`{tombstones_uri}` WHERE {condition}").collect()
@@ -173,12 +173,11 @@ def rebuild_current(
     state = as_state(newest_per_key(changes, spec), spec)
     live_rows(state).write.format("delta").mode("overwrite").save(current_uri)
     tombstones = tombstone_rows(state)
-    cutoff = spec.tombstones_expire_before(as_of) if as_of is not None else None
+    condition = spec.expired_at(as_of)
     expired = 0
-    if cutoff is not None:
-        old = F.col(spec.event_time) < F.lit(_timestamp(cutoff)).cast("timestamp")
-        expired = tombstones.where(old).count()
-        tombstones = tombstones.where(~old)
+    if condition is not None:
+        expired = tombstones.where(condition).count()
+        tombstones = tombstones.where(f"NOT ({condition})")
     tombstones.write.format("delta").mode("overwrite").save(tombstones_uri)
     return {"changes_in": state.count(), "tombstones_expired": expired}
 
@@ -188,11 +187,8 @@ def _day_state(spark: SparkSession, previous: DataFrame, raw_uri: str, day: date
     end = start + timedelta(days=1)
     todays = as_state(changes_between(spark, raw_uri, start, end), spec)
     state = newest_per_key(previous.unionByName(todays), spec)
-    cutoff = spec.tombstones_expire_before(end)
-    if cutoff is None:
-        return state
-    expired = F.col("_deleted") & (F.col(spec.event_time) < F.lit(_timestamp(cutoff)).cast("timestamp"))
-    return state.where(~expired)
+    condition = spec.expired_at(end)
+    return state if condition is None else state.where(f"NOT (_deleted AND {condition})")
 
 
 def history_days(

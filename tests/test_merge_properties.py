@@ -21,7 +21,7 @@ from platform_assets.lib import ordering
 from platform_assets.lib.contract import parse_contract
 from platform_assets.lib.decode import LandingRecord, decode_batch
 from platform_assets.lib.tables import current_schema, history_schema, raw_schema
-from spark.cdc import changes_between, history_days, merge_into_current
+from spark.cdc import changes_between, history_days, merge_into_current, rebuild_current
 
 CONTRACT = parse_contract(
     {
@@ -211,6 +211,11 @@ def test_tombstones_expire_after_the_contracts_retention(spark, lake):
     assert {r["id"] for r in lake.read("current_tombstones", "things").to_pylist()} == {"b"}
     apply(31, 50)
     assert {(r["id"], r["v"]) for r in lake.read("current", "things").to_pylist()} == {("a", 2)}
+    # A full refresh decides by sequence over every change, so the revived key is deleted again.
+    every_change = spark.read.format("delta").load(raw_uri)
+    rebuilt = rebuild_current(spark, every_change, current_uri, tombstones_uri, spec, as_of=START + timedelta(hours=51))
+    assert rebuilt["tombstones_expired"] == 1 and lake.read("current", "things").num_rows == 0
+    assert {r["id"] for r in lake.read("current_tombstones", "things").to_pylist()} == {"b"}
 
     for layer in ("history", "history_tombstones"):
         lake.create_if_missing(layer, "things", history_schema(CONTRACT), partition_by=["snapshot_date"])
