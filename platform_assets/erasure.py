@@ -51,8 +51,8 @@ AUDIT_SCHEMA = pa.schema(
         ("marts_from_day", pa.date32()),
     ]
 )
-# The layers that hold rows by key after landing (tombstones keep the key of a deleted row).
 POSITION_COLUMNS = ("_topic", "_partition", "_offset")  # where raw and quarantine keep a record's Kafka position
+# The layers that hold rows by key after landing (tombstones keep the key of a deleted row).
 KEYED_LAYERS = ("raw", "current", "current_tombstones", "history", "history_tombstones")
 ERASED_LAYERS = ("landing", "quarantine", *KEYED_LAYERS)
 
@@ -78,6 +78,10 @@ class Target:
         if self.subject_field is None:
             return record_identity(self.contract, record, decoded)
         return named_subject(self.contract, record, decoded, self.subject_field, schema_lookup)
+
+    def named_by_bytes(self, record: LandingRecord, schema_lookup: SchemaLookup | None) -> str | None:
+        """`named` for a record not decoded yet (the archive, quarantine)."""
+        return self.named(record, decode(self.contract, record, schema_lookup), schema_lookup)
 
     def stored(self, keys: list[str], secret: bytes) -> set[tuple]:
         """The keys as the target's fields hold them after landing: typed (a request names `123` for an
@@ -174,7 +178,7 @@ def _landed_positions(
     positions = []
     for row in landed.to_pyarrow_dataset().to_table().to_pylist():
         record = landing_record(row)
-        if target.named(record, decode(target.contract, record, schema_lookup), schema_lookup) in keys:
+        if target.named_by_bytes(record, schema_lookup) in keys:
             positions.append((record.topic, record.partition, record.offset))
     return positions
 
@@ -268,11 +272,10 @@ def _names_a_key(
     target: Target, layer: str, row: dict, wanted: set[str], stored: set[tuple], schema_lookup: SchemaLookup | None
 ) -> bool:
     if layer == "landing":
-        record = landing_record(row)
-        return target.named(record, decode(target.contract, record, schema_lookup), schema_lookup) in wanted
+        return target.named_by_bytes(landing_record(row), schema_lookup) in wanted
     if layer == "quarantine":
         record = LandingRecord(row["_topic"], row["_partition"], row["_offset"], 0, row["key"], row["value"], ())
-        return target.named(record, decode(target.contract, record, schema_lookup), schema_lookup) in wanted
+        return target.named_by_bytes(record, schema_lookup) in wanted
     return tuple(row[name] for name in target.fields) in stored
 
 

@@ -11,6 +11,7 @@ written to Delta commits offsets. Their cursors live in the Dagster instance and
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -148,6 +149,16 @@ def build_lag_sensor(
     return lag_sensor
 
 
+def newest_partition(instance: DagsterInstance, keys: Iterable[AssetKey]) -> str | None:
+    """The newest partition any of the assets was materialized for (partition keys sort by time)."""
+    newest = [
+        event.asset_materialization.partition
+        for key in keys
+        if (event := instance.get_latest_materialization_event(key)) and event.asset_materialization
+    ]
+    return max((partition for partition in newest if partition), default=None)
+
+
 def build_history_sensor(contract: Contract) -> SensorDefinition:
     current_key, history_key = AssetKey(["current", contract.name]), AssetKey(["history", contract.name])
 
@@ -167,8 +178,7 @@ def build_history_sensor(contract: Contract) -> SensorDefinition:
         days = {datetime.strptime(r.partition_key, HOUR_FORMAT).strftime("%Y-%m-%d") for r in merged if r.partition_key}
         if not days:
             return SkipReason(f"no new {contract.name} hours in current")
-        newest = context.instance.get_latest_materialization_event(history_key)
-        newest_day = newest.asset_materialization.partition if newest and newest.asset_materialization else None
+        newest_day = newest_partition(context.instance, [history_key])
         last = max(days | ({newest_day} if newest_day else set()))
         first = min(days)
         request = RunRequest(
@@ -188,15 +198,6 @@ def build_history_sensor(contract: Contract) -> SensorDefinition:
     return history_sensor
 
 
-def newest_marts_day(instance: DagsterInstance) -> str | None:
-    newest = [
-        event.asset_materialization.partition
-        for key in marts.keys
-        if (event := instance.get_latest_materialization_event(key)) and event.asset_materialization
-    ]
-    return max((day for day in newest if day), default=None)
-
-
 def build_erasure_marts_sensor(erasure_job: JobDefinition) -> SensorDefinition:
     """After an erasure succeeds, rebuild the marts from the first day that counted the erased rows,
     so no aggregate keeps counting the person (the marts hold no keys to delete)."""
@@ -214,7 +215,7 @@ def build_erasure_marts_sensor(erasure_job: JobDefinition) -> SensorDefinition:
         run_id = context.dagster_run.run_id
         audits = lake.read("audit", "erasures", schema=AUDIT_SCHEMA).filter(pc.field("request_id") == run_id)
         first = min((day for day in audits.column("marts_from_day").to_pylist() if day is not None), default=None)
-        last = newest_marts_day(context.instance)
+        last = newest_partition(context.instance, marts.keys)
         if first is None or last is None or f"{first:%Y-%m-%d}" > last:
             return SkipReason(f"erasure {run_id}: no marts day counted the erased rows")
         return RunRequest(

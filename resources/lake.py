@@ -239,9 +239,7 @@ class LakeResource(ConfigurableResource):
     def select(self, layer: str, entity: str, sql: str) -> pa.Table | None:
         """Run a SQL query over one table, named `<layer>` in the query; None when the table does not exist."""
         table = self.table(layer, entity)
-        if table is None:
-            return None
-        return QueryBuilder().register(layer, table).execute(sql).read_all()
+        return None if table is None else _query(table, layer, sql)
 
     def delete_where(self, layer: str, entity: str, predicate: str) -> int:
         """Delete the rows matching `predicate` in one commit; returns how many there were.
@@ -250,11 +248,11 @@ class LakeResource(ConfigurableResource):
         columns, and readers that filter through pyarrow (dbt-duckdb's delta plugin) then fail to compare
         them with the table's `string` type. An overwrite by the same predicate with no rows keeps the types.
         """
-        counted = self.select(layer, entity, f"select count(*) as n from {layer} where {predicate}")
-        matching = counted.column("n")[0].as_py() if counted is not None else 0
+        table = self.table(layer, entity)
+        if table is None:
+            return 0
+        matching = _query(table, layer, f"select count(*) as n from {layer} where {predicate}").column("n")[0].as_py()
         if matching:
-            table = self.table(layer, entity)
-            assert table is not None
             self.replace_where(layer, entity, table.to_pyarrow_dataset().schema.empty_table(), predicate)
         return matching
 
@@ -305,3 +303,7 @@ class LakeResource(ConfigurableResource):
     def version(self, layer: str, entity: str) -> int | None:
         table = self.table(layer, entity)
         return None if table is None else table.version()
+
+
+def _query(table: DeltaTable, name: str, sql: str) -> pa.Table:
+    return QueryBuilder().register(name, table).execute(sql).read_all()
