@@ -34,6 +34,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev
 
 COPY platform_assets/ platform_assets/
+COPY cli/ cli/
 COPY resources/ resources/
 COPY spark/ spark/
 COPY dbt/ dbt/
@@ -42,9 +43,9 @@ COPY simulator/ simulator/
 COPY devstack/ devstack/
 COPY workspace.yaml ./
 
-# Bake the dbt manifest (dbt/target/manifest.json); parsing opens no lake and no warehouse.
-RUN PLATFORM_DUCKDB_PATH=:memory: PLATFORM_LAKE_ROOT=/tmp/lake \
-    dbt parse --project-dir dbt --profiles-dir dbt --target duckdb \
+# Bake the dbt manifest (dbt/target/manifest.json) as dagster-dbt prescribes; parsing opens no lake
+# and no warehouse.
+RUN dagster-dbt project prepare-and-package --file platform_assets/marts.py \
     && test -f dbt/target/manifest.json
 
 # Non-root. It owns only what it writes at run time: dbt's target/ and logs/, and DAGSTER_HOME

@@ -11,16 +11,25 @@ export DAGSTER_HOME ?= $(abspath $(DATA))/dagster
 export PLATFORM_LAKE_ROOT ?= $(abspath $(DATA))/lake
 export RUST_LOG ?= warn
 export PYTHONPATH := $(CURDIR)
+# The environment's tools (dbt, dagster) first, as in the image.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install demo dev test lint typecheck sqllint bench clean
+.PHONY: install demo dev test unit lint typecheck sqllint bench clean
 
-## install: uv (from PyPI if missing) and the locked environment
-install: $(VENV)/.installed
+DBT_MANIFEST := dbt/target/manifest.json
+
+## install: uv (from PyPI if missing), the locked environment and the dbt manifest
+install: $(VENV)/.installed $(DBT_MANIFEST)
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --frozen
 	@touch $@
+
+# The dbt manifest the code location loads, prepared as dagster-dbt prescribes (`dagster dev` re-parses
+# by itself); rebuilt whenever a file of the dbt project changes.
+$(DBT_MANIFEST): $(VENV)/.installed dbt/dbt_project.yml dbt/profiles.yml $(shell find dbt/models dbt/macros dbt/tests -type f)
+	$(VENV)/bin/dagster-dbt project prepare-and-package --file platform_assets/marts.py
 
 ## demo: the whole chain on embedded defaults, then row counts and KPIs
 demo: install
@@ -43,6 +52,10 @@ $(NODE_TOOLS): .ci/package.json .ci/package-lock.json
 test: install lint typecheck $(NODE_TOOLS)
 	bash devstack/install_browser.sh
 	$(RUN) -m pytest -p no:cacheprovider
+
+## unit: the quick loop (pure rules, contracts, definitions snapshot, chart), under a minute
+unit: install
+	$(RUN) -m pytest -p no:cacheprovider -m unit
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -159,8 +159,9 @@ def landing_vs_bare_consume(messages: int, workdir: Path) -> Result:
 
 def json_decode(records: int) -> Result:
     from platform_assets.lib.contract import load_contracts
-    from platform_assets.lib.decode import LandingRecord, decode_batch
+    from platform_assets.lib.decode import decode_batch
     from platform_assets.lib.pii import DEV_PII_KEY, protect
+    from platform_assets.lib.records import LandingRecord
 
     contract = next(c for c in load_contracts() if c.name == "customers")
     batch = [
@@ -208,7 +209,7 @@ def merge_vs_duckdb(changes: int, rows: int, workdir: Path) -> Result:
     import pyarrow.compute as pc
     from deltalake import DeltaTable, write_deltalake
 
-    from platform_assets.current import merge_spec
+    from platform_assets.entity import merge_spec
     from platform_assets.lib.tables import current_schema, raw_schema
     from resources.spark import SparkResource
     from spark.cdc import merge_into_current
@@ -276,7 +277,7 @@ def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
     import pyarrow.compute as pc
     from deltalake import write_deltalake
 
-    from platform_assets.current import merge_spec
+    from platform_assets.entity import merge_spec
     from platform_assets.lib.tables import history_schema, raw_schema
     from resources.lake import LakeResource
     from resources.spark import SparkResource
@@ -339,14 +340,10 @@ class PipelineStack:
         from dagster import DagsterInstance
 
         from devstack.broker import start_broker
-        from platform_assets.definitions import build_definitions
+        from platform_assets.definitions import build_definitions, platform_resources
         from platform_assets.lib.contract import load_contracts
-        from platform_assets.marts import dbt_resource
         from resources.kafka import KafkaResource
         from resources.lake import LakeResource
-        from resources.schema_registry import SchemaRegistryResource
-        from resources.spark import SparkResource
-        from resources.warehouse import WarehouseResource
         from simulator.service import Publisher, ensure_topics, run_simulated
         from simulator.source import ALL_TOPICS, Rates, SourceSystem
 
@@ -355,21 +352,17 @@ class PipelineStack:
         rates = Rates(creates=share, updates=2 * share, deletes=share // 10, transactions=events_per_hour - 3 * share)
         ensure_topics(self.broker.bootstrap, ALL_TOPICS)
         self.events = run_simulated(SourceSystem(seed=1, rates=rates), Publisher(self.broker.bootstrap), hours)
-        resources = {
-            "kafka": KafkaResource(bootstrap_servers=self.broker.bootstrap, group_prefix="bench"),
-            "lake": LakeResource(root=str(workdir / "pipeline-lake")),
-            "spark": SparkResource(),
-            "schema_registry": SchemaRegistryResource(),
-            "warehouse": WarehouseResource(path=str(workdir / "warehouse.duckdb")),
-            "dbt": dbt_resource(),
-        }
+        resources = platform_resources(
+            KafkaResource(bootstrap_servers=self.broker.bootstrap, group_prefix="bench"),
+            LakeResource(root=str(workdir / "pipeline-lake")),
+        )
         self.defs = build_definitions(load_contracts(), resources)
         self.instance = DagsterInstance.ephemeral()
 
     def run(self, job: str, first: str | None = None, last: str | None = None, selection: Any = None) -> None:
-        tags: dict[str, str] = {}
-        if first:
-            tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
+        from platform_assets.partitions import range_tags
+
+        tags = range_tags(first, last or first) if first else {}
         result = self.defs.resolve_job_def(job).execute_in_process(
             instance=self.instance,
             tags=tags,

@@ -23,10 +23,6 @@ from simulator.service import Publisher, ensure_topics, run_simulated, serve_res
 from simulator.source import ALL_TOPICS, Rates, SourceSystem
 
 
-def _range_tags(first: str, last: str) -> dict[str, str]:
-    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-
-
 def run_demo(hours: int, seed: int, data_dir: Path, fresh: bool = True, rates: Rates | None = None) -> SourceSystem:
     """Run the whole chain; returns the simulated source, whose state is the ground truth."""
     if fresh:
@@ -53,14 +49,14 @@ def run_demo(hours: int, seed: int, data_dir: Path, fresh: bool = True, rates: R
 
         # Built now, not imported: the resources must see the broker and lake this run just set up.
         defs = build_definitions(load_contracts(), resources_from_env())
-        from platform_assets.partitions import day_key, hour_key
+        from platform_assets.partitions import day_key, hour_key, range_tags
 
         instance = DagsterInstance.get()
         last_hour = start + timedelta(hours=hours - 1)
         steps = [
             ("landing_job", {}),
-            ("hourly_job", _range_tags(hour_key(start), hour_key(last_hour))),
-            ("daily_job", _range_tags(day_key(start), day_key(last_hour))),
+            ("hourly_job", range_tags(hour_key(start), hour_key(last_hour))),
+            ("daily_job", range_tags(day_key(start), day_key(last_hour))),
         ]
         for job_name, tags in steps:
             began = time.monotonic()

@@ -25,6 +25,8 @@ def main() -> None:
     args = parser.parse_args()
     data_dir = args.data_dir.resolve()
     env = dict(os.environ)
+    # This environment's tools first: `dagster dev` re-parses the dbt project with its `dbt`.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PLATFORM_MODE", "dev")
     env.setdefault("PLATFORM_LAKE_ROOT", str(data_dir / "lake"))
     env.setdefault("DAGSTER_HOME", str(data_dir / "dagster"))

@@ -12,7 +12,7 @@ from datetime import datetime
 import pyarrow as pa
 from dagster import AssetCheckResult, AssetCheckSpec, AssetKey, AutomationCondition, MetadataValue
 
-from resources.quality import Outcome
+from platform_assets.quality import Outcome
 
 VALID_CHANGES = "valid_changes"
 QUARANTINE_RATE = "quarantine_rate"

@@ -11,22 +11,27 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, MaterializeResult, asset
+from dagster import AssetExecutionContext, BackfillPolicy, Config, MaterializeResult, asset
 from pydantic import Field
 
 from platform_assets import checks
-from platform_assets.entity import entity_asset_properties, lake_pool
+from platform_assets.entity import (
+    asset_key,
+    column_schema,
+    create_tables,
+    entity_asset_properties,
+    lake_pool,
+    merge_spec,
+    partition_label,
+)
 from platform_assets.lib.contract import Contract
-from platform_assets.lib.decode import snapshot_topic
-from platform_assets.lib.ordering import order_columns
+from platform_assets.lib.records import snapshot_topic
 from platform_assets.lib.tables import current_schema
-from platform_assets.partitions import hourly_partitions
-from platform_assets.raw import partition_label, table_schema
+from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
 from platform_assets.retries import retry_transient_failures
 from resources.lake import LakeResource
 from resources.spark import SparkResource
 from spark.cdc import (
-    MergeSpec,
     changes_between,
     duplicate_keys,
     merge_into_current,
@@ -45,18 +50,8 @@ class CurrentConfig(Config):
     )
 
 
-def merge_spec(contract: Contract) -> MergeSpec:
-    return MergeSpec(
-        key=contract.key,
-        order=order_columns(contract),
-        columns=tuple(f.name for f in current_schema(contract)),
-        event_time=contract.event_time,
-        tombstone_retention_days=contract.tombstone_retention_days,
-    )
-
-
-def build_current_asset(contract: Contract):
-    current_key = AssetKey(["current", contract.name])
+def build_current_asset(contract: Contract, partitions: Partitions = DEFAULT_PARTITIONS):
+    current_key = asset_key("current", contract)
 
     @asset(
         key=current_key,
@@ -66,11 +61,11 @@ def build_current_asset(contract: Contract):
         ),
         **entity_asset_properties(contract, "current"),
         kinds={"spark", "delta"},
-        deps=[AssetKey(["raw", contract.name])],
-        partitions_def=hourly_partitions,
+        deps=[asset_key("raw", contract)],
+        partitions_def=partitions.hourly,
         backfill_policy=BackfillPolicy.single_run(),
         automation_condition=checks.follow_parents_when_checks_pass(),
-        metadata={"dagster/column_schema": table_schema(current_schema(contract), contract)},
+        metadata={"dagster/column_schema": column_schema(current_schema(contract), contract)},
         check_specs=[checks.spec(current_key, checks.UNIQUE_KEY)],
         pool=lake_pool(contract, "current"),
     )
@@ -80,8 +75,7 @@ def build_current_asset(contract: Contract):
         started = time.monotonic()
         window = context.partition_time_window
         layers = ("current", "current_tombstones")
-        for layer in layers:
-            lake.create_if_missing(layer, contract.name, current_schema(contract))
+        create_tables(lake, contract, layers)
         current_uri, tombstones_uri = (lake.uri(layer, contract.name) for layer in layers)
         with retry_transient_failures(), lake.checkpointing(layers, contract.name):
             session = spark.session()

@@ -1,4 +1,8 @@
-"""The Dagster code location: every contract's asset chain, the marts, checks, sensors and schedules."""
+"""The Dagster code location: every contract's asset chain, the marts, checks, sensors and schedules.
+
+`build_definitions(contracts, resources, settings)` builds it from plain arguments, so tests and tools
+build their own; `defs` is the location the Dagster tools load, configured from the environment.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,19 @@ from typing import Any
 
 from dagster import BetaWarning, Definitions, PreviewWarning, in_process_executor
 
-from platform_assets.erasure import build_erasure_job
 from platform_assets.factory import entity_assets
-from platform_assets.jobs import daily_job, hourly_job, landing_job
+from platform_assets.jobs import build_erasure_job, daily_job, hourly_job, landing_job
 from platform_assets.landing import topic_specs
 from platform_assets.lib.contract import Contract, load_contracts
-from platform_assets.marts import dbt_resource, marts
+from platform_assets.marts import build_marts, dbt_resource
+from platform_assets.partitions import Partitions
 from platform_assets.schedules import daily_schedule, hourly_schedule
+from platform_assets.secrets import load_aws_secrets_into_environment
 from platform_assets.sensors import build_erasure_marts_sensor, build_history_sensor, build_lag_sensor
+from platform_assets.settings import PlatformSettings
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
-from resources.secrets import load_aws_secrets_into_environment
 from resources.spark import SparkResource
 from resources.warehouse import WarehouseResource
 
@@ -28,32 +33,67 @@ warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
 
-def resources_from_env() -> dict[str, Any]:
+def platform_resources(
+    kafka: KafkaResource,
+    lake: LakeResource,
+    spark: SparkResource | None = None,
+    schema_registry: SchemaRegistryResource | None = None,
+    warehouse: WarehouseResource | None = None,
+) -> dict[str, Any]:
+    """Every resource the code location uses; what is not given is the embedded default."""
     return {
-        "kafka": KafkaResource.from_env(),
-        "lake": LakeResource.from_env(),
-        "spark": SparkResource.from_env(),
-        "schema_registry": SchemaRegistryResource.from_env(),
-        "warehouse": WarehouseResource.from_env(),
+        "kafka": kafka,
+        "lake": lake,
+        "spark": spark or SparkResource(),
+        "schema_registry": schema_registry or SchemaRegistryResource(),
+        "warehouse": warehouse or WarehouseResource(path=f"{lake.resolved_root}/marts/warehouse.duckdb"),
         "dbt": dbt_resource(),
     }
 
 
-def build_definitions(contracts: list[Contract], resources: Mapping[str, Any] | None = None) -> Definitions:
+def resources_from_env() -> dict[str, Any]:
+    return platform_resources(
+        KafkaResource.from_env(),
+        LakeResource.from_env(),
+        SparkResource.from_env(),
+        SchemaRegistryResource.from_env(),
+        WarehouseResource.from_env(),
+    )
+
+
+def build_definitions(
+    contracts: list[Contract],
+    resources: Mapping[str, Any] | None = None,
+    settings: PlatformSettings | None = None,
+) -> Definitions:
+    settings = settings or PlatformSettings()
+    partitions = Partitions.starting(settings.start)
+    marts = build_marts(contracts, partitions)
     erasure_job = build_erasure_job(contracts)
+    interval = settings.sensor_interval_s
+    sensors = [build_erasure_marts_sensor(erasure_job, list(marts.keys), interval)]
+    for contract in contracts:
+        sensors.append(
+            build_lag_sensor(contract, settings.lag_threshold, settings.max_delay_s, interval, partitions),
+        )
+        sensors.append(build_history_sensor(contract, list(marts.keys), interval, partitions))
+    chains = [asset for contract in contracts for asset in entity_assets(contract, partitions)]
     return Definitions(
-        assets=[*topic_specs(contracts), *(a for contract in contracts for a in entity_assets(contract)), marts],
+        assets=[*topic_specs(contracts), *chains, marts],
         jobs=[landing_job, hourly_job, daily_job, erasure_job],
         schedules=[hourly_schedule, daily_schedule],
-        sensors=[
-            *(s for contract in contracts for s in (build_lag_sensor(contract), build_history_sensor(contract))),
-            build_erasure_marts_sensor(erasure_job),
-        ],
+        sensors=sensors,
         resources=dict(resources or resources_from_env()),
         # One process per run: the embedded Spark server and the imports are paid once, not per step.
         executor=in_process_executor,
     )
 
 
-load_aws_secrets_into_environment()
-defs = build_definitions(load_contracts())
+def load_code_location() -> Definitions:
+    """The code location as the Dagster tools load it: secrets, settings and resources from the environment."""
+    load_aws_secrets_into_environment()
+    settings = PlatformSettings.from_env()
+    return build_definitions(load_contracts(settings.contracts_dir), resources_from_env(), settings)
+
+
+defs = load_code_location()

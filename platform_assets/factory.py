@@ -8,16 +8,17 @@ from platform_assets.current import build_current_asset
 from platform_assets.history import build_history_asset
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import Contract
+from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
 from platform_assets.raw import build_raw_assets
 from platform_assets.snapshot import build_snapshot_asset
 
 
-def entity_assets(contract: Contract) -> list[AssetsDefinition]:
+def entity_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTITIONS) -> list[AssetsDefinition]:
     chain = [
         build_landing_asset(contract),
-        build_raw_assets(contract),
-        build_current_asset(contract),
-        build_history_asset(contract),
+        build_raw_assets(contract, partitions),
+        build_current_asset(contract, partitions),
+        build_history_asset(contract, partitions),
     ]
     if contract.snapshot_url:
         chain.append(build_snapshot_asset(contract))

@@ -14,7 +14,6 @@ import pyarrow.compute as pc
 from dagster import (
     AssetDep,
     AssetExecutionContext,
-    AssetKey,
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
@@ -23,22 +22,26 @@ from dagster import (
 )
 
 from platform_assets import checks
-from platform_assets.current import merge_spec
-from platform_assets.entity import entity_asset_properties, lake_pool
+from platform_assets.entity import (
+    asset_key,
+    column_schema,
+    create_tables,
+    entity_asset_properties,
+    lake_pool,
+    merge_spec,
+)
 from platform_assets.lib.contract import Contract
-from platform_assets.lib.quality import history_rules
 from platform_assets.lib.tables import history_schema
-from platform_assets.partitions import daily_partitions
-from platform_assets.raw import table_schema
+from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
+from platform_assets.quality import history_rules, validate
 from platform_assets.retries import retry_transient_failures
 from resources.lake import LakeResource
-from resources.quality import validate
 from resources.spark import SparkResource
 from spark.cdc import history_days
 
 
-def build_history_asset(contract: Contract):
-    history_key = AssetKey(["history", contract.name])
+def build_history_asset(contract: Contract, partitions: Partitions = DEFAULT_PARTITIONS):
+    history_key = asset_key("history", contract)
 
     @asset(
         key=history_key,
@@ -52,13 +55,13 @@ def build_history_asset(contract: Contract):
         # Day D is computed from day D-1: the self-dependency makes Dagster run days in order in any
         # backfill that is split into runs, and keeps automation from computing D before D-1 exists.
         deps=[
-            AssetKey(["current", contract.name]),
+            asset_key("current", contract),
             AssetDep(history_key, partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
         ],
-        partitions_def=daily_partitions,
+        partitions_def=partitions.daily,
         backfill_policy=BackfillPolicy.single_run(),
         automation_condition=checks.follow_parents_when_checks_pass(),
-        metadata={"dagster/column_schema": table_schema(history_schema(contract), contract)},
+        metadata={"dagster/column_schema": column_schema(history_schema(contract), contract)},
         check_specs=[checks.spec(history_key, checks.ONE_ROW_PER_KEY_PER_DAY)],
         pool=lake_pool(contract, "history"),
     )
@@ -66,11 +69,10 @@ def build_history_asset(contract: Contract):
         started = time.monotonic()
         window = context.partition_time_window
         first, last = window.start.date(), (window.end - timedelta(days=1)).date()
-        platform_start = daily_partitions.start.date()
+        platform_start = partitions.daily.start.date()
         first = max(platform_start, first - timedelta(days=1))
         layers = ("history", "history_tombstones")
-        for layer in layers:
-            lake.create_if_missing(layer, contract.name, history_schema(contract), partition_by=["snapshot_date"])
+        create_tables(lake, contract, layers)
         with retry_transient_failures(), lake.checkpointing(layers, contract.name):
             session = spark.session()
             rows = history_days(

@@ -10,18 +10,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import accumulate
-from operator import itemgetter
 
-import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, asset
 
-from platform_assets.entity import entity_asset_properties, lake_pool
+from platform_assets.entity import asset_key, entity_asset_properties, lake_pool
+from platform_assets.lib.archive import app_id, landing_rows, last_offsets
 from platform_assets.lib.contract import Contract
-from platform_assets.lib.decode import LandingRecord, SchemaLookup, landing_hour
-from platform_assets.lib.tables import LANDING_SCHEMA
+from platform_assets.lib.decode import SchemaLookup
+from platform_assets.lib.records import LandingRecord
 from platform_assets.partitions import hour_key
 from platform_assets.retries import retry_transient_failures
 from resources.kafka import KafkaResource, KafkaUnavailableError
@@ -53,10 +51,6 @@ def topic_specs(contracts: list[Contract]) -> list[AssetSpec]:
     ]
 
 
-def app_id(entity: str, topic: str, partition: int) -> str:
-    return f"landing:{entity}:{topic}:{partition}"
-
-
 class LandingConflictError(RuntimeError):
     """The landing archive and the broker disagree about which records exist; landing would lose data."""
 
@@ -86,51 +80,6 @@ def _to_record(message: Message) -> LandingRecord:
         if headers
         else (),
     )
-
-
-def landing_rows(
-    contract: Contract, records: list[LandingRecord], schema_lookup: SchemaLookup | None, landed_at: datetime
-) -> pa.Table:
-    """The landing table rows of a batch; column by column, since this runs at Kafka speed."""
-    topics, partitions, offsets, timestamps_ms, keys, values, headers = (
-        list(map(itemgetter(column), records)) for column in range(len(LandingRecord._fields))
-    )
-    hours = [landing_hour(contract, record, schema_lookup) for record in records]
-    column_type = {column.name: column.type for column in LANDING_SCHEMA}
-    return pa.Table.from_arrays(
-        [
-            pa.array(topics, pa.string()),
-            pa.array(partitions, pa.int32()),
-            pa.array(offsets, pa.int64()),
-            pa.array(timestamps_ms, pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(column_type["timestamp"]),
-            pa.array(keys, pa.binary()),
-            pa.array(values, pa.binary()),
-            _header_lists(headers, column_type["headers"]),
-            pa.array(hours, column_type["_event_hour"]),
-            pa.repeat(pa.scalar(landed_at, column_type["_landed_at"]), len(records)),
-        ],
-        schema=LANDING_SCHEMA,
-    )
-
-
-def _header_lists(headers: list[tuple[tuple[str, bytes | None], ...]], list_type: pa.ListType) -> pa.Array:
-    """Each record's headers as a list of key/value structs, built flat (most records have none)."""
-    pairs = [pair for record_headers in headers for pair in record_headers]
-    entries = pa.StructArray.from_arrays(
-        [pa.array([k for k, _ in pairs], pa.string()), pa.array([v for _, v in pairs], pa.binary())],
-        fields=list(list_type.value_type),
-    )
-    starts = pa.array(accumulate(map(len, headers), initial=0), pa.int32())
-    return pa.ListArray.from_arrays(starts, entries, type=list_type)
-
-
-def last_offsets(table: pa.Table) -> dict[tuple[str, int], int]:
-    """The highest offset per topic partition in a landing batch."""
-    grouped = table.group_by(["topic", "partition"]).aggregate([("offset", "max")]).to_pydict()
-    return {
-        (topic, partition): offset
-        for topic, partition, offset in zip(grouped["topic"], grouped["partition"], grouped["offset_max"], strict=True)
-    }
 
 
 def _resume_offsets(
@@ -219,7 +168,7 @@ def _checked(contract: Contract, message: Message) -> bool:
 
 def build_landing_asset(contract: Contract):
     @asset(
-        key=AssetKey(["landing", contract.name]),
+        key=asset_key("landing", contract),
         description=(
             f"Exact copies of the Kafka records of {contract.name} ({', '.join(contract.source.topics)}): "
             "topic, partition, offset, timestamp, key, value bytes, headers. Append-only archive that "

@@ -1,4 +1,9 @@
-"""Marts: the dbt project in `dbt/`, daily partitions passed as vars, published all or nothing."""
+"""Marts: the dbt project in `dbt/`, daily partitions passed as vars, published all or nothing.
+
+The dbt manifest is prepared the way dagster-dbt prescribes: `dagster dev` re-parses the project when
+the code location loads (`prepare_if_dev`), and everywhere else it is built ahead of time
+(`dagster-dbt project prepare-and-package`, run by `make` and by the image build).
+"""
 
 import json
 import os
@@ -9,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AutomationCondition, BackfillPolicy
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, AutomationCondition, BackfillPolicy
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -19,14 +24,15 @@ from dagster_dbt import (
 )
 
 from platform_assets.checks import follow_parents_when_checks_pass
-from platform_assets.lib.contract import load_contracts
-from platform_assets.lib.tables import current_schema, history_schema, raw_schema
-from platform_assets.partitions import daily_partitions
+from platform_assets.entity import create_tables
+from platform_assets.lib.contract import Contract
+from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
 from resources.lake import LakeResource
 from resources.warehouse import WarehouseResource
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+dbt_project.prepare_if_dev()
 # The dbt of this environment, whether or not its bin directory is on PATH.
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else "dbt"
 
@@ -45,33 +51,6 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-def manifest_is_stale(project: DbtProject) -> bool:
-    """True when the manifest is missing or older than any file of the dbt project."""
-    if not project.manifest_path.exists():
-        return True
-    built = project.manifest_path.stat().st_mtime
-    sources = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
-    for folder in ("models", "macros", "tests"):
-        sources.extend(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
-    return any(source.stat().st_mtime > built for source in sources)
-
-
-def ensure_manifest(project: DbtProject) -> Path:
-    """Parse the dbt project when its manifest is missing or stale, so the assets match the models."""
-    if manifest_is_stale(project):
-        with environment({"PLATFORM_LAKE_ROOT": "/parse-only", "PLATFORM_DUCKDB_PATH": ":memory:", **os.environ}):
-            dbt_resource().cli(["parse", "--quiet"], target_path=project.target_path).wait()
-    return project.manifest_path
-
-
-def ensure_source_tables(lake: LakeResource) -> None:
-    """An entity without data yet reads as empty tables in dbt instead of failing the whole build."""
-    for contract in load_contracts():
-        lake.create_if_missing("raw", contract.name, raw_schema(contract))
-        lake.create_if_missing("current", contract.name, current_schema(contract))
-        lake.create_if_missing("history", contract.name, history_schema(contract), partition_by=["snapshot_date"])
 
 
 class PlatformDbtTranslator(DagsterDbtTranslator):
@@ -99,29 +78,36 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
 translator = PlatformDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
-@dbt_assets(
-    manifest=ensure_manifest(dbt_project),
-    project=dbt_project,
-    dagster_dbt_translator=translator,
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    pool="warehouse_marts",
-)
-def marts(
-    context: AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, warehouse: WarehouseResource
-) -> Iterator[Any]:
-    window = context.partition_time_window
-    dbt_vars = {
-        "min_date": f"{window.start:%Y-%m-%d}",
-        "max_date": f"{window.end - timedelta(days=1):%Y-%m-%d}",
-    }
-    ensure_source_tables(lake)
-    build = warehouse.build_copy(context.run.run_id)
-    try:
-        with environment({"PLATFORM_LAKE_ROOT": lake.resolved_root, "PLATFORM_DUCKDB_PATH": str(build)}):
-            yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
-    except BaseException:
-        warehouse.discard(build)
-        raise
-    warehouse.publish(build)
-    context.log.info(f"published marts for {dbt_vars['min_date']}..{dbt_vars['max_date']} to {warehouse.published}")
+def build_marts(contracts: list[Contract], partitions: Partitions = DEFAULT_PARTITIONS) -> AssetsDefinition:
+    """The dbt models as assets over the daily partitions; every entity's tables exist before dbt reads them."""
+
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        dagster_dbt_translator=translator,
+        partitions_def=partitions.daily,
+        backfill_policy=BackfillPolicy.single_run(),
+        pool="warehouse_marts",
+    )
+    def marts(
+        context: AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, warehouse: WarehouseResource
+    ) -> Iterator[Any]:
+        window = context.partition_time_window
+        dbt_vars = {
+            "min_date": f"{window.start:%Y-%m-%d}",
+            "max_date": f"{window.end - timedelta(days=1):%Y-%m-%d}",
+        }
+        # An entity without data yet reads as empty tables in dbt instead of failing the whole build.
+        for contract in contracts:
+            create_tables(lake, contract, ("raw", "current", "history"))
+        build = warehouse.build_copy(context.run.run_id)
+        try:
+            with environment({"PLATFORM_LAKE_ROOT": lake.resolved_root, "PLATFORM_DUCKDB_PATH": str(build)}):
+                yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+        except BaseException:
+            warehouse.discard(build)
+            raise
+        warehouse.publish(build)
+        context.log.info(f"published marts for {dbt_vars['min_date']}..{dbt_vars['max_date']} to {warehouse.published}")
+
+    return marts

@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from datetime import datetime
 
 from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition
 
-PLATFORM_START = os.environ.get("PLATFORM_START", "2026-01-01-00:00")
-HOUR_FORMAT = "%Y-%m-%d-%H:%M"
-_start = datetime.strptime(PLATFORM_START, HOUR_FORMAT)
+from platform_assets.lib.records import hour_floor
+from platform_assets.settings import DEFAULT_START
 
-# end_offset=1: the hour (day) in progress is a partition too, so live data shows up before it closes;
-# re-materializing it later is idempotent like any other partition.
-hourly_partitions = HourlyPartitionsDefinition(start_date=PLATFORM_START, timezone="UTC", end_offset=1)
-daily_partitions = DailyPartitionsDefinition(start_date=_start.strftime("%Y-%m-%d"), timezone="UTC", end_offset=1)
+HOUR_FORMAT = "%Y-%m-%d-%H:%M"
+DAY_FORMAT = "%Y-%m-%d"
+
+
+@dataclass(frozen=True)
+class Partitions:
+    hourly: HourlyPartitionsDefinition
+    daily: DailyPartitionsDefinition
+
+    @classmethod
+    def starting(cls, start: str) -> Partitions:
+        """Hourly and daily partitions from `start` (`YYYY-MM-DD-HH:MM`, UTC).
+
+        end_offset=1: the hour (day) in progress is a partition too, so live data shows up before it
+        closes; re-materializing it later is idempotent like any other partition.
+        """
+        first = datetime.strptime(start, HOUR_FORMAT)
+        return cls(
+            hourly=HourlyPartitionsDefinition(start_date=start, timezone="UTC", end_offset=1),
+            daily=DailyPartitionsDefinition(start_date=first.strftime(DAY_FORMAT), timezone="UTC", end_offset=1),
+        )
+
+
+DEFAULT_PARTITIONS = Partitions.starting(DEFAULT_START)
 
 
 def hour_key(moment: datetime) -> str:
     """The key of the hourly partition that contains `moment`."""
-    return moment.replace(minute=0, second=0, microsecond=0).strftime(HOUR_FORMAT)
+    return hour_floor(moment).strftime(HOUR_FORMAT)
 
 
 def day_key(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d")
+    return moment.strftime(DAY_FORMAT)
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """Run tags that make one run cover the partitions first..last (as a single-run backfill does)."""
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}

@@ -17,22 +17,20 @@ from dagster import (
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableSchema,
     multi_asset,
 )
 
 from platform_assets import checks
-from platform_assets.entity import entity_asset_properties, lake_pool
+from platform_assets.entity import asset_key, column_schema, entity_asset_properties, lake_pool, partition_label
 from platform_assets.erasure import erased_record_test
 from platform_assets.lib.contract import Contract
-from platform_assets.lib.decode import LandingRecord, decode_batch, landing_record
+from platform_assets.lib.decode import decode_batch
 from platform_assets.lib.pii import pii_key, protect
-from platform_assets.lib.quality import raw_rules
+from platform_assets.lib.records import LandingRecord, landing_record
 from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
-from platform_assets.partitions import hourly_partitions
+from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
+from platform_assets.quality import raw_rules, validate
 from resources.lake import LakeResource
-from resources.quality import validate
 from resources.schema_registry import SchemaRegistryResource
 
 
@@ -52,15 +50,9 @@ def landed_records(lake: LakeResource, entity: str, start: datetime, end: dateti
     return [landing_record(row) for row in table.to_pylist()]
 
 
-def table_schema(schema: pa.Schema, contract: Contract) -> TableSchema:
-    descriptions = {spec.name: spec.description for spec in contract.fields}
-    return TableSchema(
-        columns=[TableColumn(f.name, str(f.type), description=descriptions.get(f.name, "")) for f in schema]
-    )
-
-
-def build_raw_assets(contract: Contract):
-    raw_key, quarantine_key = AssetKey(["raw", contract.name]), AssetKey(["quarantine", contract.name])
+def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTITIONS):
+    raw_key, quarantine_key = asset_key("raw", contract), asset_key("quarantine", contract)
+    upstream = ("landing", "snapshot") if contract.snapshot_url else ("landing",)
 
     def spec(key: AssetKey, description: str, schema: pa.Schema, skippable: bool) -> AssetSpec:
         return AssetSpec(
@@ -68,10 +60,9 @@ def build_raw_assets(contract: Contract):
             description=description,
             **entity_asset_properties(contract, key.path[0]),
             kinds={"delta", "python"},
-            deps=[AssetKey(["landing", contract.name])]
-            + ([AssetKey(["snapshot", contract.name])] if contract.snapshot_url else []),
-            partitions_def=hourly_partitions,
-            metadata={"dagster/column_schema": table_schema(schema, contract)},
+            deps=[asset_key(layer, contract) for layer in upstream],
+            partitions_def=partitions.hourly,
+            metadata={"dagster/column_schema": column_schema(schema, contract)},
             skippable=skippable,
         )
 
@@ -105,15 +96,15 @@ def build_raw_assets(contract: Contract):
     def raw_assets(context: AssetExecutionContext, lake: LakeResource, schema_registry: SchemaRegistryResource):
         started = time.monotonic()
         window = context.partition_time_window
-        key = pii_key()
+        secret = pii_key()
         records = landed_records(lake, contract.name, window.start, window.end)
         schema_lookup = schema_registry.lookup()
         batch = decode_batch(
             contract,
             records,
-            lambda values: protect(contract, values, key),
+            lambda values: protect(contract, values, secret),
             schema_lookup,
-            is_erased=erased_record_test(lake, contract, key, schema_lookup),
+            is_erased=erased_record_test(lake, contract, secret, schema_lookup),
         )
         predicate = hour_window_predicate("_event_hour", window.start, window.end)
         raw_table = pa.Table.from_pylist(batch.rows, raw_schema(contract))
@@ -179,8 +170,3 @@ def build_raw_assets(contract: Contract):
         )
 
     return raw_assets
-
-
-def partition_label(context: AssetExecutionContext) -> str:
-    keys = context.partition_key_range
-    return keys.start if keys.start == keys.end else f"{keys.start}..{keys.end}"

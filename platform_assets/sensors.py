@@ -10,8 +10,7 @@ written to Delta commits offsets. Their cursors live in the Dagster instance and
 """
 
 import json
-import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -35,17 +34,16 @@ from dagster import (
     sensor,
 )
 
-from platform_assets.erasure import AUDIT_SCHEMA
+from platform_assets.entity import asset_key
 from platform_assets.jobs import daily_job, hourly_job, landing_job
 from platform_assets.lib.contract import Contract
-from platform_assets.marts import marts
-from platform_assets.partitions import HOUR_FORMAT, daily_partitions, hourly_partitions
+from platform_assets.lib.tables import AUDIT_SCHEMA
+from platform_assets.partitions import DAY_FORMAT, DEFAULT_PARTITIONS, HOUR_FORMAT, Partitions, range_tags
+from platform_assets.settings import PlatformSettings
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 
-SENSOR_INTERVAL_S = int(os.environ.get("PLATFORM_LAG_SENSOR_INTERVAL_S", "30"))
-LAG_THRESHOLD = int(os.environ.get("PLATFORM_LAG_THRESHOLD", "1000"))
-MAX_DELAY_S = float(os.environ.get("PLATFORM_MAX_DELAY_S", "300"))
+DEFAULTS = PlatformSettings()
 ACTIVE_STATUSES = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -94,16 +92,20 @@ def touched_hours(records: list[EventLogRecord]) -> set[str]:
 
 
 def build_lag_sensor(
-    contract: Contract, lag_threshold: int = LAG_THRESHOLD, max_delay_s: float = MAX_DELAY_S
+    contract: Contract,
+    lag_threshold: int = DEFAULTS.lag_threshold,
+    max_delay_s: float = DEFAULTS.max_delay_s,
+    interval_s: int = DEFAULTS.sensor_interval_s,
+    partitions: Partitions = DEFAULT_PARTITIONS,
 ) -> SensorDefinition:
-    landing_key = AssetKey(["landing", contract.name])
-    hourly_selection = [AssetKey([layer, contract.name]) for layer in ("raw", "quarantine", "current")]
+    landing_key = asset_key("landing", contract)
+    hourly_selection = [asset_key(layer, contract) for layer in ("raw", "quarantine", "current")]
 
     @sensor(
         name=f"lag_sensor_{contract.name}",
         description=f"Lands {contract.name} when its consumer lag or delay grows; then decodes and merges the "
         "hours that landing touched.",
-        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        minimum_interval_seconds=interval_s,
         jobs=[landing_job, hourly_job],
         default_status=DefaultSensorStatus.RUNNING,
     )
@@ -112,7 +114,7 @@ def build_lag_sensor(
         requests = []
         landed = new_materializations(context, landing_key, cursor.handled_storage_id)
         hours = touched_hours(landed)
-        outside = {hour for hour in hours if not hourly_partitions.has_partition_key(hour)}
+        outside = {hour for hour in hours if not partitions.hourly.has_partition_key(hour)}
         if outside:
             context.log.warning(
                 f"{contract.name}: landed records with event hours outside the partitions ({sorted(outside)[:5]}); "
@@ -159,14 +161,19 @@ def newest_partition(instance: DagsterInstance, keys: Iterable[AssetKey]) -> str
     return max((partition for partition in newest if partition), default=None)
 
 
-def build_history_sensor(contract: Contract) -> SensorDefinition:
-    current_key, history_key = AssetKey(["current", contract.name]), AssetKey(["history", contract.name])
+def build_history_sensor(
+    contract: Contract,
+    marts_keys: Sequence[AssetKey] = (),
+    interval_s: int = DEFAULTS.sensor_interval_s,
+    partitions: Partitions = DEFAULT_PARTITIONS,
+) -> SensorDefinition:
+    current_key, history_key = asset_key("current", contract), asset_key("history", contract)
 
     @sensor(
         name=f"history_sensor_{contract.name}",
         description=f"Recomputes the {contract.name} history days (and the marts) whose hours changed in "
         "`current`, onward to the newest day, so late events reach every later day.",
-        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        minimum_interval_seconds=interval_s,
         job=daily_job,
         default_status=DefaultSensorStatus.RUNNING,
     )
@@ -175,7 +182,7 @@ def build_history_sensor(contract: Contract) -> SensorDefinition:
         if runs_in_flight(context, contract.name, "history"):
             return SkipReason(f"a history run of {contract.name} is in flight; waiting for it")
         merged = new_materializations(context, current_key, cursor.handled_storage_id)
-        days = {datetime.strptime(r.partition_key, HOUR_FORMAT).strftime("%Y-%m-%d") for r in merged if r.partition_key}
+        days = {datetime.strptime(r.partition_key, HOUR_FORMAT).strftime(DAY_FORMAT) for r in merged if r.partition_key}
         if not days:
             return SkipReason(f"no new {contract.name} hours in current")
         newest_day = newest_partition(context.instance, [history_key])
@@ -184,12 +191,11 @@ def build_history_sensor(contract: Contract) -> SensorDefinition:
         request = RunRequest(
             run_key=f"{contract.name}:history:{merged[-1].storage_id}",
             job_name=daily_job.name,
-            asset_selection=[history_key, *marts.keys],
+            asset_selection=[history_key, *marts_keys],
             tags={
                 "entity": contract.name,
                 "layer": "history",
-                "dagster/asset_partition_range_start": first,
-                "dagster/asset_partition_range_end": min(last, daily_partitions.get_last_partition_key() or last),
+                **range_tags(first, min(last, partitions.daily.get_last_partition_key() or last)),
             },
         )
         cursor.handled_storage_id = merged[-1].storage_id
@@ -198,7 +204,9 @@ def build_history_sensor(contract: Contract) -> SensorDefinition:
     return history_sensor
 
 
-def build_erasure_marts_sensor(erasure_job: JobDefinition) -> SensorDefinition:
+def build_erasure_marts_sensor(
+    erasure_job: JobDefinition, marts_keys: Sequence[AssetKey], interval_s: int = DEFAULTS.sensor_interval_s
+) -> SensorDefinition:
     """After an erasure succeeds, rebuild the marts from the first day that counted the erased rows,
     so no aggregate keeps counting the person (the marts hold no keys to delete)."""
 
@@ -208,24 +216,20 @@ def build_erasure_marts_sensor(erasure_job: JobDefinition) -> SensorDefinition:
         run_status=DagsterRunStatus.SUCCESS,
         monitored_jobs=[erasure_job],
         request_job=daily_job,
-        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        minimum_interval_seconds=interval_s,
         default_status=DefaultSensorStatus.RUNNING,
     )
     def erasure_marts_sensor(context: RunStatusSensorContext, lake: LakeResource) -> RunRequest | SkipReason:
         run_id = context.dagster_run.run_id
         audits = lake.read("audit", "erasures", schema=AUDIT_SCHEMA).filter(pc.field("request_id") == run_id)
         first = min((day for day in audits.column("marts_from_day").to_pylist() if day is not None), default=None)
-        last = newest_partition(context.instance, marts.keys)
+        last = newest_partition(context.instance, marts_keys)
         if first is None or last is None or f"{first:%Y-%m-%d}" > last:
             return SkipReason(f"erasure {run_id}: no marts day counted the erased rows")
         return RunRequest(
             run_key=f"erasure:{run_id}",
-            asset_selection=list(marts.keys),
-            tags={
-                "layer": "marts",
-                "dagster/asset_partition_range_start": f"{first:%Y-%m-%d}",
-                "dagster/asset_partition_range_end": last,
-            },
+            asset_selection=list(marts_keys),
+            tags={"layer": "marts", **range_tags(f"{first:%Y-%m-%d}", last)},
         )
 
     return erasure_marts_sensor

@@ -11,13 +11,13 @@ import time
 from datetime import UTC, datetime
 
 import requests
-from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from platform_assets.entity import entity_asset_properties, lake_pool
-from platform_assets.landing import app_id, landing_rows
+from platform_assets.entity import asset_key, entity_asset_properties, lake_pool
+from platform_assets.lib.archive import app_id, landing_rows
 from platform_assets.lib.contract import Contract
-from platform_assets.lib.decode import LandingRecord, snapshot_topic
+from platform_assets.lib.records import LandingRecord, key_string, snapshot_topic
 from platform_assets.partitions import hour_key
 from resources.lake import LakeResource
 
@@ -49,7 +49,7 @@ def build_snapshot_asset(contract: Contract):
     topic = snapshot_topic(contract.name)
 
     @asset(
-        key=AssetKey(["snapshot", contract.name]),
+        key=asset_key("snapshot", contract),
         description=f"Full export of {contract.name} from {contract.snapshot_url}, kept in landing/{contract.name} "
         f"under `{topic}` and attributed to the hour its download started.",
         **entity_asset_properties(contract, "landing"),
@@ -69,7 +69,7 @@ def build_snapshot_asset(contract: Contract):
                 0,
                 first + i,
                 stamp,
-                "|".join(str(row.get(k)) for k in contract.key).encode(),
+                key_string(contract, row).encode(),
                 json.dumps(row, sort_keys=True).encode(),
             )
             for i, row in enumerate(rows)

@@ -6,7 +6,7 @@ storage settings of the environment (endpoint, region, account name, emulator, l
 storage options; credentials are never copied into them (resource config is visible in the Dagster
 UI): delta-rs reads `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, IRSA, and
 `AZURE_STORAGE_ACCOUNT_KEY`/`AZURE_CLIENT_*`/workload identity from the environment itself.
-`spark_conf_for_root()` gives the matching settings for a JVM Spark Connect server (S3A, ABFS).
+`python -m cli spark-conf` gives the matching settings for a JVM Spark Connect server (S3A, ABFS).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,7 +31,6 @@ LAYERS = (
     "history",
     "history_tombstones",
     "marts",
-    "snapshot",
     "erasure",
     "audit",
 )
@@ -87,95 +85,6 @@ def storage_options_from_env(root: str, environ: Mapping[str, str] | None = None
         if env.get(variable) and option not in options:
             options[option] = env[variable]
     return options
-
-
-def _is_true(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def spark_conf_for_root(root: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Settings a JVM Spark Connect server (hadoop-aws / hadoop-azure, delta-spark) needs to use `root`.
-
-    For the server's spark-defaults.conf (the chart's `sparkConnect.conf`), not for a session: Hadoop
-    filesystems read `spark.hadoop.*` when the server starts. Secrets appear only as `${env.NAME}`, which
-    Hadoop's Configuration expands from the environment of the driver and of each executor, so the same
-    Kubernetes Secret (or workload identity) must reach both. Embedded Sail ignores these keys: it reads
-    the same `AWS_*` / `AZURE_*` environment variables as delta-rs. A local root needs nothing.
-    """
-    env = os.environ if environ is None else environ
-    kind = scheme(root)
-    if kind in S3_SCHEMES:
-        return _s3a_conf(env)
-    if kind in ("abfss", "abfs"):
-        parts = urlsplit(root)
-        if not parts.hostname or not parts.username:
-            raise ValueError(f"expected abfss://<container>@<account>.dfs.core.windows.net/<path>, not {root}")
-        return _abfs_conf(parts.hostname, env)
-    if kind in AZURE_SCHEMES:
-        raise ValueError(
-            f"Spark (hadoop-azure) cannot open `{kind}://` paths, and every table URI is handed to Spark as is: "
-            "set PLATFORM_LAKE_ROOT=abfss://<container>@<account>.dfs.core.windows.net/<path> for a JVM Spark "
-            "server (az:// works for delta-rs and embedded Sail only)"
-        )
-    if kind == "file":
-        return {}
-    raise ValueError(f"unsupported lake root scheme `{kind}://` in {root}: use a local path, s3:// or abfss://")
-
-
-def _s3a_conf(env: Mapping[str, str]) -> dict[str, str]:
-    prefix = "spark.hadoop.fs.s3a."
-    conf = {
-        # s3:// table URIs go to S3A (Hadoop has no other s3 filesystem).
-        "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
-        "spark.hadoop.fs.AbstractFileSystem.s3.impl": "org.apache.hadoop.fs.s3a.S3A",
-    }
-    options = storage_options_from_env("s3://", env)
-    if region := options.get("AWS_REGION"):
-        conf[prefix + "endpoint.region"] = region
-    if endpoint := options.get("AWS_ENDPOINT_URL"):
-        conf[prefix + "endpoint"] = endpoint
-        if not _is_true(options.get("AWS_VIRTUAL_HOSTED_STYLE_REQUEST")):
-            conf[prefix + "path.style.access"] = "true"
-        if endpoint.startswith("http://"):
-            conf[prefix + "connection.ssl.enabled"] = "false"
-    # Credentials: S3A's default chain already reads AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN;
-    # IRSA (a projected web identity token) needs its provider named.
-    if env.get("AWS_WEB_IDENTITY_TOKEN_FILE") and not env.get("AWS_ACCESS_KEY_ID"):
-        conf[prefix + "aws.credentials.provider"] = (
-            "software.amazon.awssdk.auth.credentials.WebIdentityTokenFileCredentialsProvider"
-        )
-    # Commits: Delta Spark's default S3 log store is safe for one driver only and does not use S3 conditional
-    # writes, so it does not coordinate with delta-rs; keep one writer per table at a time (Dagster pools).
-    return conf
-
-
-def _abfs_conf(host: str, env: Mapping[str, str]) -> dict[str, str]:
-    """ABFS settings scoped to one account (`<account>.dfs.core.windows.net`)."""
-    account = f"spark.hadoop.fs.azure.account.{{}}.{host}"
-    oauth = f"spark.hadoop.fs.azure.account.oauth2.{{}}.{host}"
-    if env.get("AZURE_STORAGE_ACCOUNT_KEY"):
-        return {
-            account.format("auth.type"): "SharedKey",
-            account.format("key"): "${env.AZURE_STORAGE_ACCOUNT_KEY}",
-        }
-    conf = {account.format("auth.type"): "OAuth"}
-    if env.get("AZURE_FEDERATED_TOKEN_FILE"):  # AKS workload identity (deploy/values/aks-adls.yaml)
-        conf[account.format("oauth.provider.type")] = (
-            "org.apache.hadoop.fs.azurebfs.oauth2.WorkloadIdentityTokenProvider"
-        )
-        conf[oauth.format("msi.tenant")] = "${env.AZURE_TENANT_ID}"
-        conf[oauth.format("client.id")] = "${env.AZURE_CLIENT_ID}"
-        conf[oauth.format("token.file")] = "${env.AZURE_FEDERATED_TOKEN_FILE}"
-    elif env.get("AZURE_CLIENT_SECRET"):  # a service principal
-        conf[account.format("oauth.provider.type")] = "org.apache.hadoop.fs.azurebfs.oauth2.ClientCredsTokenProvider"
-        conf[oauth.format("client.endpoint")] = "https://login.microsoftonline.com/${env.AZURE_TENANT_ID}/oauth2/token"
-        conf[oauth.format("client.id")] = "${env.AZURE_CLIENT_ID}"
-        conf[oauth.format("client.secret")] = "${env.AZURE_CLIENT_SECRET}"
-    else:  # the managed identity of the node (or the one named by AZURE_CLIENT_ID)
-        conf[account.format("oauth.provider.type")] = "org.apache.hadoop.fs.azurebfs.oauth2.MsiTokenProvider"
-        if env.get("AZURE_CLIENT_ID"):
-            conf[oauth.format("client.id")] = "${env.AZURE_CLIENT_ID}"
-    return conf
 
 
 # A Delta checkpoint every this many commits: readers then start from it instead of replaying every

@@ -1,7 +1,8 @@
 """Shared fixtures: the real tansu broker, an embedded Sail server and lake roots on disk.
 
-Environment defaults are set before any platform module is imported, because the Dagster code
-location reads its configuration from the environment when it loads.
+The session's environment (dev mode, a private lake and Dagster home) is set by a fixture: nothing in
+the platform reads the environment when it is imported, only when definitions or runs are built, and
+subprocesses that the tests start (the demo, `dagster dev`, crash workers) inherit it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,26 @@ from pathlib import Path
 import pytest
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="platform-tests-"))
-os.environ["PLATFORM_MODE"] = "dev"
-os.environ["RUST_LOG"] = "warn"
-os.environ["PLATFORM_LAKE_ROOT"] = str(_SESSION_DIR / "lake")
-os.environ["DAGSTER_HOME"] = str(_SESSION_DIR / "dagster")
-(_SESSION_DIR / "dagster").mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def platform_environment() -> Iterator[None]:
+    """Dev mode (the development PII key), a private lake and a private Dagster instance for the session."""
+    (_SESSION_DIR / "dagster").mkdir(parents=True, exist_ok=True)
+    settings = {
+        "PLATFORM_MODE": "dev",
+        "RUST_LOG": "warn",
+        "PLATFORM_LAKE_ROOT": str(_SESSION_DIR / "lake"),
+        "DAGSTER_HOME": str(_SESSION_DIR / "dagster"),
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
@@ -64,14 +80,10 @@ def platform_stack(broker, tmp_path_factory):
 
     from dagster import DagsterInstance
 
-    from platform_assets.definitions import build_definitions
+    from platform_assets.definitions import build_definitions, platform_resources
     from platform_assets.lib.contract import load_contracts
-    from platform_assets.marts import dbt_resource
     from resources.kafka import KafkaResource
     from resources.lake import LakeResource
-    from resources.schema_registry import SchemaRegistryResource
-    from resources.spark import SparkResource
-    from resources.warehouse import WarehouseResource
     from simulator.service import Publisher, ensure_topics
     from simulator.source import SourceSystem
 
@@ -87,14 +99,10 @@ def platform_stack(broker, tmp_path_factory):
             )
             contracts.append(dataclasses.replace(contract, source=renamed))
         root = tmp_path_factory.mktemp(f"stack-{suffix}")
-        resources = {
-            "kafka": KafkaResource(bootstrap_servers=broker, group_prefix=f"stack-{suffix}"),
-            "lake": LakeResource(root=str(root / "lake")),
-            "spark": SparkResource(),
-            "schema_registry": SchemaRegistryResource(),
-            "warehouse": WarehouseResource(path=str(root / "warehouse.duckdb")),
-            "dbt": dbt_resource(),
-        }
+        resources = platform_resources(
+            KafkaResource(bootstrap_servers=broker, group_prefix=f"stack-{suffix}"),
+            LakeResource(root=str(root / "lake")),
+        )
         ensure_topics(broker, {t for c in contracts for t in c.source.topics})
 
         def publish(events) -> None:

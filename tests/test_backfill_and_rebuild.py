@@ -13,6 +13,8 @@ import platform_assets.lib.pii as pii
 from platform_assets.partitions import hour_key
 from simulator.source import Rates
 
+pytestmark = [pytest.mark.broker, pytest.mark.spark, pytest.mark.dbt]
+
 START = datetime(2026, 1, 1, tzinfo=UTC)
 RATES = Rates(creates=5, updates=8, deletes=1, transactions=6, duplicate_share=0.05, late_share=0.05)
 

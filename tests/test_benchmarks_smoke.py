@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = [pytest.mark.broker, pytest.mark.spark, pytest.mark.dbt]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -2,9 +2,12 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from dagster import AssetKey
 
 from platform_assets import checks
+
+pytestmark = pytest.mark.unit
 
 RAW = AssetKey(["raw", "customers"])
 NOW = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)

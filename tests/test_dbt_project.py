@@ -15,6 +15,8 @@ import pytest
 from platform_assets.lib.contract import load_contracts
 from platform_assets.lib.tables import current_schema, history_schema, raw_schema
 
+pytestmark = pytest.mark.dbt
+
 ROOT = Path(__file__).resolve().parents[1]
 DBT_DIR = ROOT / "dbt"
 BIN = Path(sys.executable).parent

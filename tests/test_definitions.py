@@ -2,12 +2,15 @@
 
 from datetime import UTC, datetime
 
+import pytest
 import yaml
 from dagster import AssetKey, TimeWindowPartitionMapping, build_schedule_context
 
 from platform_assets.definitions import build_definitions, defs
 from platform_assets.lib.contract import load_contracts
 from platform_assets.schedules import daily_schedule, hourly_schedule
+
+pytestmark = pytest.mark.unit
 
 
 def keys(definitions) -> set[str]:

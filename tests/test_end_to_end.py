@@ -13,6 +13,8 @@ from platform_assets.lib.contract import load_contracts
 from platform_assets.lib.pii import pii_key, protect
 from simulator.source import Rates
 
+pytestmark = [pytest.mark.broker, pytest.mark.spark, pytest.mark.dbt]
+
 HOURS = 30  # two partial days, so history and marts cover more than one partition
 
 

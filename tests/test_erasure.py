@@ -13,9 +13,13 @@ import pytest
 from dagster import RunRequest, build_run_status_sensor_context
 from helpers import run
 
-from platform_assets.erasure import AUDIT_SCHEMA, KEYED_LAYERS, erasure_targets, find_keys
+from platform_assets.erasure import find_keys
+from platform_assets.lib.erasure import KEYED_LAYERS, erasure_targets
+from platform_assets.lib.tables import AUDIT_SCHEMA
 from platform_assets.partitions import hour_key
 from simulator.source import Rates
+
+pytestmark = [pytest.mark.broker, pytest.mark.spark, pytest.mark.dbt]
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 HOURS = 36
@@ -139,7 +143,7 @@ def test_the_command_line_erases_and_audits(tmp_path):
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root), "PLATFORM_LAKE_ROOT": str(tmp_path / "lake")}
     done = subprocess.run(
-        [sys.executable, "-m", "platform_assets.erasure", "--entity", "customers", "--key", "C999999"],
+        [sys.executable, "-m", "cli", "erase", "--entity", "customers", "--key", "C999999"],
         cwd=root,
         env=env,
         capture_output=True,
@@ -188,8 +192,9 @@ def test_an_integer_key_is_erased_and_verified_as_an_integer(lake):
 
 @pytest.mark.parametrize("key", ["not-a-number", "1|2"])
 def test_a_key_that_does_not_fit_the_contract_is_refused_before_anything_is_written(lake, key):
-    from platform_assets.erasure import ErasureError, erase
+    from platform_assets.erasure import erase
     from platform_assets.lib.contract import parse_contract
+    from platform_assets.lib.erasure import ErasureError
 
     accounts = parse_contract(ACCOUNTS)
     with pytest.raises(ErasureError, match=r"does not fit the key of accounts \(account_id\): give one value"):

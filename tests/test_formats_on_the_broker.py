@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -18,6 +19,8 @@ from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
 from simulator.service import ensure_topics
+
+pytestmark = pytest.mark.broker
 
 FIELDS = {"id": {"nullable": False}, "name": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}}
 SCHEMA = json.dumps(

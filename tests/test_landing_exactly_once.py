@@ -10,10 +10,13 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Producer
 
 from resources.lake import LakeResource
 from simulator.service import ensure_topics
+
+pytestmark = pytest.mark.broker
 
 WORKER = Path(__file__).with_name("landing_crash_worker.py")
 PRODUCED = 400

@@ -3,12 +3,15 @@
 import json
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from platform_assets.landing import landing_rows, last_offsets
+from platform_assets.lib.archive import landing_rows, last_offsets
 from platform_assets.lib.contract import load_contracts
-from platform_assets.lib.decode import LandingRecord, landing_record
+from platform_assets.lib.records import LandingRecord, landing_record
+
+pytestmark = pytest.mark.unit
 
 TRANSACTIONS = next(c for c in load_contracts() if c.name == "card_transactions")
 TOPIC = TRANSACTIONS.source.topics[0]

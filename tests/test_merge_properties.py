@@ -13,15 +13,19 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from platform_assets.current import merge_spec
+from platform_assets.entity import merge_spec
 from platform_assets.lib import ordering
 from platform_assets.lib.contract import parse_contract
-from platform_assets.lib.decode import LandingRecord, decode_batch
+from platform_assets.lib.decode import decode_batch
+from platform_assets.lib.records import LandingRecord
 from platform_assets.lib.tables import current_schema, history_schema, raw_schema
 from spark.cdc import changes_between, history_days, merge_into_current, rebuild_current
+
+pytestmark = pytest.mark.spark
 
 CONTRACT = parse_contract(
     {

@@ -14,6 +14,8 @@ from helpers import run
 from platform_assets.definitions import build_definitions
 from simulator.source import Rates
 
+pytestmark = [pytest.mark.broker, pytest.mark.spark, pytest.mark.dbt]
+
 DAY_ONE = datetime(2026, 1, 1, tzinfo=UTC)
 DAY_TWO = DAY_ONE + timedelta(days=1)
 

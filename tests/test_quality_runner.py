@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.spark
+
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATE = """
 import json
 import pandas as pd
-from platform_assets.lib.quality import Rule
-from resources.quality import validate
+from platform_assets.quality import Rule, validate
 outcomes = validate(pd.DataFrame({"a": [1, None, 3]}), [
     Rule("expect_column_values_to_not_be_null", {"column": "a"}),
     Rule("expect_column_values_to_be_between", {"column": "a", "min_value": 0}),

@@ -15,6 +15,8 @@ from resources.kafka import KafkaResource, KafkaUnavailableError
 from resources.schema_registry import SchemaRegistryResource
 from resources.spark import SparkResource, SparkUnavailableError
 
+pytestmark = [pytest.mark.broker, pytest.mark.spark]
+
 
 @pytest.mark.parametrize(
     ("error", "transient"),

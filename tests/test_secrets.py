@@ -6,7 +6,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from resources.secrets import SecretsError, load_aws_secrets_into_environment
+from platform_assets.secrets import SecretsError, load_aws_secrets_into_environment
 
 SECRET = "a-pii-key-from-secrets-manager-0123456789"
 
@@ -22,6 +22,7 @@ def aws(monkeypatch):
         yield boto3.client("secretsmanager", region_name="eu-west-1")
 
 
+@pytest.mark.unit
 def test_unset_variables_are_filled_from_secrets_manager(aws, monkeypatch, capsys):
     aws.create_secret(Name="platform/prod", SecretString=json.dumps({"PLATFORM_PII_KEY": SECRET, "KEPT": "x"}))
     monkeypatch.delenv("PLATFORM_PII_KEY", raising=False)
@@ -41,6 +42,7 @@ def test_unset_variables_are_filled_from_secrets_manager(aws, monkeypatch, capsy
     assert SECRET not in captured.out + captured.err
 
 
+@pytest.mark.unit
 def test_a_secret_that_is_not_json_is_named_in_the_error_without_its_value(aws, monkeypatch):
     aws.create_secret(Name="platform/broken", SecretString="plain-text-" + SECRET)
     monkeypatch.setenv("PLATFORM_AWS_SECRETS", "platform/broken")
@@ -49,11 +51,14 @@ def test_a_secret_that_is_not_json_is_named_in_the_error_without_its_value(aws, 
     assert "platform/broken" in str(error.value) and SECRET not in str(error.value)
 
 
+@pytest.mark.unit
 def test_nothing_is_read_when_no_secret_store_is_configured(monkeypatch):
     monkeypatch.delenv("PLATFORM_AWS_SECRETS", raising=False)
     assert load_aws_secrets_into_environment() == []
 
 
+@pytest.mark.broker
+@pytest.mark.spark
 def test_the_pii_key_reaches_no_event_metadata_or_table(platform_stack, monkeypatch):
     """A run in prod mode with the key in the environment: every event of its runs (logs, metadata,
     check results) and every stored row is searched for the key and finds it nowhere."""

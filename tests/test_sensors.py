@@ -22,6 +22,8 @@ from resources.schema_registry import SchemaRegistryResource
 from resources.spark import SparkResource
 from simulator.service import ensure_topics
 
+pytestmark = [pytest.mark.broker, pytest.mark.spark]
+
 
 @pytest.fixture
 def setup(broker, tmp_path):

@@ -17,6 +17,8 @@ from platform_assets.partitions import hour_key
 from simulator.service import serve_rest
 from simulator.source import Rates
 
+pytestmark = [pytest.mark.broker, pytest.mark.spark]
+
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 

@@ -23,6 +23,8 @@ DEFAULT_OPERATION_VALUES = {"c": "create", "u": "update", "d": "delete"}
 DEFAULT_MAX_VALUE_BYTES = 1_000_000
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+# The contracts shipped with the platform (the code location reads PLATFORM_CONTRACTS_DIR instead, if set).
+SHIPPED_CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 
 
 class ContractError(ValueError):
@@ -88,10 +90,6 @@ class Contract:
             if spec.name == name:
                 return spec
         raise KeyError(name)
-
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(spec.name for spec in self.fields)
 
     # Cached (the dataclass is frozen, so these never go stale): decoding reads them for every record.
     @cached_property
@@ -261,12 +259,7 @@ def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contra
     )
 
 
-def contracts_dir() -> Path:
-    return Path(os.environ.get("PLATFORM_CONTRACTS_DIR", Path(__file__).resolve().parents[2] / "contracts"))
-
-
-def load_contracts(directory: Path | None = None) -> list[Contract]:
-    directory = directory or contracts_dir()
+def load_contracts(directory: Path = SHIPPED_CONTRACTS_DIR) -> list[Contract]:
     if not directory.is_dir():
         raise ContractError(f"contracts directory {directory} does not exist; set PLATFORM_CONTRACTS_DIR")
     contracts = []

@@ -13,11 +13,22 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
 from platform_assets.lib.contract import Contract, FieldSpec
+from platform_assets.lib.records import (
+    Change,
+    Decoded,
+    LandingRecord,
+    Rejected,
+    Skipped,
+    hour_floor,
+    is_snapshot,
+    kafka_time,
+    position_columns,
+)
 
 # Resolves a Confluent schema id to a parsed Avro schema; raises KeyError for an unknown id.
 SchemaLookup = Callable[[int], Any]
@@ -25,51 +36,6 @@ SchemaLookup = Callable[[int], Any]
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 AVRO_MAGIC_BYTE = 0
-SNAPSHOT_TOPIC_PREFIX = "_snapshot."
-
-
-class LandingRecord(NamedTuple):
-    """One Kafka record exactly as it was landed (a named tuple: landing builds one per record)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes | None], ...] = ()
-
-
-@dataclass(frozen=True)
-class Change:
-    """A decoded, typed change: `values` holds every contract field (None where absent)."""
-
-    operation: str
-    values: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_delete(self) -> bool:
-        return self.operation == "delete"
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A record that goes to quarantine; `error` is a stable category, `reason` says what to fix."""
-
-    error: str
-    reason: str
-    event_time: datetime | None = None  # when the record still carries a readable event time
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A record that carries no change by design (a Debezium tombstone that follows a delete)."""
-
-    reason: str
-
-
-Decoded = Change | Rejected | Skipped
 
 
 class _Reject(Exception):
@@ -77,14 +43,6 @@ class _Reject(Exception):
         super().__init__(reason)
         self.error = error
         self.reason = reason
-
-
-def hour_floor(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def kafka_time(record: LandingRecord) -> datetime:
-    return datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
 
 
 def _describe(value: Any) -> str:
@@ -148,14 +106,6 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "timestamp": _parse_timestamp,
     "date": _parse_date,
 }
-
-
-def type_value(spec: FieldSpec, value: Any) -> Any:
-    """Convert a wire value to the contract type, or reject the record when it does not fit."""
-    try:
-        return _CONVERTERS[spec.type](value)
-    except (ValueError, TypeError, OverflowError) as error:
-        raise _wrong_type(spec, value) from error
 
 
 def _wrong_type(spec: FieldSpec, value: Any) -> _Reject:
@@ -294,7 +244,7 @@ def _typed_change(contract: Contract, operation: str, payload: dict[str, Any]) -
             _may_be_absent(contract, spec, operation)
             values[spec.name] = None
             continue
-        try:  # `type_value` inlined: this loop runs for every field of every record
+        try:  # this loop runs for every field of every record
             value = _CONVERTERS[spec.type](wire)
         except (ValueError, TypeError, OverflowError) as error:
             raise _wrong_type(spec, wire) from error
@@ -333,15 +283,6 @@ def _readable_event_time(contract: Contract, payload: dict[str, Any]) -> datetim
     except (ValueError, TypeError, OverflowError):
         return None
     return moment
-
-
-def snapshot_topic(entity: str) -> str:
-    """The pseudo-topic under which full snapshot loads are kept in landing."""
-    return f"{SNAPSHOT_TOPIC_PREFIX}{entity}"
-
-
-def is_snapshot(record: LandingRecord) -> bool:
-    return record.topic.startswith(SNAPSHOT_TOPIC_PREFIX)
 
 
 def event_hour(contract: Contract, record: LandingRecord, decoded: Decoded) -> datetime:
@@ -390,31 +331,6 @@ class DecodedBatch:
     unknown_fields: set[str] = field(default_factory=set)
 
 
-def key_string(contract: Contract, values: dict[str, Any]) -> str:
-    """One string per key, the form in which erasure requests name a key."""
-    return "|".join(str(values[name]) for name in contract.key)
-
-
-def landing_record(row: dict[str, Any]) -> LandingRecord:
-    """A row of the landing table back as the record it archives."""
-    return LandingRecord(
-        topic=row["topic"],
-        partition=row["partition"],
-        offset=row["offset"],
-        timestamp_ms=int(row["timestamp"].timestamp() * 1000),
-        key=row["key"],
-        value=row["value"],
-        headers=tuple((h["key"], h["value"]) for h in row["headers"] or ()),
-    )
-
-
-def record_identity(contract: Contract, record: LandingRecord, decoded: Decoded) -> str | None:
-    """The key a record is about: its decoded key, or its Kafka message key when it does not decode."""
-    if isinstance(decoded, Change):
-        return key_string(contract, decoded.values)
-    return record.key.decode("utf-8", "replace") if record.key is not None else None
-
-
 def named_subject(
     contract: Contract, record: LandingRecord, decoded: Decoded, name: str, schema_lookup: SchemaLookup | None = None
 ) -> str | None:
@@ -431,16 +347,6 @@ def named_subject(
             return None
         value = payload.get(name)
     return None if value is None else str(value)
-
-
-def position_columns(record: LandingRecord, hour: datetime) -> dict[str, Any]:
-    return {
-        "_topic": record.topic,
-        "_partition": record.partition,
-        "_offset": record.offset,
-        "_kafka_timestamp": kafka_time(record),
-        "_event_hour": hour,
-    }
 
 
 def decode_batch(

@@ -74,3 +74,20 @@ def current_schema(contract: Contract) -> pa.Schema:
 
 def history_schema(contract: Contract) -> pa.Schema:
     return pa.schema([("snapshot_date", pa.date32()), *current_schema(contract)])
+
+
+# The erasure list of an entity (`erasure/<entity>`): keys only as HMAC hashes.
+ERASURE_SCHEMA = pa.schema([("key_hash", pa.string()), ("request_id", pa.string()), ("requested_at", TIMESTAMP)])
+# One row per erasure request (`audit/erasures`): what was removed, never the values.
+AUDIT_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("entity", pa.string()),
+        ("requested_at", TIMESTAMP),
+        ("keys", pa.int64()),
+        ("rows_removed", pa.string()),
+        ("retention_hours", pa.int64()),
+        ("verified", pa.bool_()),
+        ("marts_from_day", pa.date32()),
+    ]
+)

@@ -15,8 +15,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Locator, Page, expect
 from ui_stack import BAD_HOUR, BROKEN_RECORDS, LOCATION, ROOT, RUN_TIMEOUT_S, START, DagsterUI, hour_key
+
+pytestmark = [pytest.mark.browser, pytest.mark.broker]
 
 ONE_HOUR = hour_key(START + timedelta(hours=1))
 RANGE = [hour_key(START + timedelta(hours=h)) for h in (2, 3, 4)]

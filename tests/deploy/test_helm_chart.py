@@ -24,6 +24,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "change-data-platform"
 DEPLOY = ROOT / "deploy"
@@ -696,10 +698,10 @@ def test_code_location_dockerfile() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", dockerfile, re.M)
     assert "uv sync --frozen --no-dev" in dockerfile
-    for directory in ("platform_assets", "resources", "spark", "dbt", "contracts", "simulator", "devstack"):
+    for directory in ("platform_assets", "cli", "resources", "spark", "dbt", "contracts", "simulator", "devstack"):
         assert f"COPY {directory}/ {directory}/" in dockerfile
     assert "COPY pyproject.toml uv.lock ./" in dockerfile and "COPY workspace.yaml ./" in dockerfile
-    assert re.search(r"PLATFORM_DUCKDB_PATH=:memory: PLATFORM_LAKE_ROOT=/tmp/lake\s*\\\s*\n\s*dbt parse", dockerfile)
+    assert re.search(r"dagster-dbt project prepare-and-package --file platform_assets/marts.py", dockerfile)
     user = re.findall(r"^USER (\S+)$", dockerfile, re.M)
     assert user and user[-1].split(":")[0] not in {"0", "root"}
     cmd = json.loads(re.findall(r"^CMD (.+)$", dockerfile, re.M)[-1])

@@ -5,6 +5,8 @@ import yaml
 
 from platform_assets.lib.contract import ContractError, load_contracts, parse_contract
 
+pytestmark = pytest.mark.unit
+
 VALID = {
     "name": "accounts",
     "owner": "ledger",

@@ -11,17 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from platform_assets.lib.contract import parse_contract
-from platform_assets.lib.decode import (
-    Change,
-    LandingRecord,
-    Rejected,
-    Skipped,
-    decode,
-    decode_batch,
-    event_hour,
-    landing_hour,
-    named_subject,
-)
+from platform_assets.lib.decode import decode, decode_batch, event_hour, landing_hour, named_subject
+from platform_assets.lib.records import Change, LandingRecord, Rejected, Skipped
+
+pytestmark = pytest.mark.unit
 
 FIELDS = {
     "id": {"type": "string", "nullable": False},

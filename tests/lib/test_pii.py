@@ -6,6 +6,8 @@ import pytest
 from platform_assets.lib.contract import load_contracts
 from platform_assets.lib.pii import DEV_PII_KEY, PiiKeyError, mask_value, pii_key, protect
 
+pytestmark = pytest.mark.unit
+
 
 def test_hash_is_hmac_sha256_with_the_platform_key():
     customers = next(c for c in load_contracts() if c.name == "customers")

@@ -1,7 +1,9 @@
-"""Runs quality rules with Great Expectations 1.x on a pandas frame (one partition's rows).
+"""Data quality: the rules generated from a contract, and running them with Great Expectations 1.x.
 
-Great Expectations is imported on first use: the import takes seconds and most processes that load
-the code location never validate anything.
+The rules are Great Expectations expectation types, so a contract can add its own by name
+(`quality.expectations: [{type: expect_column_values_to_be_between, kwargs: {...}}]`). `checks.py`
+turns the outcomes into Dagster asset check results. Great Expectations is imported on first use:
+the import takes seconds and most processes that load the code location never validate anything.
 """
 
 from __future__ import annotations
@@ -11,10 +13,20 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from platform_assets.lib.quality import Rule
+from platform_assets.lib.contract import Contract
 from resources.spark import use_client_only_spark_home
 
 SAMPLE_SIZE = 5
+
+
+@dataclass(frozen=True)
+class Rule:
+    expectation: str
+    kwargs: dict[str, Any]
+
+    def describe(self) -> str:
+        arguments = ", ".join(f"{k}={v}" for k, v in self.kwargs.items())
+        return f"{self.expectation}({arguments})"
 
 
 @dataclass(frozen=True)
@@ -24,6 +36,31 @@ class Outcome:
     unexpected_count: int
     element_count: int
     sample: list[Any]
+
+
+def _identity_columns(contract: Contract) -> list[str]:
+    return [*contract.key, contract.sequence, contract.event_time]
+
+
+def raw_rules(contract: Contract) -> list[Rule]:
+    """Every change carries its identity; declared values are accepted; the contract's own rules hold."""
+    rules = [Rule("expect_column_values_to_not_be_null", {"column": c}) for c in _identity_columns(contract)]
+    rules += [Rule("expect_column_to_exist", {"column": spec.name}) for spec in contract.stored_fields]
+    rules += [
+        Rule("expect_column_values_to_be_in_set", {"column": spec.name, "value_set": list(spec.accepted_values)})
+        for spec in contract.stored_fields
+        if spec.accepted_values is not None and spec.pii is None
+    ]
+    rules += [Rule(str(e["type"]), dict(e.get("kwargs", {}))) for e in contract.quality.expectations]
+    return rules
+
+
+def history_rules(contract: Contract) -> list[Rule]:
+    """One row per key per day, and every row has its key."""
+    return [
+        Rule("expect_compound_columns_to_be_unique", {"column_list": ["snapshot_date", *contract.key]}),
+        *(Rule("expect_column_values_to_not_be_null", {"column": c}) for c in contract.key),
+    ]
 
 
 def _import_great_expectations() -> Any:

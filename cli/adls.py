@@ -4,7 +4,7 @@ Run once per environment by someone allowed to manage ACLs (Storage Blob Data Ow
 the owner of the file system), against an account with the hierarchical namespace enabled:
 
     PLATFORM_LAKE_ROOT=abfss://lake@myaccount.dfs.core.windows.net/change-data-platform \\
-    .venv/bin/python -m resources.adls --readers-group <object id of the readers' Entra group>
+    .venv/bin/python -m cli provision-adls --readers-group <object id of the readers' Entra group>
 
 It is idempotent: the file system and directories are created when missing, and every run sets each
 layer's ACL again (access and default entries), so re-running converges on the plan below.
@@ -13,8 +13,8 @@ Access model. The platform's identities (code server, runs, Spark) write through
 Contributor), which ADLS checks before any ACL. ACLs add read-only access for a readers group on the
 layers without personal data in clear (`current`, `history`, `marts` by default): `r-x` on the layer
 directory and, as a default ACL, on everything created below it later, plus `--x` (traverse only) on the
-file system root and on each directory of the lake path, which lists nothing. `landing`, `quarantine` and
-`snapshot` hold PII in clear, `raw` keeps unnamed fields as sent: no ACL reader there.
+file system root and on each directory of the lake path, which lists nothing. `landing` and `quarantine`
+hold PII in clear, `raw` keeps unnamed fields as sent: no ACL reader there.
 
 Verified only against real ADLS Gen2: Azurite has no DFS endpoint (directories and ACLs do not exist
 in the Blob API), so the tests here check the plan (`layer_acls`, `merge_acl`) and the calls, not Azure.
@@ -215,15 +215,16 @@ def service_client(location: LakeLocation, environ: Mapping[str, str] | None = N
     return DataLakeServiceClient(location.account_url, credential=credential)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Provision the ADLS Gen2 file system of the lake and its ACLs.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default=os.environ.get("PLATFORM_LAKE_ROOT", DEFAULT_LAKE_ROOT))
     parser.add_argument("--readers-group", help="Entra object id of the group that may read the readable layers")
     parser.add_argument("--readable-layers", default=",".join(READABLE_LAYERS))
     parser.add_argument("--writers-group", help="Entra object id of writers that have no RBAC role")
     parser.add_argument("--apply-to-existing", action="store_true", help="also reset ACLs of existing contents")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> None:
     location = parse_lake_root(args.root)
     acls = layer_acls(args.readers_group, [x for x in args.readable_layers.split(",") if x], LAYERS, args.writers_group)
     if args.dry_run:
@@ -233,7 +234,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     groups = [args.readers_group] if args.readers_group else []
     for directory in provision_lake(service_client(location), location, acls, groups, args.apply_to_existing):
         print(f"{'created' if directory.created else 'exists '} {directory.path}: {directory.acl}")
-
-
-if __name__ == "__main__":
-    main()

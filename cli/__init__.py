@@ -1,0 +1,1 @@
+"""The platform's command line: `python -m cli <command>` (see `python -m cli --help`)."""

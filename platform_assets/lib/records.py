@@ -1,0 +1,113 @@
+"""A landed Kafka record, what decoding makes of it, and who it is about.
+
+Shared by landing (which writes records), decoding (which turns them into changes), and erasure (which
+finds the records that name a person), so each of them reads the same model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from platform_assets.lib.contract import Contract
+
+SNAPSHOT_TOPIC_PREFIX = "_snapshot."
+
+
+class LandingRecord(NamedTuple):
+    """One Kafka record exactly as it was landed (a named tuple: landing builds one per record)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class Change:
+    """A decoded, typed change: `values` holds every contract field (None where absent)."""
+
+    operation: str
+    values: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_delete(self) -> bool:
+        return self.operation == "delete"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that goes to quarantine; `error` is a stable category, `reason` says what to fix."""
+
+    error: str
+    reason: str
+    event_time: datetime | None = None  # when the record still carries a readable event time
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A record that carries no change by design (a Debezium tombstone that follows a delete)."""
+
+    reason: str
+
+
+Decoded = Change | Rejected | Skipped
+
+
+def hour_floor(moment: datetime) -> datetime:
+    """The start of the hour that contains `moment`: the hourly partition a record belongs to."""
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def kafka_time(record: LandingRecord) -> datetime:
+    return datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
+
+
+def landing_record(row: dict[str, Any]) -> LandingRecord:
+    """A row of the landing table back as the record it archives."""
+    return LandingRecord(
+        topic=row["topic"],
+        partition=row["partition"],
+        offset=row["offset"],
+        timestamp_ms=int(row["timestamp"].timestamp() * 1000),
+        key=row["key"],
+        value=row["value"],
+        headers=tuple((h["key"], h["value"]) for h in row["headers"] or ()),
+    )
+
+
+def position_columns(record: LandingRecord, hour: datetime) -> dict[str, Any]:
+    """Where a record came from, as the platform columns of its raw or quarantine row."""
+    return {
+        "_topic": record.topic,
+        "_partition": record.partition,
+        "_offset": record.offset,
+        "_kafka_timestamp": kafka_time(record),
+        "_event_hour": hour,
+    }
+
+
+def key_string(contract: Contract, values: dict[str, Any]) -> str:
+    """One string per key, the form in which erasure requests name a key (fields joined with `|`)."""
+    return "|".join(str(values.get(name)) for name in contract.key)
+
+
+def record_identity(contract: Contract, record: LandingRecord, decoded: Decoded) -> str | None:
+    """The key a record is about: its decoded key, or its Kafka message key when it does not decode."""
+    if isinstance(decoded, Change):
+        return key_string(contract, decoded.values)
+    return record.key.decode("utf-8", "replace") if record.key is not None else None
+
+
+def snapshot_topic(entity: str) -> str:
+    """The pseudo-topic under which full snapshot loads are kept in landing."""
+    return f"{SNAPSHOT_TOPIC_PREFIX}{entity}"
+
+
+def is_snapshot(record: LandingRecord) -> bool:
+    return record.topic.startswith(SNAPSHOT_TOPIC_PREFIX)
