@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= python3
+# The system's Python (for uv), found before PATH puts the environment's tools first below.
+PYTHON ?= $(shell command -v python3)
 UV := $(PYTHON) -m uv
 VENV := .venv
 RUN := $(VENV)/bin/python
