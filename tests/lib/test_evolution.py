@@ -107,5 +107,5 @@ def test_breaking_changes_are_refused_naming_the_contract_field_and_migration(tm
     with pytest.raises(ContractChangeError, match="`v` int64 -> int32"):
         ensure_tables(lake, narrowed, ("raw",))
     required = contract(score={"type": "int", "nullable": False})
-    with pytest.raises(ContractChangeError, match="score.*nullable: false"):
+    with pytest.raises(ContractChangeError, match=r"score.*nullable: false"):
         ensure_tables(lake, required, ("raw",))
