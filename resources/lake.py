@@ -306,6 +306,23 @@ class LakeResource(ConfigurableResource):
             storage_options=self._options(),
         )
 
+    def publish(self, layer: str, entity: str, source: DeltaTable | None) -> int:
+        """Replace the table by the contents and layout of `source` (a table built elsewhere) in one commit,
+        so readers see the old version or the new one, never a mix; returns the rows published."""
+        if source is None:
+            return 0
+        schema = stored_schema(source)
+        rows = source.to_pyarrow_dataset().count_rows()
+        write_deltalake(
+            self.uri(layer, entity),
+            pa.RecordBatchReader.from_batches(schema, source.to_pyarrow_dataset().to_batches()),
+            mode="overwrite",
+            schema_mode="overwrite",
+            partition_by=source.metadata().partition_columns or None,
+            storage_options=self._options(),
+        )
+        return rows
+
     def properties(self, layer: str, entity: str) -> dict[str, str]:
         table = self.table(layer, entity)
         return {} if table is None else dict(table.metadata().configuration)

@@ -122,3 +122,79 @@ def test_a_field_added_and_a_field_widened_while_live(broker, tmp_path):
         ("2026-01-02", "a"): "silver",
         ("2026-01-02", "b"): "gold",
     }
+
+
+def test_a_breaking_change_is_refused_and_the_migration_equals_a_rebuild_from_scratch(broker, tmp_path, spark):
+    from platform_assets.entity import contract_changes_refused
+    from platform_assets.migration import migrate
+
+    topic = f"members-{uuid.uuid4().hex[:6]}"
+    ensure_topics(broker, [topic])
+    resources = {
+        "kafka": KafkaResource(bootstrap_servers=broker, group_prefix=f"migrate-{topic}"),
+        "lake": LakeResource(root=str(tmp_path / "lake")),
+        "schema_registry": SchemaRegistryResource(),
+        "spark": SparkResource(),
+    }
+    lake, instance = resources["lake"], DagsterInstance.ephemeral()
+    produce(
+        broker,
+        topic,
+        [
+            {"id": "a", "ts": DAY1.isoformat(), "v": 5, "score": 1, "op": "c"},
+            {"id": "a", "ts": DAY2.isoformat(), "v": 4, "score": 2, "op": "u"},
+            {"id": "b", "ts": DAY2.isoformat(), "v": 1, "score": 3, "op": "c"},
+        ],
+    )
+    v1 = contract(topic)
+    for hour, day in (("2026-01-01-10:00", "2026-01-01"), ("2026-01-02-10:00", "2026-01-02")):
+        chain(v1, resources, instance, hour, day)
+    assert {r["id"]: r["score"] for r in lake.read("current", "members").to_pylist()} == {"a": 1, "b": 3}
+
+    # Ordering by event time instead of `v` changes which change of `a` wins: refused, with the way forward.
+    by_time = parse_contract({**_document(topic), "sequence": "ts"}, "contracts/members.yaml")
+    refusal = contract_changes_refused(lake, by_time)
+    assert (
+        refusal and "sequence changed from `v` to `ts`" in refusal and "contracts migrate --entity members" in refusal
+    )
+    refused = materialize(
+        [build_raw_assets(by_time)],
+        instance=instance,
+        resources=resources,
+        partition_key="2026-01-02-10:00",
+        raise_on_error=False,
+    )
+    assert not refused.success
+
+    published = migrate(by_time, lake, spark)
+    assert published["current"] == 2 and contract_changes_refused(lake, by_time) is None
+    scratch = LakeResource(root=str(tmp_path / "scratch"))
+    scratch.append("landing", "members", lake.read("landing", "members"))
+    rebuilt = {**resources, "lake": scratch}
+    for hour, day in (("2026-01-01-10:00", "2026-01-01"), ("2026-01-02-10:00", "2026-01-02")):
+        assets = [build_raw_assets(by_time), build_current_asset(by_time)]
+        assert materialize(assets, instance=instance, resources=rebuilt, partition_key=hour).success
+        assert materialize(
+            [build_history_asset(by_time)], instance=instance, resources=rebuilt, partition_key=day
+        ).success
+    for layer in ("raw", "current", "current_tombstones", "history"):
+        columns = ["snapshot_date", "id", "v", "score"] if layer == "history" else ["id", "v", "score"]
+        migrated = sorted(lake.read(layer, "members").select(columns).to_pylist(), key=str)
+        assert migrated == sorted(scratch.read(layer, "members").select(columns).to_pylist(), key=str), layer
+    assert {r["id"]: r["score"] for r in lake.read("current", "members").to_pylist()} == {"a": 2, "b": 3}
+
+
+def _document(topic: str) -> dict:
+    return {
+        "name": "members",
+        "source": {"format": "json", "topic": topic, "operation_field": "op"},
+        "key": ["id"],
+        "sequence": "v",
+        "event_time": "ts",
+        "fields": {
+            "id": {"nullable": False},
+            "ts": {"type": "timestamp", "nullable": False},
+            "v": {"type": "long", "nullable": False},
+            "score": {"type": "int"},
+        },
+    }
