@@ -1,16 +1,18 @@
-"""Blocking asset checks generated from each contract, evaluated inside the asset's own step.
+"""Asset checks generated from each contract, evaluated inside the asset's own step.
 
-Every check here is declared `blocking=True` on the asset it guards, so a failure stops every
+Every quality gate is declared `blocking=True` on the asset it guards, so a failure stops every
 downstream asset of the same run, however the run was started (UI, schedule, sensor, backfill); the
 automation conditions of downstream assets also wait for these checks to pass. A failure message
-says which table, which partition, which rule, how many rows, and what to do next.
+says which table, which partition, which rule, how many rows, and what to do next. One check only
+warns: fields that producers send but the contract does not name (schema drift) stop nothing, they
+tell an engineer about a new field before a user asks.
 """
 
 from collections.abc import Iterable
 from datetime import datetime
 
 import pyarrow as pa
-from dagster import AssetCheckResult, AssetCheckSpec, AssetKey, AutomationCondition, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, AutomationCondition, MetadataValue
 
 from platform_assets.quality import Outcome
 
@@ -21,6 +23,7 @@ UNIQUE_KEY = "unique_key"
 DECLARED_TYPES = "declared_types"
 FRESHNESS = "freshness"
 ONE_ROW_PER_KEY_PER_DAY = "one_row_per_key_per_day"
+UNKNOWN_FIELDS = "unknown_fields"
 
 DESCRIPTIONS = {
     VALID_CHANGES: "Keys, sequence and event time are present, declared columns exist, values are accepted, "
@@ -34,6 +37,8 @@ DESCRIPTIONS = {
     FRESHNESS: "The newest record of the latest partition is younger than the contract's "
     "`quality.freshness_hours` (judged when the contract sets it; backfills of old partitions are not judged).",
     ONE_ROW_PER_KEY_PER_DAY: "Exactly one row per key and snapshot date in the rewritten days (Great Expectations).",
+    UNKNOWN_FIELDS: "Warns (never blocks) when records carry fields the contract does not name; they are kept in "
+    "`_extra` until the contract adds them (then a backfill fills the new column from the archive).",
 }
 
 
@@ -45,6 +50,11 @@ def follow_parents_when_checks_pass() -> AutomationCondition:
 def spec(asset: AssetKey, name: str) -> AssetCheckSpec:
     """Every platform check blocks: nothing downstream materializes past a failure."""
     return AssetCheckSpec(name, asset=asset, blocking=True, description=DESCRIPTIONS[name])
+
+
+def warning_spec(asset: AssetKey, name: str) -> AssetCheckSpec:
+    """A check that informs and stops nothing."""
+    return AssetCheckSpec(name, asset=asset, blocking=False, description=DESCRIPTIONS[name])
 
 
 def table_name(asset: AssetKey) -> str:
@@ -166,4 +176,21 @@ def freshness(
         else f"{table_name(asset)} partition {partition}: the newest record is "
         f"{'missing' if age_hours is None else f'{age_hours:.1f} h old'}, above {limit_hours} h. Check the "
         "producer and the lag sensor.",
+    )
+
+
+def unknown_fields(asset: AssetKey, partition: str, counts: dict[str, int], records: int) -> AssetCheckResult:
+    passed = not counts
+    named = ", ".join(f"`{name}` ({count} of {records} records)" for name, count in sorted(counts.items()))
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=UNKNOWN_FIELDS,
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"unknown_fields": MetadataValue.json(counts), "records": records},
+        description=None
+        if passed
+        else f"{table_name(asset)} partition {partition}: producers send fields the contract does not name: {named}. "
+        "They are kept in `_extra`; to adopt one, add it to the contract (a new nullable field is added to the "
+        "tables in place) and backfill the partitions that carried it.",
     )

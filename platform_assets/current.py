@@ -18,7 +18,7 @@ from platform_assets import checks
 from platform_assets.entity import (
     asset_key,
     column_schema,
-    create_tables,
+    ensure_tables,
     entity_asset_properties,
     lake_pool,
     merge_spec,
@@ -75,7 +75,7 @@ def build_current_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
         started = time.monotonic()
         window = context.partition_time_window
         layers = ("current", "current_tombstones")
-        create_tables(lake, contract, layers)
+        ensure_tables(lake, contract, layers)
         current_uri, tombstones_uri = (lake.uri(layer, contract.name) for layer in layers)
         with retry_transient_failures(), lake.checkpointing(layers, contract.name):
             session = spark.session()

@@ -12,10 +12,11 @@ from typing import Any
 
 from dagster import BetaWarning, Definitions, PreviewWarning, in_process_executor
 
+from platform_assets.entity import contract_changes_refused
 from platform_assets.factory import entity_assets
 from platform_assets.jobs import build_erasure_job, daily_job, hourly_job, landing_job
 from platform_assets.landing import topic_specs
-from platform_assets.lib.contract import Contract, load_contracts
+from platform_assets.lib.contract import Contract, ContractError, load_contracts
 from platform_assets.marts import build_marts, dbt_resource
 from platform_assets.partitions import Partitions
 from platform_assets.schedules import daily_schedule, hourly_schedule
@@ -93,7 +94,12 @@ def load_code_location() -> Definitions:
     """The code location as the Dagster tools load it: secrets, settings and resources from the environment."""
     load_aws_secrets_into_environment()
     settings = PlatformSettings.from_env()
-    return build_definitions(load_contracts(settings.contracts_dir), resources_from_env(), settings)
+    contracts, resources = load_contracts(settings.contracts_dir), resources_from_env()
+    # A contract change the stored tables cannot follow is refused before any run, with its way forward.
+    refusals = [refusal for contract in contracts if (refusal := contract_changes_refused(resources["lake"], contract))]
+    if refusals:
+        raise ContractError("\n".join(refusals))
+    return build_definitions(contracts, resources, settings)
 
 
 defs = load_code_location()

@@ -9,10 +9,11 @@ from typing import Any
 import pyarrow as pa
 from dagster import AssetExecutionContext, AssetKey, TableColumn, TableSchema
 
-from platform_assets.lib.contract import Contract
+from platform_assets.lib.contract import Contract, ContractError
+from platform_assets.lib.evolution import breaking_changes, identity_properties, migration_hint
 from platform_assets.lib.ordering import order_columns
-from platform_assets.lib.tables import current_schema, history_schema, raw_schema
-from resources.lake import LakeResource
+from platform_assets.lib.tables import QUARANTINE_SCHEMA, current_schema, history_schema, raw_schema
+from resources.lake import IncompatibleSchemaError, LakeResource, schema_change, stored_schema
 from spark.cdc import MergeSpec
 
 
@@ -63,6 +64,7 @@ def merge_spec(contract: Contract) -> MergeSpec:
 # Each layer's table layout, and the column its files are partitioned by.
 TABLE_LAYOUTS = {
     "raw": (raw_schema, None),
+    "quarantine": (lambda contract: QUARANTINE_SCHEMA, None),
     "current": (current_schema, None),
     "current_tombstones": (current_schema, None),
     "history": (history_schema, "snapshot_date"),
@@ -70,10 +72,50 @@ TABLE_LAYOUTS = {
 }
 
 
-def create_tables(lake: LakeResource, contract: Contract, layers: tuple[str, ...]) -> None:
-    """Create the entity's tables in `layers` when missing, with their explicit all-nullable layouts."""
+class ContractChangeError(ContractError):
+    """A contract changed in a way its stored tables cannot follow in place."""
+
+
+def ensure_tables(lake: LakeResource, contract: Contract, layers: tuple[str, ...]) -> None:
+    """Bring the entity's tables in `layers` to the contract's layouts before anything writes to them.
+
+    Missing tables are created (all columns nullable); new fields are added, widened fields rewritten,
+    removed fields kept as columns no longer filled. A change the tables cannot follow in place raises
+    `ContractChangeError` naming the contract, the field, the old and new definitions and the way forward.
+    """
+    if "raw" in layers:
+        changes = breaking_changes(lake.properties("raw", contract.name), contract)
+        if changes:
+            raise ContractChangeError(_refusal(contract, changes))
     for layer in layers:
         schema_of, partition_column = TABLE_LAYOUTS[layer]
-        lake.create_if_missing(
-            layer, contract.name, schema_of(contract), partition_by=[partition_column] if partition_column else None
-        )
+        partition_by = [partition_column] if partition_column else None
+        try:
+            lake.evolve(layer, contract.name, schema_of(contract), partition_by)
+        except IncompatibleSchemaError as error:
+            raise ContractChangeError(_refusal(contract, [str(error)])) from error
+    if "raw" in layers:
+        lake.set_properties("raw", contract.name, identity_properties(contract))
+
+
+def contract_changes_refused(lake: LakeResource, contract: Contract) -> str | None:
+    """Why the stored tables cannot follow `contract` in place (None when they can): read at load time,
+    so a breaking change is refused before any run, naming what to do."""
+    changes = breaking_changes(lake.properties("raw", contract.name), contract)
+    for layer in ("raw", "current", "history"):
+        table = lake.table(layer, contract.name)
+        if table is None:
+            continue
+        schema_of, _ = TABLE_LAYOUTS[layer]
+        change = schema_change(stored_schema(table), schema_of(contract))
+        changes += [
+            f"{layer}: field `{old.name}` changed from {old.type} to {new.type}, which does not hold every stored value"
+            for old, new in change.incompatible
+        ]
+    return _refusal(contract, sorted(set(changes))) if changes else None
+
+
+def _refusal(contract: Contract, changes: list[str]) -> str:
+    return f"{contract.path}: contract `{contract.name}` changed incompatibly: {'; '.join(changes)}. " + (
+        migration_hint(contract)
+    )

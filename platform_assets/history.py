@@ -25,7 +25,7 @@ from platform_assets import checks
 from platform_assets.entity import (
     asset_key,
     column_schema,
-    create_tables,
+    ensure_tables,
     entity_asset_properties,
     lake_pool,
     merge_spec,
@@ -72,7 +72,7 @@ def build_history_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
         platform_start = partitions.daily.start.date()
         first = max(platform_start, first - timedelta(days=1))
         layers = ("history", "history_tombstones")
-        create_tables(lake, contract, layers)
+        ensure_tables(lake, contract, layers)
         with retry_transient_failures(), lake.checkpointing(layers, contract.name):
             session = spark.session()
             rows = history_days(

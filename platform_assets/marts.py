@@ -24,7 +24,7 @@ from dagster_dbt import (
 )
 
 from platform_assets.checks import follow_parents_when_checks_pass
-from platform_assets.entity import create_tables
+from platform_assets.entity import ensure_tables
 from platform_assets.lib.contract import Contract
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
 from resources.lake import LakeResource
@@ -99,7 +99,7 @@ def build_marts(contracts: list[Contract], partitions: Partitions = DEFAULT_PART
         }
         # An entity without data yet reads as empty tables in dbt instead of failing the whole build.
         for contract in contracts:
-            create_tables(lake, contract, ("raw", "current", "history"))
+            ensure_tables(lake, contract, ("raw", "current", "history"))
         build = warehouse.build_copy(context.run.run_id)
         try:
             with environment({"PLATFORM_LAKE_ROOT": lake.resolved_root, "PLATFORM_DUCKDB_PATH": str(build)}):

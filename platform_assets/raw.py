@@ -21,7 +21,14 @@ from dagster import (
 )
 
 from platform_assets import checks
-from platform_assets.entity import asset_key, column_schema, entity_asset_properties, lake_pool, partition_label
+from platform_assets.entity import (
+    asset_key,
+    column_schema,
+    ensure_tables,
+    entity_asset_properties,
+    lake_pool,
+    partition_label,
+)
 from platform_assets.erasure import erased_record_test
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import decode_batch
@@ -89,6 +96,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
             checks.spec(raw_key, checks.ROW_COUNT_SANITY),
             checks.spec(raw_key, checks.DECLARED_TYPES),
             checks.spec(raw_key, checks.FRESHNESS),
+            checks.warning_spec(raw_key, checks.UNKNOWN_FIELDS),
         ],
         backfill_policy=BackfillPolicy.single_run(),
         pool=lake_pool(contract, "raw"),
@@ -97,6 +105,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         started = time.monotonic()
         window = context.partition_time_window
         secret = pii_key()
+        ensure_tables(lake, contract, ("raw", "quarantine"))
         records = landed_records(lake, contract.name, window.start, window.end)
         schema_lookup = schema_registry.lookup()
         batch = decode_batch(
@@ -118,10 +127,6 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
             f"{contract.name} {window.start:%Y-%m-%d %H:00}..{window.end:%Y-%m-%d %H:00}: {len(records)} landed, "
             f"{len(batch.rows)} raw, {len(batch.quarantined)} quarantined"
         )
-        if batch.unknown_fields:
-            context.log.warning(
-                f"{contract.name}: fields not in the contract were kept in `_extra`: {sorted(batch.unknown_fields)}"
-            )
         yield MaterializeResult(
             asset_key=raw_key,
             metadata={
@@ -131,7 +136,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
                 "skipped_tombstones": batch.skipped,
                 "dropped_erased": batch.erased,
                 "operations": MetadataValue.json(dict(operations)),
-                "unknown_fields": MetadataValue.json(sorted(batch.unknown_fields)),
+                "unknown_fields": MetadataValue.json(dict(sorted(batch.unknown_fields.items()))),
                 "duration_s": round(time.monotonic() - started, 3),
             },
         )
@@ -163,6 +168,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         stored = lake.table("raw", contract.name)
         stored_schema = pa.schema(stored.schema().to_arrow()) if stored is not None else raw_schema(contract)
         yield checks.declared_types(raw_key, label, stored_schema, raw_schema(contract))
+        yield checks.unknown_fields(raw_key, label, dict(batch.unknown_fields), len(records))
         newest = pc.max(raw_table.column("_kafka_timestamp")).as_py() if raw_table.num_rows else None
         now = datetime.now(UTC)
         yield checks.freshness(

@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import ConfigurableResource
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
+from deltalake import Field as DeltaField
 from deltalake.exceptions import TableNotFoundError
 
 LAYERS = (
@@ -87,6 +89,64 @@ def storage_options_from_env(root: str, environ: Mapping[str, str] | None = None
     return options
 
 
+def is_widening(stored: pa.DataType, wanted: pa.DataType) -> bool:
+    """Whether every value of `stored` fits `wanted` exactly (a wider integer, float or decimal)."""
+    if pa.types.is_integer(stored) and pa.types.is_integer(wanted):
+        return pa.types.is_signed_integer(stored) == pa.types.is_signed_integer(wanted) and (
+            wanted.bit_width > stored.bit_width
+        )
+    if pa.types.is_floating(stored) and pa.types.is_floating(wanted):
+        return wanted.bit_width > stored.bit_width
+    if pa.types.is_decimal(stored) and pa.types.is_decimal(wanted):
+        return wanted.scale >= stored.scale and wanted.precision - wanted.scale >= stored.precision - stored.scale
+    return False
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """How a stored table differs from the layout it should have now."""
+
+    added: tuple[pa.Field, ...] = ()
+    widened: tuple[tuple[pa.Field, pa.Field], ...] = ()  # (stored, wanted)
+    incompatible: tuple[tuple[pa.Field, pa.Field], ...] = ()  # (stored, wanted)
+    kept: tuple[pa.Field, ...] = ()  # stored columns the layout no longer names: kept, no longer filled
+
+    @property
+    def in_place(self) -> bool:
+        return not self.incompatible
+
+
+def schema_change(stored: pa.Schema, wanted: pa.Schema) -> SchemaChange:
+    stored_types = {field.name: field for field in stored}
+    wanted_names = set(wanted.names)
+    return SchemaChange(
+        added=tuple(field for field in wanted if field.name not in stored_types),
+        widened=tuple(
+            (stored_types[f.name], f)
+            for f in wanted
+            if f.name in stored_types
+            and stored_types[f.name].type != f.type
+            and is_widening(stored_types[f.name].type, f.type)
+        ),
+        incompatible=tuple(
+            (stored_types[f.name], f)
+            for f in wanted
+            if f.name in stored_types
+            and stored_types[f.name].type != f.type
+            and not is_widening(stored_types[f.name].type, f.type)
+        ),
+        kept=tuple(field for field in stored if field.name not in wanted_names),
+    )
+
+
+class IncompatibleSchemaError(ValueError):
+    """A stored table cannot take a new layout in place; the message names the columns."""
+
+
+def stored_schema(table: DeltaTable) -> pa.Schema:
+    return pa.schema(table.schema().to_arrow())
+
+
 # A Delta checkpoint every this many commits: readers then start from it instead of replaying every
 # commit, which keeps the cost of reading one partition flat however long the table's history grows.
 CHECKPOINT_EVERY = 10
@@ -135,10 +195,11 @@ class LakeResource(ConfigurableResource):
     def append(self, layer: str, entity: str, data: pa.Table, app_transactions: dict[str, int] | None = None) -> None:
         """Append in one Delta commit; `app_transactions` records (app id -> version) in that same commit."""
         transactions = [Transaction(app_id, version) for app_id, version in (app_transactions or {}).items()]
-        before = self.version(layer, entity)
+        table = self.table(layer, entity)
+        before = None if table is None else table.version()
         write_deltalake(
             self.uri(layer, entity),
-            data,
+            data if table is None else conform(data, stored_schema(table)),
             mode="append",
             storage_options=self._options(),
             commit_properties=CommitProperties(app_transactions=transactions) if transactions else None,
@@ -167,12 +228,17 @@ class LakeResource(ConfigurableResource):
 
     def replace_where(self, layer: str, entity: str, data: pa.Table, predicate: str) -> None:
         """Atomically replace the rows matching `predicate` by `data` (Delta `replaceWhere`)."""
-        before = self.version(layer, entity)
-        if before is None:
+        table = self.table(layer, entity)
+        before = None if table is None else table.version()
+        if table is None:
             write_deltalake(self.uri(layer, entity), data, mode="append", storage_options=self._options())
         else:
             write_deltalake(
-                self.uri(layer, entity), data, mode="overwrite", predicate=predicate, storage_options=self._options()
+                self.uri(layer, entity),
+                conform(data, stored_schema(table)),
+                mode="overwrite",
+                predicate=predicate,
+                storage_options=self._options(),
             )
         self.checkpoint_if_due(layer, entity, before)
 
@@ -205,6 +271,67 @@ class LakeResource(ConfigurableResource):
                 storage_options=self._options(),
             )
 
+    def evolve(self, layer: str, entity: str, schema: pa.Schema, partition_by: list[str] | None = None) -> SchemaChange:
+        """Create the table with `schema`, or bring a stored one to it in place: new columns are added
+        (existing rows read null), widened columns are rewritten with every value preserved, and columns
+        `schema` no longer has are kept (no longer filled), so readers' queries do not break. A change
+        that would lose or reinterpret values raises `IncompatibleSchemaError` and touches nothing."""
+        table = self.table(layer, entity)
+        if table is None:
+            self.create_if_missing(layer, entity, schema, partition_by)
+            return SchemaChange()
+        change = schema_change(stored_schema(table), schema)
+        if change.incompatible:
+            columns = ", ".join(f"`{old.name}` {old.type} -> {new.type}" for old, new in change.incompatible)
+            raise IncompatibleSchemaError(f"{self.uri(layer, entity)}: {columns} cannot change in place")
+        if change.added:
+            table.alter.add_columns([DeltaField.from_arrow(field.with_nullable(True)) for field in change.added])
+        if change.widened:
+            self._widen(layer, entity, change)
+        return change
+
+    def _widen(self, layer: str, entity: str, change: SchemaChange) -> None:
+        """Rewrite the table with its widened columns in one commit (readers see the old or the new version)."""
+        table = self.table(layer, entity)
+        assert table is not None
+        widened = {new.name: new.type for _, new in change.widened}
+        target = pa.schema([f.with_type(widened.get(f.name, f.type)) for f in stored_schema(table)])
+        batches = (batch.cast(target) for batch in table.to_pyarrow_dataset().to_batches())
+        write_deltalake(
+            self.uri(layer, entity),
+            pa.RecordBatchReader.from_batches(target, batches),
+            mode="overwrite",
+            schema_mode="overwrite",
+            partition_by=table.metadata().partition_columns or None,
+            storage_options=self._options(),
+        )
+
+    def publish(self, layer: str, entity: str, source: DeltaTable | None) -> int:
+        """Replace the table by the contents and layout of `source` (a table built elsewhere) in one commit,
+        so readers see the old version or the new one, never a mix; returns the rows published."""
+        if source is None:
+            return 0
+        schema = stored_schema(source)
+        rows = source.to_pyarrow_dataset().count_rows()
+        write_deltalake(
+            self.uri(layer, entity),
+            pa.RecordBatchReader.from_batches(schema, source.to_pyarrow_dataset().to_batches()),
+            mode="overwrite",
+            schema_mode="overwrite",
+            partition_by=source.metadata().partition_columns or None,
+            storage_options=self._options(),
+        )
+        return rows
+
+    def properties(self, layer: str, entity: str) -> dict[str, str]:
+        table = self.table(layer, entity)
+        return {} if table is None else dict(table.metadata().configuration)
+
+    def set_properties(self, layer: str, entity: str, properties: dict[str, str]) -> None:
+        table = self.table(layer, entity)
+        if table is not None:
+            table.alter.set_table_properties(properties, raise_if_not_exists=False)
+
     def transaction_version(self, layer: str, entity: str, app_id: str) -> int | None:
         table = self.table(layer, entity)
         return None if table is None else table.transaction_version(app_id)
@@ -212,6 +339,20 @@ class LakeResource(ConfigurableResource):
     def version(self, layer: str, entity: str) -> int | None:
         table = self.table(layer, entity)
         return None if table is None else table.version()
+
+
+def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`data` in a stored table's layout: columns the table kept from an older layout read null."""
+    if data.schema == schema:
+        return data
+    unknown = set(data.column_names) - set(schema.names)
+    if unknown:
+        raise IncompatibleSchemaError(f"columns {sorted(unknown)} are not in the stored table; evolve it first")
+    columns = [
+        data.column(f.name).cast(f.type) if f.name in data.column_names else pa.nulls(data.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _query(table: DeltaTable, name: str, sql: str) -> pa.Table:

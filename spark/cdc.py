@@ -65,6 +65,18 @@ def tombstone_rows(state: DataFrame) -> DataFrame:
     return state.where(F.col("_deleted")).drop("_deleted")
 
 
+def conform(spark: SparkSession, frame: DataFrame, uri: str) -> DataFrame:
+    """`frame` in the stored table's layout: columns the table kept from an older contract read null (Sail,
+    like Delta without schema evolution, refuses a write that lacks a column of the table)."""
+    present = set(frame.columns)
+    return frame.select(
+        *(
+            F.col(f.name).cast(f.dataType) if f.name in present else F.lit(None).cast(f.dataType).alias(f.name)
+            for f in spark.read.format("delta").load(uri).schema.fields
+        )
+    )
+
+
 def _timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -171,14 +183,14 @@ def rebuild_current(
     past their retention at `as_of` are left out, as the incremental merge drops them.
     """
     state = as_state(newest_per_key(changes, spec), spec)
-    live_rows(state).write.format("delta").mode("overwrite").save(current_uri)
+    conform(spark, live_rows(state), current_uri).write.format("delta").mode("overwrite").save(current_uri)
     tombstones = tombstone_rows(state)
     condition = spec.expired_at(as_of)
     expired = 0
     if condition is not None:
         expired = tombstones.where(condition).count()
         tombstones = tombstones.where(f"NOT ({condition})")
-    tombstones.write.format("delta").mode("overwrite").save(tombstones_uri)
+    conform(spark, tombstones, tombstones_uri).write.format("delta").mode("overwrite").save(tombstones_uri)
     return {"changes_in": state.count(), "tombstones_expired": expired}
 
 
@@ -229,7 +241,8 @@ def history_days(
         # Tombstones first: a crash between the two commits leaves history as it was, and a rerun
         # recomputes both from day first-1.
         for uri, rows_of in ((tombstones_uri, tombstone_rows), (history_uri, live_rows)):
-            rows_of(frame).write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri)
+            writer = conform(spark, rows_of(frame), uri).write.format("delta").mode("overwrite")
+            writer.option("replaceWhere", predicate).save(uri)
         for state_day in range((chunk_end - day).days + 1):
             label = (day + timedelta(days=state_day)).isoformat()
             rows[label] = day_of(history_uri, day + timedelta(days=state_day)).count()

@@ -73,7 +73,10 @@ def test_checks_are_blocking_and_jobs_and_schedules_exist():
     assert ("current/customers", "unique_key") in blocking
     assert ("history/customers", "one_row_per_key_per_day") in blocking
     assert ("raw/customers", "row_count_sanity") in blocking and ("raw/customers", "freshness") in blocking
-    assert blocking == {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}, "every check blocks"
+    warnings = {("raw/customers", "unknown_fields"), ("raw/card_transactions", "unknown_fields")}
+    every_check = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert blocking == every_check - warnings, "every check blocks but the schema-drift warning"
+    assert not any(graph.get_check_spec(k).blocking for k in graph.asset_check_keys if k.name == "unknown_fields")
     assert any(name.startswith("marts/") for name, _ in blocking), "dbt tests are blocking asset checks"
     assert {"landing_job", "hourly_job", "daily_job"} <= {j.name for j in defs.jobs}
 

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import struct
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -328,7 +329,8 @@ class DecodedBatch:
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
     erased: int = 0
-    unknown_fields: set[str] = field(default_factory=set)
+    # Fields that arrived but the contract does not name (kept in `_extra`), with how many records had them.
+    unknown_fields: Counter[str] = field(default_factory=Counter)
 
 
 def named_subject(
@@ -381,7 +383,7 @@ def decode_batch(
                 }
             )
         else:
-            batch.unknown_fields.update(decoded.extra)
+            batch.unknown_fields.update(decoded.extra.keys())
             extra = json.dumps(decoded.extra, sort_keys=True, default=str) if decoded.extra else None
             batch.rows.append({"_op": decoded.operation, **protect(decoded.values), "_extra": extra, **position})
     return batch
