@@ -323,6 +323,28 @@ class LakeResource(ConfigurableResource):
         )
         return rows
 
+    def maintain(
+        self, layer: str, entity: str, retention_hours: int, cluster_by: tuple[str, ...] = ()
+    ) -> dict[str, int]:
+        """Keep a table fast however long it lives: rewrite its small files into large ones (clustered by
+        `cluster_by`, the columns its readers select on, so file statistics still prune), checkpoint the
+        log, delete files no version younger than `retention_hours` needs, and drop log entries past the
+        table's log retention. Compaction commits with dataChange=false: rows and app transactions are
+        unchanged, and a concurrent append does not conflict with it."""
+        table = self.table(layer, entity)
+        if table is None:
+            return {}
+        files_before = len(table.file_uris())
+        if files_before > 1:
+            if cluster_by:
+                table.optimize.z_order(list(cluster_by))
+            else:
+                table.optimize.compact()
+        table.create_checkpoint()
+        removed = table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
+        table.cleanup_metadata()
+        return {"files_before": files_before, "files_after": len(table.file_uris()), "files_deleted": len(removed)}
+
     def properties(self, layer: str, entity: str) -> dict[str, str]:
         table = self.table(layer, entity)
         return {} if table is None else dict(table.metadata().configuration)
