@@ -21,6 +21,7 @@ UNIQUE_KEY = "unique_key"
 DECLARED_TYPES = "declared_types"
 FRESHNESS = "freshness"
 ONE_ROW_PER_KEY_PER_DAY = "one_row_per_key_per_day"
+NOTHING_EXPIRED_BEFORE_LANDING = "nothing_expired_before_landing"
 
 DESCRIPTIONS = {
     VALID_CHANGES: "Keys, sequence and event time are present, declared columns exist, values are accepted, "
@@ -34,6 +35,7 @@ DESCRIPTIONS = {
     FRESHNESS: "The newest record of the latest partition is younger than the contract's "
     "`quality.freshness_hours` (judged when the contract sets it; backfills of old partitions are not judged).",
     ONE_ROW_PER_KEY_PER_DAY: "Exactly one row per key and snapshot date in the rewritten days (Great Expectations).",
+    NOTHING_EXPIRED_BEFORE_LANDING: "No record was deleted by Kafka retention before this run could land it.",
 }
 
 
@@ -166,4 +168,21 @@ def freshness(
         else f"{table_name(asset)} partition {partition}: the newest record is "
         f"{'missing' if age_hours is None else f'{age_hours:.1f} h old'}, above {limit_hours} h. Check the "
         "producer and the lag sensor.",
+    )
+
+
+def expired_before_landing(asset: AssetKey, expired: dict[str, list[int]]) -> AssetCheckResult:
+    """`expired` maps `topic[partition]` to the first and last offset retention deleted before landing."""
+    count = sum(last - first + 1 for first, last in expired.values())
+    where = ", ".join(f"{partition} offsets {first}..{last}" for partition, (first, last) in sorted(expired.items()))
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=NOTHING_EXPIRED_BEFORE_LANDING,
+        passed=not expired,
+        metadata={"expired_records": count, "expired_offsets": MetadataValue.json(expired)},
+        description=None
+        if not expired
+        else f"{table_name(asset)}: {count} records were deleted by Kafka retention before they were landed "
+        f"({where}); the platform never saw them. Have the source re-publish them (or load a full snapshot), and "
+        "land more often than the topics' retention.ms (lag sensor, PLATFORM_MAX_DELAY_S).",
     )

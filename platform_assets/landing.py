@@ -16,13 +16,14 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, asset
 from deltalake import DeltaTable
 
+from platform_assets import checks
 from platform_assets.entity import asset_key, entity_asset_properties, lake_pool
 from platform_assets.lib.archive import app_id, landing_rows, last_offsets
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup
 from platform_assets.lib.records import LandingRecord
 from platform_assets.lib.tables import LANDING_SCHEMA
-from platform_assets.partitions import hour_key
+from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions, hour_key
 from platform_assets.retries import retry_transient_failures
 from resources.kafka import KafkaResource, KafkaUnavailableError
 from resources.lake import LakeCommitConflictError, LakeResource
@@ -64,7 +65,12 @@ class LandingReport:
     offsets: dict[str, list[int]] = field(default_factory=dict)
     event_hours: set[str] = field(default_factory=set)
     lag_after: int = 0
-    expired_before_landing: int = 0
+    # `topic[partition]` -> [first, last] offset that Kafka retention deleted before they were landed.
+    expired: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def expired_before_landing(self) -> int:
+        return sum(last - first + 1 for first, last in self.expired.values())
 
 
 def _to_record(message: Message) -> LandingRecord:
@@ -101,7 +107,7 @@ def _resume_offsets(
         resume = max(committed[position] or 0, landed + 1 if landed is not None else 0)
         earliest, _ = kafka.watermarks(consumer, tp)
         if earliest > resume:
-            report.expired_before_landing += earliest - resume
+            report.expired[f"{tp.topic}[{tp.partition}]"] = [resume, earliest - 1]
             resume = earliest
         positions[position] = resume
     return positions
@@ -135,6 +141,7 @@ def drain_to_landing(
     batch_records: int = 50_000,
     max_records: int = 5_000_000,
     on_stage: Callable[[str], None] = lambda stage: None,
+    first_hour: datetime = DEFAULT_PARTITIONS.first_hour,
 ) -> LandingReport:
     """Land batch after batch until the topics are drained (or `max_records`); return what was landed.
 
@@ -166,7 +173,7 @@ def drain_to_landing(
             if not records:
                 continue
             on_stage("consumed")
-            table = landing_rows(contract, records, schema_lookup, datetime.now(UTC))
+            table = landing_rows(contract, records, schema_lookup, datetime.now(UTC), first_hour)
             last = last_offsets(table)
             try:
                 lake.append(
@@ -214,7 +221,7 @@ def _checked(contract: Contract, message: Message) -> bool:
     raise KafkaUnavailableError(f"Kafka error while landing {contract.name}: {error}")
 
 
-def build_landing_asset(contract: Contract):
+def build_landing_asset(contract: Contract, partitions: Partitions = DEFAULT_PARTITIONS):
     @asset(
         key=asset_key("landing", contract),
         description=(
@@ -226,6 +233,7 @@ def build_landing_asset(contract: Contract):
         kinds=LANDING_KINDS,
         deps=[topic_key(topic) for topic in contract.source.topics],
         pool=lake_pool(contract, "landing"),
+        check_specs=[checks.spec(asset_key("landing", contract), checks.NOTHING_EXPIRED_BEFORE_LANDING)],
     )
     def landing_asset(
         context: AssetExecutionContext,
@@ -241,6 +249,7 @@ def build_landing_asset(contract: Contract):
                 lake,
                 schema_registry.lookup(),
                 on_stage=lambda stage: context.log.debug(stage),
+                first_hour=partitions.first_hour,
             )
         context.log.info(f"landed {report.records} records of {contract.name} ({report.bytes} bytes)")
         return MaterializeResult(
@@ -253,7 +262,8 @@ def build_landing_asset(contract: Contract):
                 "expired_before_landing": report.expired_before_landing,
                 "duration_s": round(time.monotonic() - started, 3),
                 "table_version": lake.version("landing", contract.name) or 0,
-            }
+            },
+            check_results=[checks.expired_before_landing(asset_key("landing", contract), report.expired)],
         )
 
     return landing_asset

@@ -105,6 +105,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
             lambda values: protect(contract, values, secret),
             schema_lookup,
             is_erased=erased_record_test(lake, contract, secret, schema_lookup),
+            first_hour=partitions.first_hour,
         )
         predicate = hour_window_predicate("_event_hour", window.start, window.end)
         raw_table = pa.Table.from_pylist(batch.rows, raw_schema(contract))

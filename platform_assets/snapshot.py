@@ -19,7 +19,7 @@ from platform_assets.lib.archive import app_id, landing_rows
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.records import LandingRecord, key_string, snapshot_topic
 from platform_assets.lib.tables import LANDING_SCHEMA
-from platform_assets.partitions import hour_key
+from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions, hour_key
 from resources.lake import LakeCommitConflictError, LakeResource
 
 
@@ -45,7 +45,9 @@ def download(url: str, page_size: int, timeout_s: float = 60.0) -> list[dict]:
     return rows
 
 
-def _land_numbered(contract: Contract, lake: LakeResource, topic: str, rows: list[dict], stamp: int) -> int:
+def _land_numbered(
+    contract: Contract, lake: LakeResource, topic: str, rows: list[dict], stamp: int, first_hour: datetime
+) -> int:
     """Land the rows after the last offset of the snapshot pseudo-topic; returns the first offset used.
 
     The offsets are numbered from the table version the commit is checked against, so two loads at
@@ -69,7 +71,7 @@ def _land_numbered(contract: Contract, lake: LakeResource, topic: str, rows: lis
             lake.append(
                 "landing",
                 contract.name,
-                landing_rows(contract, records, None, datetime.now(UTC)),
+                landing_rows(contract, records, None, datetime.now(UTC), first_hour),
                 app_transactions={snapshot_app: first + len(records) - 1},
                 read=archive,
             )
@@ -78,7 +80,7 @@ def _land_numbered(contract: Contract, lake: LakeResource, topic: str, rows: lis
             continue
 
 
-def build_snapshot_asset(contract: Contract):
+def build_snapshot_asset(contract: Contract, partitions: Partitions = DEFAULT_PARTITIONS):
     assert contract.snapshot_url is not None
     topic = snapshot_topic(contract.name)
 
@@ -94,7 +96,7 @@ def build_snapshot_asset(contract: Contract):
         started = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
         began = time.monotonic()
         rows = download(str(contract.snapshot_url), config.page_size)
-        first = _land_numbered(contract, lake, topic, rows, int(started.timestamp() * 1000))
+        first = _land_numbered(contract, lake, topic, rows, int(started.timestamp() * 1000), partitions.first_hour)
         context.log.info(f"snapshot of {contract.name}: {len(rows)} rows attributed to {started.isoformat()}")
         return MaterializeResult(
             metadata={
