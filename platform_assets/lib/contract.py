@@ -21,7 +21,32 @@ PII_POLICIES = ("hash", "mask", "drop")
 OPERATIONS = ("create", "update", "delete")
 DEFAULT_OPERATION_VALUES = {"c": "create", "u": "update", "d": "delete"}
 DEFAULT_MAX_VALUE_BYTES = 1_000_000
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Entity, field and key names are written unquoted into the SQL of Spark (Sail), DataFusion (delta-rs
+# predicates) and DuckDB (dbt), so they are plain lower-case identifiers: `-`, spaces or SQL in a name
+# would break a statement or change what it means. A leading `_` is kept for platform columns.
+NAME_RULE = "^[a-z][a-z0-9_]*$"
+_NAME = re.compile(NAME_RULE)
+MAX_NAME_LENGTH = 63  # PostgreSQL (and a Hive metastore on it) cuts longer identifiers
+# Words that Sail or DataFusion read as a literal or a function where a column name is written bare
+# (found by experiment: `WHERE true = 'x'` and `WHERE current_date = 'x'` fail; `WHERE null = 'x'`
+# silently matches nothing).
+RESERVED_NAMES = frozenset(
+    {
+        "true",
+        "false",
+        "null",
+        "exists",
+        "interval",
+        "current_date",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "session_user",
+        "user",
+        "localtime",
+        "localtimestamp",
+    }
+)
 _ENV_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 # The contracts shipped with the platform (the code location reads PLATFORM_CONTRACTS_DIR instead, if set).
 SHIPPED_CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
@@ -120,6 +145,30 @@ def _expand_env(value: str) -> str:
     return _ENV_REFERENCE.sub(replace, value)
 
 
+def _checked_name(name: Any, key: str, where: str) -> str:
+    """`name` if every engine reads it as a plain name; else an error naming the file, the key and the rule."""
+    text = str(name)
+    suggestion = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "a_name"
+    if text.startswith("_"):
+        raise ContractError(f"{where}: `{key}` is `{text}`; a leading `_` is reserved for platform columns")
+    if not _NAME.match(text):
+        raise ContractError(
+            f"{where}: `{key}` is `{text}`; names must be snake_case matching {NAME_RULE} (lower-case letters, "
+            f"digits and `_`, starting with a letter) so every SQL engine reads them as plain names; rename it, "
+            f"e.g. `{suggestion}`"
+        )
+    if len(text) > MAX_NAME_LENGTH:
+        raise ContractError(
+            f"{where}: `{key}` is {len(text)} characters long; names are at most {MAX_NAME_LENGTH}; rename it shorter"
+        )
+    if text in RESERVED_NAMES:
+        raise ContractError(
+            f"{where}: `{key}` is `{text}`, a reserved SQL word that engines read as a value or function rather "
+            f"than a column ({', '.join(sorted(RESERVED_NAMES))}); rename it, e.g. `{text}_value`"
+        )
+    return text
+
+
 def _require(mapping: dict[str, Any], key: str, where: str, hint: str) -> Any:
     if key not in mapping or mapping[key] in (None, ""):
         raise ContractError(f"{where}: missing `{key}`; {hint}")
@@ -208,17 +257,14 @@ def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contra
         raise ContractError(
             f"{where}: a contract is a YAML mapping with name, source, key, sequence, event_time, fields"
         )
-    name = _require(document, "name", where, "give the entity a snake_case name, e.g. `name: customers`")
-    if not _NAME.match(str(name)):
-        raise ContractError(f"{where}: name `{name}` must be snake_case (it becomes table and asset names)")
+    name = _checked_name(
+        _require(document, "name", where, "give the entity a snake_case name, e.g. `name: customers`"), "name", where
+    )
     raw_fields = _require(document, "fields", where, "declare every field with its type")
     if not isinstance(raw_fields, dict):
         raise ContractError(f"{where}: `fields` must map field names to {{type: ...}}")
-    fields = tuple(_parse_field(str(n), spec, where) for n, spec in raw_fields.items())
+    fields = tuple(_parse_field(_checked_name(n, f"fields.{n}", where), spec, where) for n, spec in raw_fields.items())
     names = {spec.name for spec in fields}
-    for spec in fields:
-        if spec.name.startswith("_"):
-            raise ContractError(f"{where}: field `{spec.name}` starts with `_`, which is reserved for platform columns")
     key = document.get("key")
     key = (key,) if isinstance(key, str) else tuple(key or ())
     if not key:
@@ -227,6 +273,7 @@ def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contra
     event_time = _require(document, "event_time", where, "name the timestamp field that decides the hour")
     for role, names_used in (("key", key), ("sequence", (sequence,)), ("event_time", (event_time,))):
         for used in names_used:
+            _checked_name(used, role, where)
             if used not in names:
                 raise ContractError(f"{where}: {role} field `{used}` is not declared under `fields`")
             if next(s for s in fields if s.name == used).pii == "drop":
