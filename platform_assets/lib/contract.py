@@ -169,6 +169,56 @@ def _checked_name(name: Any, key: str, where: str) -> str:
     return text
 
 
+SOURCE_KEYS = ("format", "topics", "topic", "operation_field", "operation_values", "max_value_bytes")
+QUALITY_KEYS = ("max_quarantine_rate", "max_row_count_change", "freshness_hours", "expectations")
+_TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")  # what Kafka accepts as a topic name
+
+
+def _known_keys(mapping: dict[str, Any], allowed: tuple[str, ...], key: str, where: str) -> None:
+    unknown = sorted(set(map(str, mapping)) - set(allowed))
+    if unknown:
+        raise ContractError(f"{where}: `{key}` has unknown keys {unknown}; the keys are {', '.join(allowed)}")
+
+
+def _whole_number(value: Any, key: str, where: str, unit: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ContractError(f"{where}: `{key}` is {value!r}; give a whole number of {unit} (at least 1)")
+    return value
+
+
+def _fraction(value: Any, key: str, where: str, hint: str, at_most_one: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (at_most_one and value > 1):
+        raise ContractError(f"{where}: `{key}` is {value!r}; {hint}")
+    return float(value)
+
+
+def _topic_name(value: Any, key: str, where: str) -> str:
+    topic = "" if value is None else str(value)
+    if not _TOPIC.match(topic) or topic in (".", ".."):
+        raise ContractError(
+            f"{where}: `{key}` is {topic!r}; give the Kafka topic name (1 to 249 of letters, digits, `.`, `_`, `-`)"
+        )
+    if topic.startswith("_snapshot."):
+        raise ContractError(
+            f"{where}: `{key}` is `{topic}`; topics starting with `_snapshot.` are reserved for snapshot loads"
+        )
+    return topic
+
+
+def _operation_values(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not value:
+        raise ContractError(
+            f"{where}: `source.operation_values` is {value!r}; map each wire value to an operation, "
+            "e.g. {I: create, U: update, D: delete}"
+        )
+    wrong = sorted(str(v) for v in value.values() if v not in OPERATIONS)
+    if wrong:
+        raise ContractError(
+            f"{where}: `source.operation_values` maps to {wrong}; the operations are {', '.join(OPERATIONS)}"
+        )
+    return {str(k): v for k, v in value.items()}
+
+
 def _require(mapping: dict[str, Any], key: str, where: str, hint: str) -> Any:
     if key not in mapping or mapping[key] in (None, ""):
         raise ContractError(f"{where}: missing `{key}`; {hint}")
@@ -210,6 +260,7 @@ def _parse_field(name: str, raw: Any, where: str) -> FieldSpec:
 def _parse_source(raw: Any, where: str) -> SourceSpec:
     if not isinstance(raw, dict):
         raise ContractError(f"{where}: `source` must be a mapping with `format` and `topics` or `topic`")
+    _known_keys(raw, SOURCE_KEYS, "source", where)
     fmt = raw.get("format", "json")
     if fmt not in FORMATS:
         raise ContractError(f"{where}: source format `{fmt}` is not supported; use one of {', '.join(FORMATS)}")
@@ -219,21 +270,27 @@ def _parse_source(raw: Any, where: str) -> SourceSpec:
         raise ContractError(
             f"{where}: source needs exactly one of `topics: {{create: .., update: .., delete: ..}}` or `topic: <name>`"
         )
-    max_bytes = int(raw.get("max_value_bytes", DEFAULT_MAX_VALUE_BYTES))
+    max_bytes = _whole_number(
+        raw.get("max_value_bytes", DEFAULT_MAX_VALUE_BYTES), "source.max_value_bytes", where, "bytes"
+    )
     if topics is not None:
         if fmt != "json":
             raise ContractError(f"{where}: one topic per operation is only defined for format json")
         if not isinstance(topics, dict) or not set(topics) <= set(OPERATIONS) or not topics:
             raise ContractError(f"{where}: `topics` maps operations ({', '.join(OPERATIONS)}) to topic names")
-        return SourceSpec(format=fmt, topics_by_operation=dict(topics), max_value_bytes=max_bytes)
-    operation_values = raw.get("operation_values", DEFAULT_OPERATION_VALUES if raw.get("operation_field") else {})
-    if not set(operation_values.values()) <= set(OPERATIONS):
-        raise ContractError(f"{where}: `operation_values` must map wire values to {', '.join(OPERATIONS)}")
+        by_operation = {op: _topic_name(name, f"source.topics.{op}", where) for op, name in topics.items()}
+        if len(set(by_operation.values())) < len(by_operation):
+            raise ContractError(
+                f"{where}: `source.topics` names one topic for several operations; for one topic carrying "
+                "several operations write `topic: <name>` and `operation_field: <field>`"
+            )
+        return SourceSpec(format=fmt, topics_by_operation=by_operation, max_value_bytes=max_bytes)
+    operation_values = raw.get("operation_values", DEFAULT_OPERATION_VALUES if raw.get("operation_field") else None)
     return SourceSpec(
         format=fmt,
-        topic=str(topic),
+        topic=_topic_name(topic, "source.topic", where),
         operation_field=raw.get("operation_field"),
-        operation_values={str(k): v for k, v in operation_values.items()},
+        operation_values={} if operation_values is None else _operation_values(operation_values, where),
         max_value_bytes=max_bytes,
     )
 
@@ -243,11 +300,35 @@ def _parse_quality(raw: Any, where: str) -> QualitySpec:
         return QualitySpec()
     if not isinstance(raw, dict):
         raise ContractError(f"{where}: `quality` must be a mapping")
+    _known_keys(raw, QUALITY_KEYS, "quality", where)
+    change, freshness, expectations = (raw.get(k) for k in ("max_row_count_change", "freshness_hours", "expectations"))
+    if expectations is not None and (
+        not isinstance(expectations, list) or not all(isinstance(e, dict) for e in expectations)
+    ):
+        raise ContractError(
+            f"{where}: `quality.expectations` is {expectations!r}; give a list of expectations, each a mapping "
+            "like {expectation: expect_column_values_to_be_between, column: amount, min_value: 0}"
+        )
     return QualitySpec(
-        max_quarantine_rate=float(raw.get("max_quarantine_rate", QualitySpec.max_quarantine_rate)),
-        max_row_count_change=raw.get("max_row_count_change"),
-        freshness_hours=raw.get("freshness_hours"),
-        expectations=tuple(raw.get("expectations", ())),
+        max_quarantine_rate=_fraction(
+            raw.get("max_quarantine_rate", QualitySpec.max_quarantine_rate),
+            "quality.max_quarantine_rate",
+            where,
+            "give the share of a partition's records allowed in quarantine, between 0 and 1 (e.g. 0.05)",
+        ),
+        max_row_count_change=None
+        if change is None
+        else _fraction(
+            change,
+            "quality.max_row_count_change",
+            where,
+            "give the allowed change against the previous partition as a fraction, e.g. 0.5 for 50%",
+            at_most_one=False,
+        ),
+        freshness_hours=None
+        if freshness is None
+        else _whole_number(freshness, "quality.freshness_hours", where, "hours"),
+        expectations=tuple(expectations or ()),
     )
 
 
@@ -323,6 +404,7 @@ def load_contracts(directory: Path = SHIPPED_CONTRACTS_DIR) -> list[Contract]:
                 f"{contract.path}: entity `{contract.name}` is already defined in {seen[contract.name]}"
             )
         seen[contract.name] = contract.path
+    _one_contract_per_topic(contracts)
     by_name = {contract.name: contract for contract in contracts}
     for contract in contracts:
         for spec in contract.fields:
@@ -340,3 +422,16 @@ def load_contracts(directory: Path = SHIPPED_CONTRACTS_DIR) -> list[Contract]:
                     f"{len(subject.key)} fields; a subject field holds a one-field key"
                 )
     return contracts
+
+
+def _one_contract_per_topic(contracts: list[Contract]) -> None:
+    """Two contracts reading one topic would land, decode and count its records twice, each its own way."""
+    owner: dict[str, str] = {}
+    for contract in contracts:
+        for topic in contract.source.topics:
+            if topic in owner:
+                raise ContractError(
+                    f"{contract.path}: `source` topic `{topic}` is already read by {owner[topic]}; a topic belongs "
+                    "to one entity contract: remove it here, or merge the two contracts"
+                )
+            owner[topic] = contract.path

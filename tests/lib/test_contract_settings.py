@@ -1,0 +1,85 @@
+"""Every contract setting is checked when the contracts load; a mistake names the file, the key and the fix."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from platform_assets.lib.contract import ContractError, load_contracts, parse_contract
+from platform_assets.lib.pii import PiiKeyError, pii_key
+
+pytestmark = pytest.mark.unit
+
+VALID = {
+    "name": "accounts",
+    "source": {"format": "json", "topic": "account-changes", "operation_field": "op"},
+    "key": ["account_id"],
+    "sequence": "version",
+    "event_time": "changed_at",
+    "fields": {
+        "account_id": {"type": "string", "nullable": False},
+        "changed_at": {"type": "timestamp"},
+        "version": {"type": "long"},
+    },
+}
+
+
+def changed(**changes) -> dict:
+    document = yaml.safe_load(yaml.safe_dump(VALID))
+    document.update(changes)
+    return document
+
+
+def source(**changes) -> dict:
+    return {**VALID["source"], **changes}
+
+
+@pytest.mark.parametrize(
+    ("document", "key", "fix"),
+    [
+        (changed(source=source(max_value_bytes="lots")), "source.max_value_bytes", "whole number of bytes"),
+        (changed(source=source(max_value_bytes=0)), "source.max_value_bytes", "whole number of bytes"),
+        (changed(quality={"max_quarantine_rate": "high"}), "quality.max_quarantine_rate", "between 0 and 1"),
+        (changed(quality={"max_quarantine_rate": 5}), "quality.max_quarantine_rate", "between 0 and 1"),
+        (changed(quality={"max_row_count_change": "big"}), "quality.max_row_count_change", "0.5 for 50%"),
+        (changed(quality={"freshness_hours": "soon"}), "quality.freshness_hours", "whole number of hours"),
+        (changed(quality={"expectations": {"a": 1}}), "quality.expectations", "list"),
+        (changed(quality={"max_quarantine": 0.1}), "quality", "max_quarantine_rate"),
+        (changed(source=source(operation_values=["c", "u"])), "source.operation_values", "{I: create"),
+        (changed(source=source(operation_values={"I": "insert"})), "source.operation_values", "create, update"),
+        (changed(source=source(topic="")), "source.topic", "Kafka topic name"),
+        (changed(source=source(topic="has space")), "source.topic", "Kafka topic name"),
+        (changed(source=source(topic="_snapshot.accounts")), "source.topic", "reserved"),
+        (changed(source={"format": "json", "topics": {"create": ""}}), "source.topics.create", "Kafka topic name"),
+        (
+            changed(source={"format": "json", "topics": {"create": "a", "update": "a"}}),
+            "source.topics",
+            "operation_field",
+        ),
+        (changed(source=source(formt="json")), "source", "format"),
+    ],
+)
+def test_a_wrong_setting_names_the_file_the_key_and_the_fix(document, key, fix):
+    with pytest.raises(ContractError) as error:
+        parse_contract(document, "contracts/accounts.yaml")
+    message = str(error.value)
+    assert "contracts/accounts.yaml" in message and f"`{key}`" in message and fix in message
+
+
+def test_one_topic_in_two_contracts_is_refused_naming_both_files(tmp_path: Path):
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(VALID))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(changed(name="ledger")))
+    with pytest.raises(ContractError) as error:
+        load_contracts(tmp_path)
+    message = str(error.value)
+    assert "a.yaml" in message and "b.yaml" in message and "`account-changes`" in message
+
+
+@pytest.mark.parametrize("mode", ["prod", "dev"])
+def test_a_pii_key_shorter_than_32_characters_is_refused(monkeypatch, mode):
+    monkeypatch.setenv("PLATFORM_MODE", mode)
+    monkeypatch.setenv("PLATFORM_PII_KEY", "x" * 31)
+    with pytest.raises(PiiKeyError, match=r"31 characters.*at least 32"):
+        pii_key()
+    monkeypatch.setenv("PLATFORM_PII_KEY", "x" * 32)
+    assert pii_key() == b"x" * 32
