@@ -7,9 +7,10 @@ would, and every mistake is printed with its file, key and fix.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from platform_assets.lib.contract import ContractError, load_contracts
+from platform_assets.lib.contract import read_contracts
 from platform_assets.settings import PlatformSettings
 
 
@@ -21,9 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     directory = args.directory or PlatformSettings.from_env().contracts_dir
-    try:
-        contracts = load_contracts(directory)
-    except ContractError as error:
-        raise SystemExit(f"contract refused: {error}") from error
+    contracts, refused = read_contracts(directory)
     for contract in contracts:
         print(f"ok  {contract.path}: entity {contract.name}, {len(contract.fields)} fields")
+    for broken in refused:
+        print(f"contract refused: {broken.error}", file=sys.stderr)
+    if refused:
+        raise SystemExit(1)

@@ -15,9 +15,10 @@ from dagster import BetaWarning, Definitions, PreviewWarning, in_process_executo
 from platform_assets.factory import entity_assets
 from platform_assets.jobs import build_erasure_job, daily_job, hourly_job, landing_job
 from platform_assets.landing import topic_specs
-from platform_assets.lib.contract import Contract, load_contracts
+from platform_assets.lib.contract import Contract, RefusedContract, read_contracts
 from platform_assets.marts import build_marts, dbt_resource
 from platform_assets.partitions import Partitions
+from platform_assets.refused_contracts import refused_contract_sensors, refused_contract_specs
 from platform_assets.schedules import daily_schedule, hourly_schedule
 from platform_assets.secrets import load_aws_secrets_into_environment
 from platform_assets.sensors import build_erasure_marts_sensor, build_history_sensor, build_lag_sensor
@@ -65,8 +66,11 @@ def build_definitions(
     contracts: list[Contract],
     resources: Mapping[str, Any] | None = None,
     settings: PlatformSettings | None = None,
+    refused: list[RefusedContract] | None = None,
 ) -> Definitions:
+    """The code location for `contracts`; each `refused` contract file is shown as an error, not loaded."""
     settings = settings or PlatformSettings()
+    refused = refused or []
     partitions = Partitions.starting(settings.start)
     marts = build_marts(contracts, partitions)
     erasure_job = build_erasure_job(contracts)
@@ -77,9 +81,10 @@ def build_definitions(
             build_lag_sensor(contract, settings.lag_threshold, settings.max_delay_s, interval, partitions),
         )
         sensors.append(build_history_sensor(contract, list(marts.keys), interval, partitions))
+    sensors.extend(refused_contract_sensors(refused, interval))
     chains = [asset for contract in contracts for asset in entity_assets(contract, partitions)]
     return Definitions(
-        assets=[*topic_specs(contracts), *chains, marts],
+        assets=[*topic_specs(contracts), *chains, marts, *refused_contract_specs(refused)],
         jobs=[landing_job, hourly_job, daily_job, erasure_job],
         schedules=[hourly_schedule, daily_schedule],
         sensors=sensors,
@@ -93,7 +98,8 @@ def load_code_location() -> Definitions:
     """The code location as the Dagster tools load it: secrets, settings and resources from the environment."""
     load_aws_secrets_into_environment()
     settings = PlatformSettings.from_env()
-    return build_definitions(load_contracts(settings.contracts_dir), resources_from_env(), settings)
+    contracts, refused = read_contracts(settings.contracts_dir)
+    return build_definitions(contracts, resources_from_env(), settings, refused)
 
 
 defs = load_code_location()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -387,24 +388,77 @@ def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contra
     )
 
 
-def load_contracts(directory: Path = SHIPPED_CONTRACTS_DIR) -> list[Contract]:
+@dataclass(frozen=True)
+class RefusedContract:
+    """A contract file that was not loaded, with the error that names its file, key and fix."""
+
+    path: str
+    error: str
+
+
+def read_contracts(directory: Path = SHIPPED_CONTRACTS_DIR) -> tuple[list[Contract], list[RefusedContract]]:
+    """Every contract that loads, and every file refused with its error.
+
+    A file is refused alone: the other teams' entities still load. Of two contracts that define the same
+    entity or read the same topic, the later file (in name order) is refused; a contract whose `subject`
+    names an entity that no loaded contract defines is refused too.
+    """
     if not directory.is_dir():
         raise ContractError(f"contracts directory {directory} does not exist; set PLATFORM_CONTRACTS_DIR")
-    contracts = []
+    contracts: list[Contract] = []
+    refused: list[RefusedContract] = []
     for path in sorted(directory.glob("*.y*ml")):
         try:
-            document = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            raise ContractError(f"{path}: is not valid YAML: {error}") from error
-        contracts.append(parse_contract(document, str(path)))
-    seen: dict[str, str] = {}
+            contracts.append(_read_contract(path))
+        except ContractError as error:
+            refused.append(RefusedContract(str(path), str(error)))
+    for problems in (_clashes, _unknown_subjects):
+        while found := {contract.path: error for contract, error in problems(contracts)}:
+            refused.extend(RefusedContract(path, error) for path, error in found.items())
+            contracts = [contract for contract in contracts if contract.path not in found]
+    return contracts, sorted(refused, key=lambda r: r.path)
+
+
+def load_contracts(directory: Path = SHIPPED_CONTRACTS_DIR) -> list[Contract]:
+    """Every contract, or a ContractError for the first refused file (for tools that need all of them)."""
+    contracts, refused = read_contracts(directory)
+    if refused:
+        raise ContractError(refused[0].error)
+    return contracts
+
+
+def _read_contract(path: Path) -> Contract:
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ContractError(f"{path}: is not valid YAML: {error}") from error
+    return parse_contract(document, str(path))
+
+
+def _clashes(contracts: list[Contract]) -> Iterator[tuple[Contract, str]]:
+    """Contracts that define an entity, or read a topic, that an earlier file already does.
+
+    Two contracts reading one topic would land, decode and count its records twice, each its own way.
+    """
+    entities: dict[str, str] = {}
+    topics: dict[str, str] = {}
     for contract in contracts:
-        if contract.name in seen:
-            raise ContractError(
-                f"{contract.path}: entity `{contract.name}` is already defined in {seen[contract.name]}"
+        if contract.name in entities:
+            yield contract, f"{contract.path}: entity `{contract.name}` is already defined in {entities[contract.name]}"
+            continue
+        taken = next((topic for topic in contract.source.topics if topic in topics), None)
+        if taken is not None:
+            yield (
+                contract,
+                f"{contract.path}: `source` topic `{taken}` is already read by {topics[taken]}; a topic belongs to "
+                "one entity contract: remove it here, or merge the two contracts",
             )
-        seen[contract.name] = contract.path
-    _one_contract_per_topic(contracts)
+            continue
+        entities[contract.name] = contract.path
+        topics.update(dict.fromkeys(contract.source.topics, contract.path))
+
+
+def _unknown_subjects(contracts: list[Contract]) -> Iterator[tuple[Contract, str]]:
     by_name = {contract.name: contract for contract in contracts}
     for contract in contracts:
         for spec in contract.fields:
@@ -412,26 +466,16 @@ def load_contracts(directory: Path = SHIPPED_CONTRACTS_DIR) -> list[Contract]:
                 continue
             subject = by_name.get(spec.subject)
             if subject is None:
-                raise ContractError(
-                    f"{contract.path}: field `{spec.name}` names subject `{spec.subject}`, which no contract defines; "
-                    f"use one of {sorted(by_name)}"
+                yield (
+                    contract,
+                    f"{contract.path}: field `{spec.name}` names subject `{spec.subject}`, which no contract defines "
+                    f"(refused ones count as none); use one of {sorted(by_name)}, or fix `{spec.subject}`'s contract",
                 )
+                break
             if len(subject.key) != 1:
-                raise ContractError(
+                yield (
+                    contract,
                     f"{contract.path}: field `{spec.name}` names subject `{spec.subject}`, whose key has "
-                    f"{len(subject.key)} fields; a subject field holds a one-field key"
+                    f"{len(subject.key)} fields; a subject field holds a one-field key",
                 )
-    return contracts
-
-
-def _one_contract_per_topic(contracts: list[Contract]) -> None:
-    """Two contracts reading one topic would land, decode and count its records twice, each its own way."""
-    owner: dict[str, str] = {}
-    for contract in contracts:
-        for topic in contract.source.topics:
-            if topic in owner:
-                raise ContractError(
-                    f"{contract.path}: `source` topic `{topic}` is already read by {owner[topic]}; a topic belongs "
-                    "to one entity contract: remove it here, or merge the two contracts"
-                )
-            owner[topic] = contract.path
+                break
