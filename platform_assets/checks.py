@@ -22,6 +22,7 @@ DECLARED_TYPES = "declared_types"
 FRESHNESS = "freshness"
 ONE_ROW_PER_KEY_PER_DAY = "one_row_per_key_per_day"
 NOTHING_EXPIRED_BEFORE_LANDING = "nothing_expired_before_landing"
+EVERY_RECORD_ACCOUNTED = "every_record_accounted"
 
 DESCRIPTIONS = {
     VALID_CHANGES: "Keys, sequence and event time are present, declared columns exist, values are accepted, "
@@ -36,6 +37,8 @@ DESCRIPTIONS = {
     "`quality.freshness_hours` (judged when the contract sets it; backfills of old partitions are not judged).",
     ONE_ROW_PER_KEY_PER_DAY: "Exactly one row per key and snapshot date in the rewritten days (Great Expectations).",
     NOTHING_EXPIRED_BEFORE_LANDING: "No record was deleted by Kafka retention before this run could land it.",
+    EVERY_RECORD_ACCOUNTED: "Every landed record filed under the partition is stored once in raw or quarantine, "
+    "or counted as skipped (Debezium tombstone) or erased.",
 }
 
 
@@ -185,4 +188,40 @@ def expired_before_landing(asset: AssetKey, expired: dict[str, list[int]]) -> As
         else f"{table_name(asset)}: {count} records were deleted by Kafka retention before they were landed "
         f"({where}); the platform never saw them. Have the source re-publish them (or load a full snapshot), and "
         "land more often than the topics' retention.ms (lag sensor, PLATFORM_MAX_DELAY_S).",
+    )
+
+
+Position = tuple[str, int, int]  # topic, partition, offset
+
+
+def every_record_accounted(
+    asset: AssetKey, partition: str, landed: list[Position], stored: list[Position], set_aside: int
+) -> AssetCheckResult:
+    """Reconcile a partition: the landed records filed under it against the raw and quarantine rows read
+    back after the write (`stored`), plus the records decoding set aside and counted (`set_aside`)."""
+    counts: dict[Position, int] = {}
+    for position in stored:
+        counts[position] = counts.get(position, 0) + 1
+    landed_here = set(landed)
+    doubled = sorted(position for position, count in counts.items() if count > 1)
+    stray = sorted(set(counts) - landed_here)
+    missing = len(landed_here) - len(landed_here & set(counts)) - set_aside
+
+    def named(positions: list[Position]) -> str:
+        return ", ".join(f"{topic}[{part}]@{offset}" for topic, part, offset in positions[:5])
+
+    problems = [
+        *([f"{missing} of {len(landed_here)} landed records are in neither raw nor quarantine"] if missing else []),
+        *([f"{len(doubled)} are stored more than once ({named(doubled)})"] if doubled else []),
+        *([f"{len(stray)} stored rows were not landed under this partition ({named(stray)})"] if stray else []),
+    ]
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=EVERY_RECORD_ACCOUNTED,
+        passed=not problems,
+        metadata={"landed": len(landed_here), "stored": len(stored), "set_aside": set_aside},
+        description=None
+        if not problems
+        else f"{table_name(asset)} partition {partition}: " + "; ".join(problems) + ". Re-materialize this "
+        "partition; if it still fails, report it with these positions (another writer may have changed the tables).",
     )

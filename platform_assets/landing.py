@@ -91,14 +91,18 @@ def _to_record(message: Message) -> LandingRecord:
 
 
 def _resume_offsets(
-    contract: Contract, kafka: KafkaResource, archive: DeltaTable, consumer: Consumer, report: LandingReport
+    contract: Contract,
+    kafka: KafkaResource,
+    archive: DeltaTable,
+    consumer: Consumer,
+    partitions: list[TopicPartition],
+    report: LandingReport,
 ) -> dict[tuple[str, int], int]:
     """Where to resume each partition: after the last offset the landing table's Delta log says it holds.
 
     The Kafka commit can lag behind the Delta commit (a crash between the two), never lead it, so the
     Delta log decides; records that retention deleted before they were landed are reported, not hidden.
     """
-    partitions = kafka.partitions(consumer, contract.source.topics)
     committed = kafka.committed(consumer, partitions)
     positions = {}
     for tp in partitions:
@@ -153,12 +157,13 @@ def drain_to_landing(
     report = LandingReport()
     consumer = kafka.consumer(contract.name)
     try:
+        partitions = kafka.partitions(consumer, contract.source.topics)
+        if not partitions:
+            return report
         lake.create_if_missing("landing", contract.name, LANDING_SCHEMA)
         archive = lake.table("landing", contract.name)
         assert archive is not None
-        positions = _resume_offsets(contract, kafka, archive, consumer, report)
-        if not positions:
-            return report
+        positions = _resume_offsets(contract, kafka, archive, consumer, partitions, report)
         consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
         while report.records < max_records and not kafka.caught_up(consumer, positions):
             messages = consumer.consume(batch_records, timeout=1.0)
