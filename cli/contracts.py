@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from platform_assets.entity import contract_changes_refused
-from platform_assets.lib.contract import Contract, ContractError, load_contracts
+from platform_assets.lib.contract import Contract, read_contracts
 from platform_assets.settings import PlatformSettings
 from resources.lake import LakeResource
 
@@ -31,19 +32,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     directory = getattr(args, "directory", None) or PlatformSettings.from_env().contracts_dir
-    try:
-        contracts = load_contracts(directory)
-    except ContractError as error:
-        raise SystemExit(f"contract refused: {error}") from error
+    contracts, refused = read_contracts(directory)
     lake = LakeResource.from_env()
     if args.action == "migrate":
         _migrate(args.entity, contracts, lake)
         return
-    refusals = [refusal for contract in contracts if (refusal := contract_changes_refused(lake, contract))]
+    errors = [broken.error for broken in refused]
     for contract in contracts:
-        print(f"ok  {contract.path}: entity {contract.name}, {len(contract.fields)} fields")
-    if refusals:
-        raise SystemExit("contract refused: " + "\ncontract refused: ".join(refusals))
+        change_refused = contract_changes_refused(lake, contract)
+        if change_refused:
+            errors.append(change_refused)
+        else:
+            print(f"ok  {contract.path}: entity {contract.name}, {len(contract.fields)} fields")
+    for error in errors:
+        print(f"contract refused: {error}", file=sys.stderr)
+    if errors:
+        raise SystemExit(1)
 
 
 def _migrate(entity: str, contracts: list[Contract], lake: LakeResource) -> None:

@@ -24,6 +24,8 @@ DECLARED_TYPES = "declared_types"
 FRESHNESS = "freshness"
 ONE_ROW_PER_KEY_PER_DAY = "one_row_per_key_per_day"
 UNKNOWN_FIELDS = "unknown_fields"
+NOTHING_EXPIRED_BEFORE_LANDING = "nothing_expired_before_landing"
+EVERY_RECORD_ACCOUNTED = "every_record_accounted"
 
 DESCRIPTIONS = {
     VALID_CHANGES: "Keys, sequence and event time are present, declared columns exist, values are accepted, "
@@ -39,6 +41,9 @@ DESCRIPTIONS = {
     ONE_ROW_PER_KEY_PER_DAY: "Exactly one row per key and snapshot date in the rewritten days (Great Expectations).",
     UNKNOWN_FIELDS: "Warns (never blocks) when records carry fields the contract does not name; they are kept in "
     "`_extra` until the contract adds them (then a backfill fills the new column from the archive).",
+    NOTHING_EXPIRED_BEFORE_LANDING: "No record was deleted by Kafka retention before this run could land it.",
+    EVERY_RECORD_ACCOUNTED: "Every landed record filed under the partition is stored once in raw or quarantine, "
+    "or counted as skipped (Debezium tombstone) or erased.",
 }
 
 
@@ -193,4 +198,57 @@ def unknown_fields(asset: AssetKey, partition: str, counts: dict[str, int], reco
         else f"{table_name(asset)} partition {partition}: producers send fields the contract does not name: {named}. "
         "They are kept in `_extra`; to adopt one, add it to the contract (a new nullable field is added to the "
         "tables in place) and backfill the partitions that carried it.",
+    )
+
+
+def expired_before_landing(asset: AssetKey, expired: dict[str, list[int]]) -> AssetCheckResult:
+    """`expired` maps `topic[partition]` to the first and last offset retention deleted before landing."""
+    count = sum(last - first + 1 for first, last in expired.values())
+    where = ", ".join(f"{partition} offsets {first}..{last}" for partition, (first, last) in sorted(expired.items()))
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=NOTHING_EXPIRED_BEFORE_LANDING,
+        passed=not expired,
+        metadata={"expired_records": count, "expired_offsets": MetadataValue.json(expired)},
+        description=None
+        if not expired
+        else f"{table_name(asset)}: {count} records were deleted by Kafka retention before they were landed "
+        f"({where}); the platform never saw them. Have the source re-publish them (or load a full snapshot), and "
+        "land more often than the topics' retention.ms (lag sensor, PLATFORM_MAX_DELAY_S).",
+    )
+
+
+Position = tuple[str, int, int]  # topic, partition, offset
+
+
+def every_record_accounted(
+    asset: AssetKey, partition: str, landed: list[Position], stored: list[Position], set_aside: int
+) -> AssetCheckResult:
+    """Reconcile a partition: the landed records filed under it against the raw and quarantine rows read
+    back after the write (`stored`), plus the records decoding set aside and counted (`set_aside`)."""
+    counts: dict[Position, int] = {}
+    for position in stored:
+        counts[position] = counts.get(position, 0) + 1
+    landed_here = set(landed)
+    doubled = sorted(position for position, count in counts.items() if count > 1)
+    stray = sorted(set(counts) - landed_here)
+    missing = len(landed_here) - len(landed_here & set(counts)) - set_aside
+
+    def named(positions: list[Position]) -> str:
+        return ", ".join(f"{topic}[{part}]@{offset}" for topic, part, offset in positions[:5])
+
+    problems = [
+        *([f"{missing} of {len(landed_here)} landed records are in neither raw nor quarantine"] if missing else []),
+        *([f"{len(doubled)} are stored more than once ({named(doubled)})"] if doubled else []),
+        *([f"{len(stray)} stored rows were not landed under this partition ({named(stray)})"] if stray else []),
+    ]
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=EVERY_RECORD_ACCOUNTED,
+        passed=not problems,
+        metadata={"landed": len(landed_here), "stored": len(stored), "set_aside": set_aside},
+        description=None
+        if not problems
+        else f"{table_name(asset)} partition {partition}: " + "; ".join(problems) + ". Re-materialize this "
+        "partition; if it still fails, report it with these positions (another writer may have changed the tables).",
     )

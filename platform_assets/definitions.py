@@ -16,10 +16,11 @@ from platform_assets.entity import contract_changes_refused
 from platform_assets.factory import entity_assets
 from platform_assets.jobs import build_erasure_job, daily_job, hourly_job, landing_job
 from platform_assets.landing import topic_specs
-from platform_assets.lib.contract import Contract, ContractError, load_contracts
+from platform_assets.lib.contract import Contract, RefusedContract, read_contracts
 from platform_assets.maintenance import build_maintenance_job, build_maintenance_schedule
 from platform_assets.marts import build_marts, dbt_resource
 from platform_assets.partitions import Partitions
+from platform_assets.refused_contracts import refused_contract_sensors, refused_contract_specs
 from platform_assets.schedules import daily_schedule, hourly_schedule
 from platform_assets.secrets import load_aws_secrets_into_environment
 from platform_assets.sensors import build_erasure_marts_sensor, build_history_sensor, build_lag_sensor
@@ -67,8 +68,11 @@ def build_definitions(
     contracts: list[Contract],
     resources: Mapping[str, Any] | None = None,
     settings: PlatformSettings | None = None,
+    refused: list[RefusedContract] | None = None,
 ) -> Definitions:
+    """The code location for `contracts`; each `refused` contract file is shown as an error, not loaded."""
     settings = settings or PlatformSettings()
+    refused = refused or []
     partitions = Partitions.starting(settings.start)
     marts = build_marts(contracts, partitions)
     erasure_job = build_erasure_job(contracts)
@@ -80,9 +84,10 @@ def build_definitions(
             build_lag_sensor(contract, settings.lag_threshold, settings.max_delay_s, interval, partitions),
         )
         sensors.append(build_history_sensor(contract, list(marts.keys), interval, partitions))
+    sensors.extend(refused_contract_sensors(refused, interval))
     chains = [asset for contract in contracts for asset in entity_assets(contract, partitions)]
     return Definitions(
-        assets=[*topic_specs(contracts), *chains, marts],
+        assets=[*topic_specs(contracts), *chains, marts, *refused_contract_specs(refused)],
         jobs=[landing_job, hourly_job, daily_job, erasure_job, maintenance_job],
         schedules=[hourly_schedule, daily_schedule, build_maintenance_schedule(maintenance_job)],
         sensors=sensors,
@@ -96,12 +101,14 @@ def load_code_location() -> Definitions:
     """The code location as the Dagster tools load it: secrets, settings and resources from the environment."""
     load_aws_secrets_into_environment()
     settings = PlatformSettings.from_env()
-    contracts, resources = load_contracts(settings.contracts_dir), resources_from_env()
-    # A contract change the stored tables cannot follow is refused before any run, with its way forward.
-    refusals = [refusal for contract in contracts if (refusal := contract_changes_refused(resources["lake"], contract))]
-    if refusals:
-        raise ContractError("\n".join(refusals))
-    return build_definitions(contracts, resources, settings)
+    contracts, refused = read_contracts(settings.contracts_dir)
+    resources = resources_from_env()
+    # A contract change the stored tables cannot follow is refused (alone, like any broken contract)
+    # before any run, with its way forward.
+    changed = {c.path: why for c in contracts if (why := contract_changes_refused(resources["lake"], c))}
+    refused += [RefusedContract(path, why) for path, why in changed.items()]
+    loaded = [contract for contract in contracts if contract.path not in changed]
+    return build_definitions(loaded, resources, settings, refused)
 
 
 defs = load_code_location()

@@ -15,11 +15,11 @@ from platform_assets.snapshot import build_snapshot_asset
 
 def entity_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTITIONS) -> list[AssetsDefinition]:
     chain = [
-        build_landing_asset(contract),
+        build_landing_asset(contract, partitions),
         build_raw_assets(contract, partitions),
         build_current_asset(contract, partitions),
         build_history_asset(contract, partitions),
     ]
     if contract.snapshot_url:
-        chain.append(build_snapshot_asset(contract))
+        chain.append(build_snapshot_asset(contract, partitions))
     return chain

@@ -14,16 +14,19 @@ from datetime import UTC, datetime
 import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, asset
+from deltalake import DeltaTable
 
+from platform_assets import checks
 from platform_assets.entity import asset_key, entity_asset_properties, lake_pool
 from platform_assets.lib.archive import app_id, landing_rows, last_offsets
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup
 from platform_assets.lib.records import LandingRecord
-from platform_assets.partitions import hour_key
+from platform_assets.lib.tables import LANDING_SCHEMA
+from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions, hour_key
 from platform_assets.retries import retry_transient_failures
 from resources.kafka import KafkaResource, KafkaUnavailableError
-from resources.lake import LakeResource
+from resources.lake import LakeCommitConflictError, LakeResource
 from resources.schema_registry import SchemaRegistryResource
 
 LANDING_KINDS = {"kafka", "delta"}
@@ -62,7 +65,12 @@ class LandingReport:
     offsets: dict[str, list[int]] = field(default_factory=dict)
     event_hours: set[str] = field(default_factory=set)
     lag_after: int = 0
-    expired_before_landing: int = 0
+    # `topic[partition]` -> [first, last] offset that Kafka retention deleted before they were landed.
+    expired: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def expired_before_landing(self) -> int:
+        return sum(last - first + 1 for first, last in self.expired.values())
 
 
 def _to_record(message: Message) -> LandingRecord:
@@ -83,26 +91,50 @@ def _to_record(message: Message) -> LandingRecord:
 
 
 def _resume_offsets(
-    contract: Contract, kafka: KafkaResource, lake: LakeResource, consumer: Consumer, report: LandingReport
+    contract: Contract,
+    kafka: KafkaResource,
+    archive: DeltaTable,
+    consumer: Consumer,
+    partitions: list[TopicPartition],
+    report: LandingReport,
 ) -> dict[tuple[str, int], int]:
     """Where to resume each partition: after the last offset the landing table's Delta log says it holds.
 
     The Kafka commit can lag behind the Delta commit (a crash between the two), never lead it, so the
     Delta log decides; records that retention deleted before they were landed are reported, not hidden.
     """
-    partitions = kafka.partitions(consumer, contract.source.topics)
     committed = kafka.committed(consumer, partitions)
     positions = {}
     for tp in partitions:
         position = (tp.topic, tp.partition)
-        landed = lake.transaction_version("landing", contract.name, app_id(contract.name, tp.topic, tp.partition))
+        landed = archive.transaction_version(app_id(contract.name, tp.topic, tp.partition))
         resume = max(committed[position] or 0, landed + 1 if landed is not None else 0)
         earliest, _ = kafka.watermarks(consumer, tp)
         if earliest > resume:
-            report.expired_before_landing += earliest - resume
+            report.expired[f"{tp.topic}[{tp.partition}]"] = [resume, earliest - 1]
             resume = earliest
         positions[position] = resume
     return positions
+
+
+def _follow_other_writers(
+    contract: Contract, archive: DeltaTable, positions: dict[tuple[str, int], int], consumer: Consumer
+) -> bool:
+    """Move every partition that another landing run advanced in `archive` to after what that run landed.
+
+    Afterwards each position is right after the offset `archive`'s version records for its partition
+    (or nothing is recorded there yet), which is what a commit read from that version may build on.
+    Returns whether a position moved (the consumer is then reassigned to the new positions).
+    """
+    moved = False
+    for (topic, partition), position in positions.items():
+        landed = archive.transaction_version(app_id(contract.name, topic, partition))
+        if landed is not None and landed + 1 > position:
+            positions[(topic, partition)] = landed + 1
+            moved = True
+    if moved:
+        consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
+    return moved
 
 
 def drain_to_landing(
@@ -113,29 +145,55 @@ def drain_to_landing(
     batch_records: int = 50_000,
     max_records: int = 5_000_000,
     on_stage: Callable[[str], None] = lambda stage: None,
+    first_hour: datetime = DEFAULT_PARTITIONS.first_hour,
 ) -> LandingReport:
-    """Land batch after batch until the topics are drained (or `max_records`); return what was landed."""
+    """Land batch after batch until the topics are drained (or `max_records`); return what was landed.
+
+    Several runs of one entity may land at once (CLI, UI, sensor, a retry). Each batch is committed
+    against `archive`, the table version its positions were derived from: a run that another run
+    overtook on one of the batch's partitions fails that commit (Delta transaction conflict), drops
+    the batch, moves to after what the other run landed and consumes again.
+    """
     report = LandingReport()
     consumer = kafka.consumer(contract.name)
     try:
-        positions = _resume_offsets(contract, kafka, lake, consumer, report)
-        if not positions:
+        partitions = kafka.partitions(consumer, contract.source.topics)
+        if not partitions:
             return report
+        lake.create_if_missing("landing", contract.name, LANDING_SCHEMA)
+        archive = lake.table("landing", contract.name)
+        assert archive is not None
+        positions = _resume_offsets(contract, kafka, archive, consumer, partitions, report)
         consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
         while report.records < max_records and not kafka.caught_up(consumer, positions):
             messages = consumer.consume(batch_records, timeout=1.0)
             if not messages:
                 break
-            records = [_to_record(m) for m in messages if _checked(contract, m)]
+            # Only records at or after each position: never one fetched before a reassignment moved past it.
+            records = [
+                record
+                for record in (_to_record(m) for m in messages if _checked(contract, m))
+                if record.offset >= positions[(record.topic, record.partition)]
+            ]
+            if not records:
+                continue
             on_stage("consumed")
-            table = landing_rows(contract, records, schema_lookup, datetime.now(UTC))
+            table = landing_rows(contract, records, schema_lookup, datetime.now(UTC), first_hour)
             last = last_offsets(table)
-            lake.append(
-                "landing",
-                contract.name,
-                table,
-                app_transactions={app_id(contract.name, t, p): offset for (t, p), offset in last.items()},
-            )
+            try:
+                lake.append(
+                    "landing",
+                    contract.name,
+                    table,
+                    app_transactions={app_id(contract.name, t, p): offset for (t, p), offset in last.items()},
+                    read=archive,
+                )
+            except LakeCommitConflictError:
+                archive = lake.table("landing", contract.name)
+                assert archive is not None
+                if not _follow_other_writers(contract, archive, positions, consumer):
+                    raise  # the conflict was not about these partitions: nothing safe to retry
+                continue
             on_stage("written")
             consumer.commit(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False)
             on_stage("committed")
@@ -143,6 +201,8 @@ def drain_to_landing(
                 span = report.offsets.setdefault(f"{t}[{p}]", [positions[(t, p)], offset])
                 span[1] = offset
                 positions[(t, p)] = offset + 1
+            # Runs that committed between `archive`'s old version and ours may have landed other partitions.
+            _follow_other_writers(contract, archive, positions, consumer)
             report.records += len(records)
             report.bytes += sum(pc.sum(pc.binary_length(table[column])).as_py() or 0 for column in ("key", "value"))
             report.event_hours.update(hour_key(h) for h in pc.unique(table["_event_hour"]).to_pylist())
@@ -166,7 +226,7 @@ def _checked(contract: Contract, message: Message) -> bool:
     raise KafkaUnavailableError(f"Kafka error while landing {contract.name}: {error}")
 
 
-def build_landing_asset(contract: Contract):
+def build_landing_asset(contract: Contract, partitions: Partitions = DEFAULT_PARTITIONS):
     @asset(
         key=asset_key("landing", contract),
         description=(
@@ -178,6 +238,7 @@ def build_landing_asset(contract: Contract):
         kinds=LANDING_KINDS,
         deps=[topic_key(topic) for topic in contract.source.topics],
         pool=lake_pool(contract, "landing"),
+        check_specs=[checks.spec(asset_key("landing", contract), checks.NOTHING_EXPIRED_BEFORE_LANDING)],
     )
     def landing_asset(
         context: AssetExecutionContext,
@@ -193,6 +254,7 @@ def build_landing_asset(contract: Contract):
                 lake,
                 schema_registry.lookup(),
                 on_stage=lambda stage: context.log.debug(stage),
+                first_hour=partitions.first_hour,
             )
         context.log.info(f"landed {report.records} records of {contract.name} ({report.bytes} bytes)")
         return MaterializeResult(
@@ -205,7 +267,8 @@ def build_landing_asset(contract: Contract):
                 "expired_before_landing": report.expired_before_landing,
                 "duration_s": round(time.monotonic() - started, 3),
                 "table_version": lake.version("landing", contract.name) or 0,
-            }
+            },
+            check_results=[checks.expired_before_landing(asset_key("landing", contract), report.expired)],
         )
 
     return landing_asset

@@ -19,6 +19,11 @@ class Partitions:
     hourly: HourlyPartitionsDefinition
     daily: DailyPartitionsDefinition
 
+    @property
+    def first_hour(self) -> datetime:
+        """The start of the first hourly partition: no record can be filed before it."""
+        return self.hourly.start
+
     @classmethod
     def starting(cls, start: str) -> Partitions:
         """Hourly and daily partitions from `start` (`YYYY-MM-DD-HH:MM`, UTC).

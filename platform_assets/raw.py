@@ -32,6 +32,7 @@ from platform_assets.entity import (
 from platform_assets.erasure import erased_record_test
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import decode_batch
+from platform_assets.lib.erasure import KAFKA_POSITION_COLUMNS
 from platform_assets.lib.pii import pii_key, protect
 from platform_assets.lib.records import LandingRecord, landing_record
 from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
@@ -55,6 +56,19 @@ def hour_window_filter(column: str, start: datetime, end: datetime) -> pc.Expres
 def landed_records(lake: LakeResource, entity: str, start: datetime, end: datetime) -> list[LandingRecord]:
     table = lake.read("landing", entity, hour_window_filter("_event_hour", start, end), LANDING_SCHEMA)
     return [landing_record(row) for row in table.to_pylist()]
+
+
+def _stored_positions(lake: LakeResource, contract: Contract, start: datetime, end: datetime) -> list[tuple]:
+    """The Kafka positions of the raw and quarantine rows of [start, end), read back from the tables."""
+    window = hour_window_filter("_event_hour", start, end)
+    return [
+        position
+        for layer, schema in (("raw", raw_schema(contract)), ("quarantine", QUARANTINE_SCHEMA))
+        for position in zip(
+            *(lake.read(layer, contract.name, window, schema).column(c).to_pylist() for c in KAFKA_POSITION_COLUMNS),
+            strict=True,
+        )
+    ]
 
 
 def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTITIONS):
@@ -97,6 +111,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
             checks.spec(raw_key, checks.DECLARED_TYPES),
             checks.spec(raw_key, checks.FRESHNESS),
             checks.warning_spec(raw_key, checks.UNKNOWN_FIELDS),
+            checks.spec(raw_key, checks.EVERY_RECORD_ACCOUNTED),
         ],
         backfill_policy=BackfillPolicy.single_run(),
         pool=lake_pool(contract, "raw"),
@@ -114,6 +129,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
             lambda values: protect(contract, values, secret),
             schema_lookup,
             is_erased=erased_record_test(lake, contract, secret, schema_lookup),
+            first_hour=partitions.first_hour,
         )
         predicate = hour_window_predicate("_event_hour", window.start, window.end)
         raw_table = pa.Table.from_pylist(batch.rows, raw_schema(contract))
@@ -150,6 +166,13 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         )
 
         label = partition_label(context)
+        yield checks.every_record_accounted(
+            raw_key,
+            label,
+            [(record.topic, record.partition, record.offset) for record in records],
+            _stored_positions(lake, contract, window.start, window.end),
+            batch.skipped + batch.erased,
+        )
         outcomes = validate(raw_table.to_pandas(), raw_rules(contract))
         yield checks.from_outcomes(raw_key, checks.VALID_CHANGES, label, outcomes)
         yield checks.quarantine_rate(

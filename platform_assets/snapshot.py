@@ -18,8 +18,9 @@ from platform_assets.entity import asset_key, entity_asset_properties, lake_pool
 from platform_assets.lib.archive import app_id, landing_rows
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.records import LandingRecord, key_string, snapshot_topic
-from platform_assets.partitions import hour_key
-from resources.lake import LakeResource
+from platform_assets.lib.tables import LANDING_SCHEMA
+from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions, hour_key
+from resources.lake import LakeCommitConflictError, LakeResource
 
 
 class SnapshotConfig(Config):
@@ -44,7 +45,42 @@ def download(url: str, page_size: int, timeout_s: float = 60.0) -> list[dict]:
     return rows
 
 
-def build_snapshot_asset(contract: Contract):
+def _land_numbered(
+    contract: Contract, lake: LakeResource, topic: str, rows: list[dict], stamp: int, first_hour: datetime
+) -> int:
+    """Land the rows after the last offset of the snapshot pseudo-topic; returns the first offset used.
+
+    The offsets are numbered from the table version the commit is checked against, so two loads at
+    once cannot both use them: the one that loses the race renumbers after the winner and commits again.
+    """
+    snapshot_app = app_id(contract.name, topic, 0)
+    if not rows:
+        return (lake.transaction_version("landing", contract.name, snapshot_app) or -1) + 1
+    while True:
+        lake.create_if_missing("landing", contract.name, LANDING_SCHEMA)
+        archive = lake.table("landing", contract.name)
+        assert archive is not None
+        first = (archive.transaction_version(snapshot_app) or -1) + 1
+        records = [
+            LandingRecord(
+                topic, 0, first + i, stamp, key_string(contract, row).encode(), json.dumps(row, sort_keys=True).encode()
+            )
+            for i, row in enumerate(rows)
+        ]
+        try:
+            lake.append(
+                "landing",
+                contract.name,
+                landing_rows(contract, records, None, datetime.now(UTC), first_hour),
+                app_transactions={snapshot_app: first + len(records) - 1},
+                read=archive,
+            )
+            return first
+        except LakeCommitConflictError:
+            continue
+
+
+def build_snapshot_asset(contract: Contract, partitions: Partitions = DEFAULT_PARTITIONS):
     assert contract.snapshot_url is not None
     topic = snapshot_topic(contract.name)
 
@@ -60,34 +96,14 @@ def build_snapshot_asset(contract: Contract):
         started = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
         began = time.monotonic()
         rows = download(str(contract.snapshot_url), config.page_size)
-        snapshot_app = app_id(contract.name, topic, 0)
-        first = (lake.transaction_version("landing", contract.name, snapshot_app) or -1) + 1
-        stamp = int(started.timestamp() * 1000)
-        records = [
-            LandingRecord(
-                topic,
-                0,
-                first + i,
-                stamp,
-                key_string(contract, row).encode(),
-                json.dumps(row, sort_keys=True).encode(),
-            )
-            for i, row in enumerate(rows)
-        ]
-        if records:
-            lake.append(
-                "landing",
-                contract.name,
-                landing_rows(contract, records, None, datetime.now(UTC)),
-                app_transactions={snapshot_app: first + len(records) - 1},
-            )
+        first = _land_numbered(contract, lake, topic, rows, int(started.timestamp() * 1000), partitions.first_hour)
         context.log.info(f"snapshot of {contract.name}: {len(rows)} rows attributed to {started.isoformat()}")
         return MaterializeResult(
             metadata={
                 "rows": len(rows),
                 "as_of": started.isoformat(),
                 "event_hours": MetadataValue.json([hour_key(started)] if rows else []),
-                "offsets": MetadataValue.json({f"{topic}[0]": [first, first + len(records) - 1]}),
+                "offsets": MetadataValue.json({f"{topic}[0]": [first, first + len(rows) - 1]}),
                 "duration_s": round(time.monotonic() - began, 3),
             }
         )

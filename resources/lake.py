@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from dagster import ConfigurableResource
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
 from deltalake import Field as DeltaField
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 LAYERS = (
     "landing",
@@ -152,6 +152,11 @@ def stored_schema(table: DeltaTable) -> pa.Schema:
 CHECKPOINT_EVERY = 10
 
 
+class LakeCommitConflictError(RuntimeError):
+    """A commit lost to a concurrent writer that recorded one of the same app transactions after the
+    version this writer read: what it wrote from is stale; read the table again and redo the work."""
+
+
 class LakeResource(ConfigurableResource):
     """Addresses and reads/writes the Delta tables of the lake."""
 
@@ -192,18 +197,38 @@ class LakeResource(ConfigurableResource):
             return schema.empty_table()
         return table.to_pyarrow_dataset().to_table(filter=filter)
 
-    def append(self, layer: str, entity: str, data: pa.Table, app_transactions: dict[str, int] | None = None) -> None:
-        """Append in one Delta commit; `app_transactions` records (app id -> version) in that same commit."""
+    def append(
+        self,
+        layer: str,
+        entity: str,
+        data: pa.Table,
+        app_transactions: dict[str, int] | None = None,
+        read: DeltaTable | None = None,
+    ) -> None:
+        """Append in one Delta commit; `app_transactions` records (app id -> version) in that same commit.
+
+        `read` is the table as the writer read it when it decided what to write (e.g. where to resume):
+        the commit is then checked against every commit made since that version, and fails with
+        `LakeCommitConflictError` when one of them recorded any of the same app ids (the Delta protocol's
+        transaction conflict, enforced by delta-rs). `read` then holds the version just committed.
+        """
         transactions = [Transaction(app_id, version) for app_id, version in (app_transactions or {}).items()]
-        table = self.table(layer, entity)
-        before = None if table is None else table.version()
-        write_deltalake(
-            self.uri(layer, entity),
-            data if table is None else conform(data, stored_schema(table)),
-            mode="append",
-            storage_options=self._options(),
-            commit_properties=CommitProperties(app_transactions=transactions) if transactions else None,
-        )
+        stored = read if read is not None else self.table(layer, entity)
+        before = None if stored is None else stored.version()
+        try:
+            write_deltalake(
+                read if read is not None else self.uri(layer, entity),
+                data if stored is None else conform(data, stored_schema(stored)),
+                mode="append",
+                storage_options=self._options(),
+                commit_properties=CommitProperties(app_transactions=transactions) if transactions else None,
+            )
+        except CommitFailedError as error:
+            if not transactions:
+                raise
+            raise LakeCommitConflictError(
+                f"{self.uri(layer, entity)}: another writer recorded {sorted(app_transactions or {})} first ({error})"
+            ) from error
         self.checkpoint_if_due(layer, entity, before)
 
     def select(self, layer: str, entity: str, sql: str) -> pa.Table | None:
@@ -263,13 +288,17 @@ class LakeResource(ConfigurableResource):
     ) -> None:
         """Create an empty table with an explicit, all-nullable schema before any engine writes to it."""
         if self.table(layer, entity) is None:
-            write_deltalake(
-                self.uri(layer, entity),
-                schema.empty_table(),
-                mode="ignore",
-                partition_by=partition_by,
-                storage_options=self._options(),
-            )
+            try:
+                write_deltalake(
+                    self.uri(layer, entity),
+                    schema.empty_table(),
+                    mode="ignore",
+                    partition_by=partition_by,
+                    storage_options=self._options(),
+                )
+            except CommitFailedError:
+                if self.table(layer, entity) is None:
+                    raise  # not a concurrent writer that created it first
 
     def evolve(self, layer: str, entity: str, schema: pa.Schema, partition_by: list[str] | None = None) -> SchemaChange:
         """Create the table with `schema`, or bring a stored one to it in place: new columns are added

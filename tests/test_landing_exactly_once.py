@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from platform_assets.landing import drain_to_landing
+from platform_assets.lib.contract import parse_contract
+from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 from simulator.service import ensure_topics
 
@@ -65,3 +68,79 @@ def test_sigkill_at_every_point_of_the_cycle_neither_duplicates_nor_loses(broker
     # A crash after the Delta commit but before the Kafka commit left Kafka behind; Delta decided.
     again = run("none", 0)
     assert json.loads(again.stdout.strip().splitlines()[-1]) == {"records": 0}
+
+
+def _three_partition_stream(broker: str, name: str, produced: int) -> dict:
+    """A JSON contract on one new 3-partition topic holding `produced` records spread over the partitions."""
+    topic = f"{name}-{uuid.uuid4().hex[:8]}"
+    ensure_topics(broker, [topic], partitions=3)
+    producer = Producer({"bootstrap.servers": broker, "batch.num.messages": 1})
+    for i in range(produced):
+        value = {"id": f"k{i}", "op": "c", "ts": f"2026-01-01T{i % 24:02d}:00:00Z", "v": i}
+        producer.produce(topic, key=f"k{i}".encode(), value=json.dumps(value).encode(), partition=i % 3)
+    assert producer.flush(30) == 0
+    return {
+        "name": name,
+        "source": {"format": "json", "topic": topic, "operation_field": "op"},
+        "key": ["id"],
+        "sequence": "v",
+        "event_time": "ts",
+        "fields": {"id": {}, "op": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+    }
+
+
+def _assert_each_record_landed_once(lake_root: str, entity: str, produced: int) -> None:
+    landed = LakeResource(root=lake_root).read("landing", entity).to_pylist()
+    positions = [(row["topic"], row["partition"], row["offset"]) for row in landed]
+    assert len(set(positions)) == len(positions), "a record was landed twice"
+    assert len(positions) == produced, "a record was skipped"
+    for partition in range(3):
+        offsets = sorted(offset for _, p, offset in positions if p == partition)
+        assert offsets == list(range(len(offsets))), f"gap in partition {partition}"
+
+
+def test_a_run_overtaken_by_another_run_lands_nothing_twice(broker, tmp_path):
+    """Run A resumes and consumes a batch; before A writes it, run B lands everything. A's commit must
+    fail (B advanced the same topic partitions since A resumed), and A must re-resume and find nothing left."""
+    produced = 300
+    document = _three_partition_stream(broker, "overtaken", produced)
+    contract = parse_contract(document)
+    kafka = KafkaResource(bootstrap_servers=broker, group_prefix=f"overtaken-{uuid.uuid4().hex[:8]}")
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    overtaking: list[int] = []
+
+    def overtake(stage: str) -> None:
+        if stage == "consumed" and not overtaking:
+            overtaking.append(drain_to_landing(contract, kafka, lake, batch_records=40).records)
+
+    overtaken = drain_to_landing(contract, kafka, lake, batch_records=40, on_stage=overtake)
+
+    assert overtaking == [produced]
+    assert overtaken.records == 0
+    _assert_each_record_landed_once(lake.root, "overtaken", produced)
+
+
+def test_concurrent_landing_processes_land_each_record_exactly_once(broker, tmp_path):
+    """Three landing processes of one entity at once (CLI, UI, sensor runs) share the work without
+    landing a record twice or skipping one."""
+    produced = 900
+    document = _three_partition_stream(broker, "concurrent", produced)
+    lake_root = str(tmp_path / "lake")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    arguments = [json.dumps(document), broker, f"concurrent-{uuid.uuid4().hex[:8]}", lake_root, "none", "0"]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), *arguments],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outcomes = [worker.communicate(timeout=180) for worker in workers]
+    for worker, (_, stderr) in zip(workers, outcomes, strict=True):
+        assert worker.returncode == 0, stderr[-2000:]
+    landed_by_each = [json.loads(stdout.strip().splitlines()[-1])["records"] for stdout, _ in outcomes]
+    assert sum(landed_by_each) == produced
+    _assert_each_record_landed_once(lake_root, "concurrent", produced)

@@ -10,11 +10,13 @@ from hypothesis import strategies as st
 from platform_assets.lib.archive import landing_rows, last_offsets
 from platform_assets.lib.contract import load_contracts
 from platform_assets.lib.records import LandingRecord, landing_record
+from platform_assets.partitions import DEFAULT_PARTITIONS
 
 pytestmark = pytest.mark.unit
 
 TRANSACTIONS = next(c for c in load_contracts() if c.name == "card_transactions")
 TOPIC = TRANSACTIONS.source.topics[0]
+LANDED_AT = datetime(2026, 1, 2, tzinfo=UTC)
 VALUE = {"transaction_id": "T1", "customer_id": "C1", "amount": 1.0, "occurred_at": "2026-01-01T10:15:00Z"}
 
 headers = st.lists(st.tuples(st.text(max_size=8), st.one_of(st.none(), st.binary(max_size=8))), max_size=3)
@@ -36,8 +38,10 @@ records = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(records)
 def test_every_landed_row_reads_back_as_the_record_consumed(batch):
-    table = landing_rows(TRANSACTIONS, batch, None, datetime(2026, 1, 2, tzinfo=UTC))
-    assert [landing_record(row) for row in table.to_pylist()] == batch
+    table = landing_rows(TRANSACTIONS, batch, None, LANDED_AT, DEFAULT_PARTITIONS.first_hour)
+    assert [landing_record(row) for row in table.to_pylist()] == [
+        record._replace(landed_at=LANDED_AT) for record in batch
+    ]
     expected_last: dict[tuple[str, int], int] = {}
     for record in batch:
         position = (record.topic, record.partition)
@@ -48,5 +52,5 @@ def test_every_landed_row_reads_back_as_the_record_consumed(batch):
 def test_a_record_is_filed_under_its_event_hour_and_without_one_under_its_kafka_hour():
     good = LandingRecord(TOPIC, 0, 0, 1_767_225_600_000, b"T1", json.dumps(VALUE).encode())
     broken = LandingRecord(TOPIC, 0, 1, 1_767_225_600_000, b"T2", b"{not json")
-    table = landing_rows(TRANSACTIONS, [good, broken], None, datetime(2026, 1, 2, tzinfo=UTC))
+    table = landing_rows(TRANSACTIONS, [good, broken], None, LANDED_AT, DEFAULT_PARTITIONS.first_hour)
     assert table["_event_hour"].to_pylist() == [datetime(2026, 1, 1, 10, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)]

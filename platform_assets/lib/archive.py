@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, landing_hour
-from platform_assets.lib.records import LandingRecord
+from platform_assets.lib.records import HourRange, LandingRecord
 from platform_assets.lib.tables import LANDING_SCHEMA
 
 
@@ -23,13 +23,22 @@ def app_id(entity: str, topic: str, partition: int) -> str:
 
 
 def landing_rows(
-    contract: Contract, records: list[LandingRecord], schema_lookup: SchemaLookup | None, landed_at: datetime
+    contract: Contract,
+    records: list[LandingRecord],
+    schema_lookup: SchemaLookup | None,
+    landed_at: datetime,
+    first_hour: datetime,
 ) -> pa.Table:
-    """The landing table rows of a batch; column by column, since this runs at Kafka speed."""
+    """The landing table rows of a batch; column by column, since this runs at Kafka speed.
+
+    Each record is filed under an hourly partition that exists: `first_hour` (the first partition) to
+    the hour of `landed_at` (see `decode.landing_hour`).
+    """
     topics, partitions, offsets, timestamps_ms, keys, values, headers = (
-        list(map(itemgetter(column), records)) for column in range(len(LandingRecord._fields))
+        list(map(itemgetter(column), records)) for column in range(LandingRecord._fields.index("landed_at"))
     )
-    hours = [landing_hour(contract, record, schema_lookup) for record in records]
+    existing = HourRange.landed(first_hour, landed_at)
+    hours = [landing_hour(contract, record, schema_lookup, existing) for record in records]
     column_type = {column.name: column.type for column in LANDING_SCHEMA}
     return pa.Table.from_arrays(
         [

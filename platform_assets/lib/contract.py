@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -21,7 +22,32 @@ PII_POLICIES = ("hash", "mask", "drop")
 OPERATIONS = ("create", "update", "delete")
 DEFAULT_OPERATION_VALUES = {"c": "create", "u": "update", "d": "delete"}
 DEFAULT_MAX_VALUE_BYTES = 1_000_000
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Entity, field and key names are written unquoted into the SQL of Spark (Sail), DataFusion (delta-rs
+# predicates) and DuckDB (dbt), so they are plain lower-case identifiers: `-`, spaces or SQL in a name
+# would break a statement or change what it means. A leading `_` is kept for platform columns.
+NAME_RULE = "^[a-z][a-z0-9_]*$"
+_NAME = re.compile(NAME_RULE)
+MAX_NAME_LENGTH = 63  # PostgreSQL (and a Hive metastore on it) cuts longer identifiers
+# Words that Sail or DataFusion read as a literal or a function where a column name is written bare
+# (found by experiment: `WHERE true = 'x'` and `WHERE current_date = 'x'` fail; `WHERE null = 'x'`
+# silently matches nothing).
+RESERVED_NAMES = frozenset(
+    {
+        "true",
+        "false",
+        "null",
+        "exists",
+        "interval",
+        "current_date",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "session_user",
+        "user",
+        "localtime",
+        "localtimestamp",
+    }
+)
 _ENV_REFERENCE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 # The contracts shipped with the platform (the code location reads PLATFORM_CONTRACTS_DIR instead, if set).
 SHIPPED_CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
@@ -120,6 +146,80 @@ def _expand_env(value: str) -> str:
     return _ENV_REFERENCE.sub(replace, value)
 
 
+def _checked_name(name: Any, key: str, where: str) -> str:
+    """`name` if every engine reads it as a plain name; else an error naming the file, the key and the rule."""
+    text = str(name)
+    suggestion = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "a_name"
+    if text.startswith("_"):
+        raise ContractError(f"{where}: `{key}` is `{text}`; a leading `_` is reserved for platform columns")
+    if not _NAME.match(text):
+        raise ContractError(
+            f"{where}: `{key}` is `{text}`; names must be snake_case matching {NAME_RULE} (lower-case letters, "
+            f"digits and `_`, starting with a letter) so every SQL engine reads them as plain names; rename it, "
+            f"e.g. `{suggestion}`"
+        )
+    if len(text) > MAX_NAME_LENGTH:
+        raise ContractError(
+            f"{where}: `{key}` is {len(text)} characters long; names are at most {MAX_NAME_LENGTH}; rename it shorter"
+        )
+    if text in RESERVED_NAMES:
+        raise ContractError(
+            f"{where}: `{key}` is `{text}`, a reserved SQL word that engines read as a value or function rather "
+            f"than a column ({', '.join(sorted(RESERVED_NAMES))}); rename it, e.g. `{text}_value`"
+        )
+    return text
+
+
+SOURCE_KEYS = ("format", "topics", "topic", "operation_field", "operation_values", "max_value_bytes")
+QUALITY_KEYS = ("max_quarantine_rate", "max_row_count_change", "freshness_hours", "expectations")
+_TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")  # what Kafka accepts as a topic name
+
+
+def _known_keys(mapping: dict[str, Any], allowed: tuple[str, ...], key: str, where: str) -> None:
+    unknown = sorted(set(map(str, mapping)) - set(allowed))
+    if unknown:
+        raise ContractError(f"{where}: `{key}` has unknown keys {unknown}; the keys are {', '.join(allowed)}")
+
+
+def _whole_number(value: Any, key: str, where: str, unit: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ContractError(f"{where}: `{key}` is {value!r}; give a whole number of {unit} (at least 1)")
+    return value
+
+
+def _fraction(value: Any, key: str, where: str, hint: str, at_most_one: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (at_most_one and value > 1):
+        raise ContractError(f"{where}: `{key}` is {value!r}; {hint}")
+    return float(value)
+
+
+def _topic_name(value: Any, key: str, where: str) -> str:
+    topic = "" if value is None else str(value)
+    if not _TOPIC.match(topic) or topic in (".", ".."):
+        raise ContractError(
+            f"{where}: `{key}` is {topic!r}; give the Kafka topic name (1 to 249 of letters, digits, `.`, `_`, `-`)"
+        )
+    if topic.startswith("_snapshot."):
+        raise ContractError(
+            f"{where}: `{key}` is `{topic}`; topics starting with `_snapshot.` are reserved for snapshot loads"
+        )
+    return topic
+
+
+def _operation_values(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not value:
+        raise ContractError(
+            f"{where}: `source.operation_values` is {value!r}; map each wire value to an operation, "
+            "e.g. {I: create, U: update, D: delete}"
+        )
+    wrong = sorted(str(v) for v in value.values() if v not in OPERATIONS)
+    if wrong:
+        raise ContractError(
+            f"{where}: `source.operation_values` maps to {wrong}; the operations are {', '.join(OPERATIONS)}"
+        )
+    return {str(k): v for k, v in value.items()}
+
+
 def _require(mapping: dict[str, Any], key: str, where: str, hint: str) -> Any:
     if key not in mapping or mapping[key] in (None, ""):
         raise ContractError(f"{where}: missing `{key}`; {hint}")
@@ -161,6 +261,7 @@ def _parse_field(name: str, raw: Any, where: str) -> FieldSpec:
 def _parse_source(raw: Any, where: str) -> SourceSpec:
     if not isinstance(raw, dict):
         raise ContractError(f"{where}: `source` must be a mapping with `format` and `topics` or `topic`")
+    _known_keys(raw, SOURCE_KEYS, "source", where)
     fmt = raw.get("format", "json")
     if fmt not in FORMATS:
         raise ContractError(f"{where}: source format `{fmt}` is not supported; use one of {', '.join(FORMATS)}")
@@ -170,21 +271,27 @@ def _parse_source(raw: Any, where: str) -> SourceSpec:
         raise ContractError(
             f"{where}: source needs exactly one of `topics: {{create: .., update: .., delete: ..}}` or `topic: <name>`"
         )
-    max_bytes = int(raw.get("max_value_bytes", DEFAULT_MAX_VALUE_BYTES))
+    max_bytes = _whole_number(
+        raw.get("max_value_bytes", DEFAULT_MAX_VALUE_BYTES), "source.max_value_bytes", where, "bytes"
+    )
     if topics is not None:
         if fmt != "json":
             raise ContractError(f"{where}: one topic per operation is only defined for format json")
         if not isinstance(topics, dict) or not set(topics) <= set(OPERATIONS) or not topics:
             raise ContractError(f"{where}: `topics` maps operations ({', '.join(OPERATIONS)}) to topic names")
-        return SourceSpec(format=fmt, topics_by_operation=dict(topics), max_value_bytes=max_bytes)
-    operation_values = raw.get("operation_values", DEFAULT_OPERATION_VALUES if raw.get("operation_field") else {})
-    if not set(operation_values.values()) <= set(OPERATIONS):
-        raise ContractError(f"{where}: `operation_values` must map wire values to {', '.join(OPERATIONS)}")
+        by_operation = {op: _topic_name(name, f"source.topics.{op}", where) for op, name in topics.items()}
+        if len(set(by_operation.values())) < len(by_operation):
+            raise ContractError(
+                f"{where}: `source.topics` names one topic for several operations; for one topic carrying "
+                "several operations write `topic: <name>` and `operation_field: <field>`"
+            )
+        return SourceSpec(format=fmt, topics_by_operation=by_operation, max_value_bytes=max_bytes)
+    operation_values = raw.get("operation_values", DEFAULT_OPERATION_VALUES if raw.get("operation_field") else None)
     return SourceSpec(
         format=fmt,
-        topic=str(topic),
+        topic=_topic_name(topic, "source.topic", where),
         operation_field=raw.get("operation_field"),
-        operation_values={str(k): v for k, v in operation_values.items()},
+        operation_values={} if operation_values is None else _operation_values(operation_values, where),
         max_value_bytes=max_bytes,
     )
 
@@ -194,11 +301,35 @@ def _parse_quality(raw: Any, where: str) -> QualitySpec:
         return QualitySpec()
     if not isinstance(raw, dict):
         raise ContractError(f"{where}: `quality` must be a mapping")
+    _known_keys(raw, QUALITY_KEYS, "quality", where)
+    change, freshness, expectations = (raw.get(k) for k in ("max_row_count_change", "freshness_hours", "expectations"))
+    if expectations is not None and (
+        not isinstance(expectations, list) or not all(isinstance(e, dict) for e in expectations)
+    ):
+        raise ContractError(
+            f"{where}: `quality.expectations` is {expectations!r}; give a list of expectations, each a mapping "
+            "like {expectation: expect_column_values_to_be_between, column: amount, min_value: 0}"
+        )
     return QualitySpec(
-        max_quarantine_rate=float(raw.get("max_quarantine_rate", QualitySpec.max_quarantine_rate)),
-        max_row_count_change=raw.get("max_row_count_change"),
-        freshness_hours=raw.get("freshness_hours"),
-        expectations=tuple(raw.get("expectations", ())),
+        max_quarantine_rate=_fraction(
+            raw.get("max_quarantine_rate", QualitySpec.max_quarantine_rate),
+            "quality.max_quarantine_rate",
+            where,
+            "give the share of a partition's records allowed in quarantine, between 0 and 1 (e.g. 0.05)",
+        ),
+        max_row_count_change=None
+        if change is None
+        else _fraction(
+            change,
+            "quality.max_row_count_change",
+            where,
+            "give the allowed change against the previous partition as a fraction, e.g. 0.5 for 50%",
+            at_most_one=False,
+        ),
+        freshness_hours=None
+        if freshness is None
+        else _whole_number(freshness, "quality.freshness_hours", where, "hours"),
+        expectations=tuple(expectations or ()),
     )
 
 
@@ -208,17 +339,14 @@ def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contra
         raise ContractError(
             f"{where}: a contract is a YAML mapping with name, source, key, sequence, event_time, fields"
         )
-    name = _require(document, "name", where, "give the entity a snake_case name, e.g. `name: customers`")
-    if not _NAME.match(str(name)):
-        raise ContractError(f"{where}: name `{name}` must be snake_case (it becomes table and asset names)")
+    name = _checked_name(
+        _require(document, "name", where, "give the entity a snake_case name, e.g. `name: customers`"), "name", where
+    )
     raw_fields = _require(document, "fields", where, "declare every field with its type")
     if not isinstance(raw_fields, dict):
         raise ContractError(f"{where}: `fields` must map field names to {{type: ...}}")
-    fields = tuple(_parse_field(str(n), spec, where) for n, spec in raw_fields.items())
+    fields = tuple(_parse_field(_checked_name(n, f"fields.{n}", where), spec, where) for n, spec in raw_fields.items())
     names = {spec.name for spec in fields}
-    for spec in fields:
-        if spec.name.startswith("_"):
-            raise ContractError(f"{where}: field `{spec.name}` starts with `_`, which is reserved for platform columns")
     key = document.get("key")
     key = (key,) if isinstance(key, str) else tuple(key or ())
     if not key:
@@ -227,6 +355,7 @@ def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contra
     event_time = _require(document, "event_time", where, "name the timestamp field that decides the hour")
     for role, names_used in (("key", key), ("sequence", (sequence,)), ("event_time", (event_time,))):
         for used in names_used:
+            _checked_name(used, role, where)
             if used not in names:
                 raise ContractError(f"{where}: {role} field `{used}` is not declared under `fields`")
             if next(s for s in fields if s.name == used).pii == "drop":
@@ -259,23 +388,77 @@ def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contra
     )
 
 
-def load_contracts(directory: Path = SHIPPED_CONTRACTS_DIR) -> list[Contract]:
+@dataclass(frozen=True)
+class RefusedContract:
+    """A contract file that was not loaded, with the error that names its file, key and fix."""
+
+    path: str
+    error: str
+
+
+def read_contracts(directory: Path = SHIPPED_CONTRACTS_DIR) -> tuple[list[Contract], list[RefusedContract]]:
+    """Every contract that loads, and every file refused with its error.
+
+    A file is refused alone: the other teams' entities still load. Of two contracts that define the same
+    entity or read the same topic, the later file (in name order) is refused; a contract whose `subject`
+    names an entity that no loaded contract defines is refused too.
+    """
     if not directory.is_dir():
         raise ContractError(f"contracts directory {directory} does not exist; set PLATFORM_CONTRACTS_DIR")
-    contracts = []
+    contracts: list[Contract] = []
+    refused: list[RefusedContract] = []
     for path in sorted(directory.glob("*.y*ml")):
         try:
-            document = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            raise ContractError(f"{path}: is not valid YAML: {error}") from error
-        contracts.append(parse_contract(document, str(path)))
-    seen: dict[str, str] = {}
+            contracts.append(_read_contract(path))
+        except ContractError as error:
+            refused.append(RefusedContract(str(path), str(error)))
+    for problems in (_clashes, _unknown_subjects):
+        while found := {contract.path: error for contract, error in problems(contracts)}:
+            refused.extend(RefusedContract(path, error) for path, error in found.items())
+            contracts = [contract for contract in contracts if contract.path not in found]
+    return contracts, sorted(refused, key=lambda r: r.path)
+
+
+def load_contracts(directory: Path = SHIPPED_CONTRACTS_DIR) -> list[Contract]:
+    """Every contract, or a ContractError for the first refused file (for tools that need all of them)."""
+    contracts, refused = read_contracts(directory)
+    if refused:
+        raise ContractError(refused[0].error)
+    return contracts
+
+
+def _read_contract(path: Path) -> Contract:
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ContractError(f"{path}: is not valid YAML: {error}") from error
+    return parse_contract(document, str(path))
+
+
+def _clashes(contracts: list[Contract]) -> Iterator[tuple[Contract, str]]:
+    """Contracts that define an entity, or read a topic, that an earlier file already does.
+
+    Two contracts reading one topic would land, decode and count its records twice, each its own way.
+    """
+    entities: dict[str, str] = {}
+    topics: dict[str, str] = {}
     for contract in contracts:
-        if contract.name in seen:
-            raise ContractError(
-                f"{contract.path}: entity `{contract.name}` is already defined in {seen[contract.name]}"
+        if contract.name in entities:
+            yield contract, f"{contract.path}: entity `{contract.name}` is already defined in {entities[contract.name]}"
+            continue
+        taken = next((topic for topic in contract.source.topics if topic in topics), None)
+        if taken is not None:
+            yield (
+                contract,
+                f"{contract.path}: `source` topic `{taken}` is already read by {topics[taken]}; a topic belongs to "
+                "one entity contract: remove it here, or merge the two contracts",
             )
-        seen[contract.name] = contract.path
+            continue
+        entities[contract.name] = contract.path
+        topics.update(dict.fromkeys(contract.source.topics, contract.path))
+
+
+def _unknown_subjects(contracts: list[Contract]) -> Iterator[tuple[Contract, str]]:
     by_name = {contract.name: contract for contract in contracts}
     for contract in contracts:
         for spec in contract.fields:
@@ -283,13 +466,16 @@ def load_contracts(directory: Path = SHIPPED_CONTRACTS_DIR) -> list[Contract]:
                 continue
             subject = by_name.get(spec.subject)
             if subject is None:
-                raise ContractError(
-                    f"{contract.path}: field `{spec.name}` names subject `{spec.subject}`, which no contract defines; "
-                    f"use one of {sorted(by_name)}"
+                yield (
+                    contract,
+                    f"{contract.path}: field `{spec.name}` names subject `{spec.subject}`, which no contract defines "
+                    f"(refused ones count as none); use one of {sorted(by_name)}, or fix `{spec.subject}`'s contract",
                 )
+                break
             if len(subject.key) != 1:
-                raise ContractError(
+                yield (
+                    contract,
                     f"{contract.path}: field `{spec.name}` names subject `{spec.subject}`, whose key has "
-                    f"{len(subject.key)} fields; a subject field holds a one-field key"
+                    f"{len(subject.key)} fields; a subject field holds a one-field key",
                 )
-    return contracts
+                break

@@ -22,6 +22,7 @@ from platform_assets.lib.contract import Contract, FieldSpec
 from platform_assets.lib.records import (
     Change,
     Decoded,
+    HourRange,
     LandingRecord,
     Rejected,
     Skipped,
@@ -286,24 +287,45 @@ def _readable_event_time(contract: Contract, payload: dict[str, Any]) -> datetim
     return moment
 
 
-def event_hour(contract: Contract, record: LandingRecord, decoded: Decoded) -> datetime:
+def _filed(moment: datetime | None, record: LandingRecord, hours: HourRange | None) -> tuple[datetime, bool]:
+    """The hour a record is filed under, and whether that is the hour of its own time.
+
+    Its own time is `moment` (its event time, or a snapshot's download time) or else its Kafka time.
+    When that hour is not one of `hours`, the record is filed under the hour of its Kafka time, or
+    under the nearest partition when that is outside them too, so it is found in a partition that exists.
+    """
+    hour = hour_floor(moment if moment is not None else kafka_time(record))
+    if hours is None or hour in hours:
+        return hour, True
+    return hours.nearest(hour_floor(kafka_time(record))), False
+
+
+def _own_time(contract: Contract, record: LandingRecord, decoded: Decoded) -> datetime | None:
+    if is_snapshot(record):
+        return kafka_time(record)
+    if isinstance(decoded, Change):
+        moment: datetime = decoded.values[contract.event_time]
+        return moment
+    return decoded.event_time if isinstance(decoded, Rejected) else None
+
+
+def event_hour(contract: Contract, record: LandingRecord, decoded: Decoded, hours: HourRange | None = None) -> datetime:
     """The hour a record belongs to: its event time when it carries a readable one (even when it is
-    rejected for another reason), else its Kafka time.
+    rejected for another reason), else its Kafka time; kept within `hours` (see `_filed`).
 
     A full snapshot row belongs to the hour its download started: what it holds is at least that
     fresh, and no fresher, whatever the row's own event time says.
     """
-    moment = None
-    if not is_snapshot(record):
-        if isinstance(decoded, Change):
-            moment = decoded.values[contract.event_time]
-        elif isinstance(decoded, Rejected):
-            moment = decoded.event_time
-    return hour_floor(moment if moment is not None else kafka_time(record))
+    return _filed(_own_time(contract, record, decoded), record, hours)[0]
 
 
-def landing_hour(contract: Contract, record: LandingRecord, schema_lookup: SchemaLookup | None = None) -> datetime:
-    """`event_hour(contract, record, decode(contract, record))` without typing every field.
+def landing_hour(
+    contract: Contract,
+    record: LandingRecord,
+    schema_lookup: SchemaLookup | None = None,
+    hours: HourRange | None = None,
+) -> datetime:
+    """`event_hour(contract, record, decode(contract, record), hours)` without typing every field.
 
     Landing files each record under this hour at Kafka speed; `raw` later decodes the record in full
     and must find the same hour, so both read the payload through `_payload` and the event time
@@ -311,14 +333,28 @@ def landing_hour(contract: Contract, record: LandingRecord, schema_lookup: Schem
     """
     moment = None
     value = record.value
-    if not is_snapshot(record) and value is not None and len(value) <= contract.source.max_value_bytes:
+    if is_snapshot(record):
+        moment = kafka_time(record)
+    elif value is not None and len(value) <= contract.source.max_value_bytes:
         try:
             _, payload = _payload(contract, record, schema_lookup)
         except _Reject:
             payload = None
         if payload is not None:
             moment = _readable_event_time(contract, payload)
-    return hour_floor(moment if moment is not None else kafka_time(record))
+    return _filed(moment, record, hours)[0]
+
+
+def _out_of_range(
+    contract: Contract, record: LandingRecord, moment: datetime, hours: HourRange, filed: datetime
+) -> Rejected:
+    what = "snapshot time (`as_of`)" if is_snapshot(record) else f"event time `{contract.event_time}`"
+    return Rejected(
+        "event_time_out_of_range",
+        f"{what} {moment.isoformat()} is outside the hourly partitions {hours.describe()}, so it is filed "
+        f"under {filed:%Y-%m-%d %H:00}; fix the producer's clock or the value it sends and publish the change again",
+        moment,
+    )
 
 
 @dataclass
@@ -357,11 +393,14 @@ def decode_batch(
     protect: Callable[[dict[str, Any]], dict[str, Any]],
     schema_lookup: SchemaLookup | None = None,
     is_erased: Callable[[LandingRecord, Decoded], bool] = lambda record, decoded: False,
+    first_hour: datetime | None = None,
 ) -> DecodedBatch:
     """Decode records into raw rows (PII protected) and quarantine rows, in Kafka order.
 
     Records of keys under an erasure request, or naming an erased subject, are dropped (and counted),
-    so a replay of the archive or of Kafka never brings an erased person back.
+    so a replay of the archive or of Kafka never brings an erased person back. With `first_hour` (the
+    first partition), a change whose time lies outside the partitions that existed when it landed goes
+    to quarantine as `event_time_out_of_range`, filed where landing filed it.
     """
     batch = DecodedBatch()
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
@@ -369,7 +408,12 @@ def decode_batch(
         if is_erased(record, decoded):
             batch.erased += 1
             continue
-        position = position_columns(record, event_hour(contract, record, decoded))
+        hours = HourRange.landed(first_hour, record.landed_at) if first_hour and record.landed_at else None
+        moment = _own_time(contract, record, decoded)
+        hour, in_range = _filed(moment, record, hours)
+        if isinstance(decoded, Change) and not in_range and moment is not None and hours is not None:
+            decoded = _out_of_range(contract, record, moment, hours, hour)
+        position = position_columns(record, hour)
         if isinstance(decoded, Skipped):
             batch.skipped += 1
         elif isinstance(decoded, Rejected):

@@ -14,6 +14,7 @@ from typing import Any
 from platform_assets.lib.contract import Contract
 
 DEV_PII_KEY = "platform-dev-only-pii-key"
+MIN_PII_KEY_LENGTH = 32  # HMAC-SHA256 keys shorter than its 32-byte output weaken every hash made with them
 
 
 class PiiKeyError(RuntimeError):
@@ -27,6 +28,11 @@ def is_dev_mode() -> bool:
 def pii_key() -> bytes:
     key = os.environ.get("PLATFORM_PII_KEY")
     if key and key != DEV_PII_KEY:
+        if len(key) < MIN_PII_KEY_LENGTH:
+            raise PiiKeyError(
+                f"PLATFORM_PII_KEY is {len(key)} characters long; set it to a secret of at least "
+                f"{MIN_PII_KEY_LENGTH} characters from your secret store (e.g. `openssl rand -hex 32`)"
+            )
         return key.encode()
     if is_dev_mode():
         return DEV_PII_KEY.encode()

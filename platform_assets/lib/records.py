@@ -25,6 +25,7 @@ class LandingRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes | None], ...] = ()
+    landed_at: datetime | None = None  # when it was appended to landing; None before it is
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,28 @@ def hour_floor(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+@dataclass(frozen=True)
+class HourRange:
+    """The hourly partitions a record can be filed under: from the first partition (PLATFORM_START) to
+    the hour the record landed in, the newest partition that existed then (the hour in progress)."""
+
+    first: datetime
+    last: datetime
+
+    @classmethod
+    def landed(cls, first: datetime, landed_at: datetime) -> HourRange:
+        return cls(first, hour_floor(landed_at))
+
+    def __contains__(self, hour: datetime) -> bool:
+        return self.first <= hour <= self.last
+
+    def nearest(self, hour: datetime) -> datetime:
+        return min(max(hour, self.first), self.last)
+
+    def describe(self) -> str:
+        return f"{self.first:%Y-%m-%d %H:00} (PLATFORM_START) to {self.last:%Y-%m-%d %H:00} UTC (when it landed)"
+
+
 def kafka_time(record: LandingRecord) -> datetime:
     return datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
 
@@ -78,6 +101,7 @@ def landing_record(row: dict[str, Any]) -> LandingRecord:
         key=row["key"],
         value=row["value"],
         headers=tuple((h["key"], h["value"]) for h in row["headers"] or ()),
+        landed_at=row.get("_landed_at"),
     )
 
 

@@ -94,6 +94,7 @@ def test_a_subject_field_must_name_an_entity_with_a_one_field_key(tmp_path: Path
         people_fields = {name: {"type": "string"} for name in people_key}
         people = with_changes(
             name="people",
+            source={**VALID["source"], "topic": "people-changes"},
             key=people_key,
             fields={**people_fields, "changed_at": {"type": "timestamp"}, "version": {"type": "long"}},
         )

@@ -3,7 +3,7 @@
 import io
 import json
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import fastavro
 import pytest
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from platform_assets.lib.contract import parse_contract
 from platform_assets.lib.decode import decode, decode_batch, event_hour, landing_hour, named_subject
-from platform_assets.lib.records import Change, LandingRecord, Rejected, Skipped
+from platform_assets.lib.records import Change, HourRange, LandingRecord, Rejected, Skipped
 
 pytestmark = pytest.mark.unit
 
@@ -221,13 +221,73 @@ def test_a_rejected_record_with_a_readable_event_time_is_filed_under_its_event_h
     assert bad["_event_hour"] == datetime(2026, 1, 1, 10, tzinfo=UTC)
 
 
+FIRST_HOUR = datetime(2026, 1, 1, tzinfo=UTC)
+LANDED_AT = datetime(2026, 1, 2, 10, 20, tzinfo=UTC)
+IN_RANGE_KAFKA_MS = 1_767_261_600_000  # 2026-01-01T10:00Z
+
+
+@pytest.mark.parametrize(
+    ("event_time", "kafka_ms", "filed_under"),
+    [
+        ("2025-12-31T23:59:00Z", IN_RANGE_KAFKA_MS, datetime(2026, 1, 1, 10, tzinfo=UTC)),
+        ("2099-01-01T00:00:00Z", IN_RANGE_KAFKA_MS, datetime(2026, 1, 1, 10, tzinfo=UTC)),
+        (-1000, IN_RANGE_KAFKA_MS, datetime(2026, 1, 1, 10, tzinfo=UTC)),
+        ("2026-01-02T11:00:00Z", IN_RANGE_KAFKA_MS, datetime(2026, 1, 1, 10, tzinfo=UTC)),
+        ("2099-01-01T00:00:00Z", 4_070_908_800_000, datetime(2026, 1, 2, 10, tzinfo=UTC)),  # Kafka time 2099 too
+        (-1000, -1000, FIRST_HOUR),  # Kafka time before the first partition too
+    ],
+)
+def test_an_event_time_outside_the_partitions_is_quarantined_in_a_partition_that_exists(
+    event_time, kafka_ms, filed_under
+):
+    """Partitions run from the first hour (PLATFORM_START) to the hour the record landed in; a record
+    filed outside them would never be read by raw, so it is quarantined under an hour that exists."""
+    landed = LandingRecord(
+        "c", 0, 7, kafka_ms, b"k", json.dumps({**GOOD, "ts": event_time}).encode(), landed_at=LANDED_AT
+    )
+    batch = decode_batch(TOPICS, [landed], lambda values: values, first_hour=FIRST_HOUR)
+    assert not batch.rows
+    [quarantined] = batch.quarantined
+    assert quarantined["error"] == "event_time_out_of_range"
+    for named in ("`ts`", "2026-01-01 00:00", "2026-01-02 10:00", "PLATFORM_START", "publish"):
+        assert named in quarantined["reason"]
+    assert quarantined["_event_hour"] == filed_under
+    hours = HourRange(FIRST_HOUR, datetime(2026, 1, 2, 10, tzinfo=UTC))
+    assert landing_hour(TOPICS, landed, None, hours) == filed_under
+
+
+def test_an_event_time_in_the_hour_the_record_landed_is_in_range():
+    landed = LandingRecord(
+        "c",
+        0,
+        7,
+        IN_RANGE_KAFKA_MS,
+        b"k",
+        json.dumps({**GOOD, "ts": "2026-01-02T10:59:00Z"}).encode(),
+        landed_at=LANDED_AT,
+    )
+    batch = decode_batch(TOPICS, [landed], lambda values: values, first_hour=FIRST_HOUR)
+    assert [row["_event_hour"] for row in batch.rows] == [datetime(2026, 1, 2, 10, tzinfo=UTC)]
+
+
 # Wire values that each field may carry: right, wrong, absent (None) or borderline.
 WIRE_VALUES = {
     "id": st.sampled_from(["a", "b", 7, None, ""]),
     "name": st.sampled_from(["Ann", None, 3, True]),
     "amount": st.sampled_from([1.5, 0, "lots", None, 1e308, True]),
     "ts": st.sampled_from(
-        ["2026-01-01T10:15:00Z", "2026-01-01T23:59:59+02:00", "2026-01-02", 1_767_225_600_000, "yesterday", None, 1.5]
+        [
+            "2026-01-01T10:15:00Z",
+            "2026-01-01T23:59:59+02:00",
+            "2026-01-02",
+            1_767_225_600_000,
+            "yesterday",
+            None,
+            1.5,
+            "2025-12-31T23:59:59Z",
+            "2099-01-01T00:00:00Z",
+            -1000,
+        ]
     ),
     "v": st.sampled_from([3, 2**63, -1, "3", None, False]),
     "op": st.sampled_from(["c", "u", "d", "r", "x", None]),
@@ -252,8 +312,9 @@ def landed_records(draw):
     else:
         value = {"not_json": b"{nope", "array": b"[1]", "null": None, "snapshot": json.dumps(payload).encode()}[shape]
         topic = "_snapshot.things" if shape == "snapshot" else topic
-    timestamp_ms = draw(st.integers(1_767_225_600_000, 1_767_225_600_000 + 3 * 86_400_000))
-    return contract_, LandingRecord(topic, 0, 0, timestamp_ms, b"k", value)
+    timestamp_ms = draw(st.integers(1_767_225_600_000 - 86_400_000, 1_767_225_600_000 + 3 * 86_400_000))
+    landed_at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=draw(st.integers(0, 3 * 24 * 60)))
+    return contract_, LandingRecord(topic, 0, 0, timestamp_ms, b"k", value, landed_at=landed_at)
 
 
 @settings(max_examples=400, deadline=None)
@@ -263,3 +324,10 @@ def test_landing_files_every_record_under_the_hour_raw_will_find(case):
     record would be read into a raw partition its hour does not belong to."""
     contract_, landed = case
     assert landing_hour(contract_, landed, lookup) == event_hour(contract_, landed, decode(contract_, landed, lookup))
+    assert landed.landed_at is not None
+    hours = HourRange(FIRST_HOUR, landed.landed_at.replace(minute=0))
+    filed = landing_hour(contract_, landed, lookup, hours)
+    assert filed == event_hour(contract_, landed, decode(contract_, landed, lookup), hours)
+    assert hours.first <= filed <= hours.last
+    batch = decode_batch(contract_, [landed], lambda values: values, lookup, first_hour=FIRST_HOUR)
+    assert [row["_event_hour"] for row in batch.rows + batch.quarantined] in ([filed], [])  # [] when skipped
