@@ -1,0 +1,244 @@
+"""Kafka security: SASL and TLS settings from the environment or mounted files, secrets never shown.
+
+The broker tests run the embedded broker behind devstack.kafka_front with SASL (PLAIN, SCRAM) and TLS
+on: the landing asset, the lag sensor and the simulator's producer reach it with the right settings,
+and wrong ones fail within seconds with a message naming the variable to fix and never the secret.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from certificates import issue_certificates
+from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context, materialize
+from dagster._core.remote_representation.external_data import RepositorySnap
+from dagster._serdes import serialize_value
+
+from devstack.broker import BrokerSecurity, start_broker
+from platform_assets.landing import build_landing_asset
+from platform_assets.lib.contract import parse_contract
+from platform_assets.sensors import build_lag_sensor
+from resources.kafka import KafkaConfigurationError, KafkaResource, KafkaSecurity
+from resources.lake import LakeResource
+from resources.schema_registry import SchemaRegistryResource
+from simulator.service import Publisher, ensure_topics
+from simulator.source import Event
+
+PASSWORD = "landing-password-7f3a9c1e"
+CONNECTION_STRING = (
+    "Endpoint=sb://platform-test.servicebus.windows.net/;SharedAccessKeyName=landing;SharedAccessKey=c2VjcmV0LWtleQ=="
+)
+
+
+@pytest.mark.unit
+def test_security_settings_come_from_kafka_variables_and_secrets_only_by_name():
+    environ = {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": "landing",
+        "KAFKA_SASL_PASSWORD": PASSWORD,
+        "KAFKA_SSL_CA_LOCATION": "/etc/kafka/ca.pem",
+        "KAFKA_SSL_KEY_PASSWORD_FILE": "/var/run/secrets/kafka/key-password",
+        "KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET": "oidc-secret",
+        "KAFKA_BOOTSTRAP_SERVERS": "broker:9093",
+        "KAFKA_PORT": "tcp://10.0.0.7:9092",  # what Kubernetes sets for a Service named `kafka`
+    }
+    security = KafkaSecurity.from_env(environ)
+    assert security.settings == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "landing",
+        "ssl.ca.location": "/etc/kafka/ca.pem",
+    }
+    assert security.secrets_from_env == {
+        "sasl.password": "KAFKA_SASL_PASSWORD",
+        "sasl.oauthbearer.client.secret": "KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET",
+    }
+    assert security.secrets_from_files == {"ssl.key.password": "/var/run/secrets/kafka/key-password"}
+
+
+@pytest.mark.unit
+def test_the_dagster_ui_shows_where_a_secret_comes_from_never_its_value(monkeypatch):
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "$ConnectionString")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", CONNECTION_STRING)
+    kafka = KafkaResource.from_env()
+    assert kafka.client_config()["sasl.password"] == CONNECTION_STRING
+    snapshot = serialize_value(RepositorySnap.from_def(Definitions(resources={"kafka": kafka}).get_repository_def()))
+    assert "KAFKA_SASL_PASSWORD" in snapshot and "$ConnectionString" in snapshot
+    assert CONNECTION_STRING not in snapshot and "SharedAccessKey=" not in snapshot
+
+
+@pytest.mark.unit
+def test_a_secret_given_as_a_value_is_refused_naming_the_variable_to_use():
+    with pytest.raises(KafkaConfigurationError, match="KAFKA_SASL_PASSWORD") as refused:
+        KafkaResource(extra_config={"sasl.password": PASSWORD})
+    assert PASSWORD not in str(refused.value)
+
+
+@pytest.mark.unit
+def test_a_mounted_secret_file_is_read_when_each_client_is_built(tmp_path, monkeypatch):
+    secret = tmp_path / "password"
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD_FILE", str(secret))
+    kafka = KafkaResource.from_env()
+    secret.write_text("first\n")
+    assert kafka.client_config()["sasl.password"] == "first"
+    secret.write_text("rotated")
+    assert kafka.client_config()["sasl.password"] == "rotated"
+    secret.unlink()
+    with pytest.raises(KafkaConfigurationError, match=f"KAFKA_SASL_PASSWORD_FILE names {secret}"):
+        kafka.client_config()
+
+
+@pytest.mark.unit
+def test_a_secret_variable_that_went_missing_is_named(monkeypatch):
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", PASSWORD)
+    kafka = KafkaResource.from_env()
+    monkeypatch.delenv("KAFKA_SASL_PASSWORD")
+    with pytest.raises(KafkaConfigurationError, match="KAFKA_SASL_PASSWORD is not set"):
+        kafka.client_config()
+
+
+# --- against the broker with SASL and TLS on -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    return issue_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def secure_broker(certificates, tmp_path_factory):
+    """The embedded broker reachable only over TLS, after a SASL login as `landing` or `$ConnectionString`."""
+    users = {"landing": PASSWORD, "$ConnectionString": CONNECTION_STRING}
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    running = start_broker(log_path=log, security=BrokerSecurity(users, certificates.certificate, certificates.key))
+    yield running.bootstrap
+    running.stop()
+    assert PASSWORD not in log.read_text(errors="replace")
+
+
+@pytest.fixture
+def secure_env(secure_broker, certificates, monkeypatch):
+    """The platform's settings for the secure broker: SCRAM-SHA-512 over TLS with the test CA."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", secure_broker)
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "landing")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", PASSWORD)
+    monkeypatch.setenv("KAFKA_SSL_CA_LOCATION", str(certificates.ca))
+    return monkeypatch
+
+
+def contract_on_a_fresh_topic():
+    return parse_contract(
+        {
+            "name": "secured",
+            "source": {"format": "json", "topic": f"secured-{uuid.uuid4().hex[:8]}"},
+            "key": ["id"],
+            "sequence": "v",
+            "event_time": "ts",
+            "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+        }
+    )
+
+
+def publish(contract, count: int) -> None:
+    """Through the simulator's producer, with the platform's security settings from the environment."""
+    security = KafkaSecurity.from_env().client_config()
+    bootstrap = KafkaResource.from_env().bootstrap_servers
+    ensure_topics(bootstrap, contract.source.topics, config=security)
+    moment = datetime(2026, 1, 1, 5, tzinfo=UTC)
+    events = [
+        Event(contract.source.topics[0], f"k{i}", {"id": f"k{i}", "ts": moment.isoformat(), "v": i}, moment, moment)
+        for i in range(count)
+    ]
+    # One message per batch: the embedded broker reports end offsets correctly only then.
+    assert Publisher(bootstrap, **security, **{"batch.num.messages": 1}).publish(events) == count
+
+
+def land(contract, tmp_path, kafka: KafkaResource):
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    result = materialize(
+        [build_landing_asset(contract)],
+        resources={"kafka": kafka, "lake": lake, "schema_registry": SchemaRegistryResource()},
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    return result, lake
+
+
+@pytest.mark.broker
+def test_right_credentials_over_tls_land_and_the_password_reaches_no_event(secure_env, tmp_path):
+    contract = contract_on_a_fresh_topic()
+    publish(contract, 7)
+    kafka = KafkaResource.from_env().model_copy(update={"group_prefix": f"secure-{uuid.uuid4().hex[:6]}"})
+
+    result, lake = land(contract, tmp_path, kafka)
+
+    assert result.success
+    assert lake.read("landing", "secured").num_rows == 7
+    events = [serialize_value(event) for event in result.all_events]
+    assert events and not [event for event in events if PASSWORD in event]
+
+
+@pytest.mark.broker
+def test_the_lag_sensor_reads_the_lag_with_the_same_settings(secure_env):
+    contract = contract_on_a_fresh_topic()
+    publish(contract, 4)
+    kafka = KafkaResource.from_env()
+    context = build_sensor_context(instance=DagsterInstance.ephemeral(), resources={"kafka": kafka})
+    result = build_lag_sensor(contract, lag_threshold=3)(context)
+    assert isinstance(result, SensorResult)
+    assert [request.tags["lag"] for request in result.run_requests] == ["4"]
+
+
+@pytest.mark.broker
+def test_event_hubs_connection_string_from_a_mounted_file(secure_env, tmp_path):
+    """Azure Event Hubs' form: PLAIN with the user `$ConnectionString` and the connection string as password."""
+    mounted = tmp_path / "connection-string"
+    mounted.write_text(CONNECTION_STRING + "\n")
+    secure_env.setenv("KAFKA_SASL_MECHANISM", "PLAIN")
+    secure_env.setenv("KAFKA_SASL_USERNAME", "$ConnectionString")
+    secure_env.delenv("KAFKA_SASL_PASSWORD")
+    secure_env.setenv("KAFKA_SASL_PASSWORD_FILE", str(mounted))
+    contract = contract_on_a_fresh_topic()
+    publish(contract, 3)
+    assert sum(lag.lag for lag in KafkaResource.from_env().lag(contract.name, contract.source.topics)) == 3
+
+
+def assert_fails_fast_naming(result, started: float, variable: str) -> str:
+    elapsed = time.monotonic() - started
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    message = str(failure.step_failure_data.error)
+    assert variable in message, message
+    assert elapsed < 15, f"took {elapsed:.1f} s: a rejected login must not wait for timeouts and retries"
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"], "retrying cannot help"
+    return message
+
+
+@pytest.mark.broker
+def test_a_wrong_password_fails_fast_naming_the_variable_and_not_the_password(secure_env, tmp_path):
+    contract = contract_on_a_fresh_topic()
+    publish(contract, 1)
+    wrong = "not-the-" + PASSWORD
+    secure_env.setenv("KAFKA_SASL_PASSWORD", wrong)
+    started = time.monotonic()
+    result, _ = land(contract, tmp_path, KafkaResource.from_env())
+    message = assert_fails_fast_naming(result, started, "KAFKA_SASL_PASSWORD")
+    assert wrong not in message and "authentication" in message.lower()
+    assert not [e for e in map(serialize_value, result.all_events) if wrong in e]
+
+
+@pytest.mark.broker
+def test_an_untrusted_broker_certificate_fails_fast_naming_the_ca_variable(secure_env, tmp_path):
+    contract = contract_on_a_fresh_topic()
+    publish(contract, 1)
+    secure_env.setenv("KAFKA_SSL_CA_LOCATION", str(issue_certificates(tmp_path / "other", "another CA").ca))
+    started = time.monotonic()
+    result, _ = land(contract, tmp_path, KafkaResource.from_env())
+    assert_fails_fast_naming(result, started, "KAFKA_SSL_CA_LOCATION")
