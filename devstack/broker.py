@@ -43,11 +43,13 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class BrokerSecurity:
     """What clients must do to reach the broker: log in as one of `users` (SASL PLAIN or SCRAM-SHA-256/512)
-    and/or connect over TLS with `certificate` and `key` (PEM files); None is not required."""
+    or with an OAUTHBEARER token signed HS256 with `token_key`, and/or connect over TLS with `certificate`
+    and `key` (PEM files); None is not required."""
 
     users: dict[str, str] | None = None
     certificate: Path | None = None
     key: Path | None = None
+    token_key: str | None = None
 
 
 @dataclass
@@ -126,12 +128,12 @@ def start_broker(
 
 
 def start_front(port: int, tansu_port: int, security: BrokerSecurity, log: Any) -> subprocess.Popen:
-    """devstack.kafka_front on `port`; the users and their passwords go through a pipe, never a file."""
+    """devstack.kafka_front on `port`; the passwords and the token key go through a pipe, never a file."""
     command = [sys.executable, "-m", "devstack.kafka_front", "--listen", f"127.0.0.1:{port}"]
     command += ["--backend", f"127.0.0.1:{tansu_port}"]
     if security.certificate and security.key:
         command += ["--cert", str(security.certificate), "--key", str(security.key)]
-    if security.users is not None:
+    if security.users is not None or security.token_key is not None:
         command.append("--users-on-stdin")
     front = subprocess.Popen(
         command,
@@ -142,7 +144,7 @@ def start_front(port: int, tansu_port: int, security: BrokerSecurity, log: Any) 
         cwd=Path(__file__).parent.parent,
     )
     assert front.stdin is not None
-    front.stdin.write(json.dumps(security.users or {}).encode())
+    front.stdin.write(json.dumps({"users": security.users or {}, "token_key": security.token_key}).encode())
     front.stdin.close()
     return front
 

@@ -3,12 +3,14 @@
 tansu 0.6.0 cannot authenticate or encrypt: its only storage engine (dynostore) drops SCRAM
 credentials, PLAIN is not compiled in, and `--cert/--key` are accepted but never used. This front
 listens where clients connect (tansu advertises its address), optionally wraps the socket in TLS,
-authenticates with SASL PLAIN or SCRAM-SHA-256/512 (RFC 5802, server side) and then becomes a plain
-byte pipe to tansu. Before login only ApiVersions (forwarded), SaslHandshake v1 and SaslAuthenticate
+authenticates with SASL PLAIN, SCRAM-SHA-256/512 (RFC 5802, server side) or OAUTHBEARER (RFC 7628:
+an unexpired JWT signed HS256 with the token key an identity-provider stand-in signs with) and then
+becomes a plain byte pipe to tansu. Before login only ApiVersions (forwarded), SaslHandshake v1 and SaslAuthenticate
 v0/v1 are accepted, as on a Kafka broker with authentication on.
 
 python -m devstack.kafka_front --listen 127.0.0.1:9093 --backend 127.0.0.1:9092 \
-    [--users-on-stdin] [--cert server.pem --key server.key]   # stdin: {"name": "password", ...}
+    [--users-on-stdin] [--cert server.pem --key server.key]
+# stdin: {"users": {"name": "password", ...}, "token_key": "..." or null}
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import ssl
 import struct
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ from typing import Any
 API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE = 18, 17, 36
 SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM = 58, 33
 SCRAM_HASHES: dict[str, Callable[..., Any]] = {"SCRAM-SHA-512": hashlib.sha512, "SCRAM-SHA-256": hashlib.sha256}
-MECHANISMS = [*SCRAM_HASHES, "PLAIN"]
+MECHANISMS = [*SCRAM_HASHES, "PLAIN", "OAUTHBEARER"]
 SCRAM_ITERATIONS = 4096
 
 
@@ -88,10 +91,28 @@ class ScramExchange:
         return b"v=" + base64.b64encode(hmac.new(server_key, auth_message, self.hash).digest())
 
 
+def _unpadded_b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def valid_token(message: str, token_key: str | None) -> bool:
+    """Whether the OAUTHBEARER client message ("n,,\x01auth=Bearer <jwt>\x01...") carries a valid token."""
+    pairs = dict(pair.split("=", 1) for pair in message.split("\x01")[1:] if "=" in pair)
+    token = pairs.get("auth", "").removeprefix("Bearer ")
+    if token_key is None or token.count(".") != 2:
+        return False
+    header, claims, signature = token.split(".")
+    expected = hmac.new(token_key.encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, _unpadded_b64decode(signature)):
+        return False
+    return float(json.loads(_unpadded_b64decode(claims)).get("exp", 0)) > time.time()
+
+
 class KafkaFront:
-    def __init__(self, backend: tuple[str, int], users: dict[str, str] | None) -> None:
+    def __init__(self, backend: tuple[str, int], users: dict[str, str] | None, token_key: str | None) -> None:
         self.backend = backend
         self.users = users
+        self.token_key = token_key
 
     async def handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         backend_writer = None
@@ -156,6 +177,8 @@ class KafkaFront:
                     outcome, logged_in = scram.first(message), False
                 elif scram is not None:
                     outcome = scram.final(message)
+                elif mechanism == "OAUTHBEARER":
+                    outcome = b"" if valid_token(message, self.token_key) else None
                 else:
                     _, user, password = message.split("\x00")
                     outcome = b"" if self.users.get(user) == password else None
@@ -180,8 +203,10 @@ def _address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def serve(listen: str, backend: str, users: dict[str, str] | None, tls: ssl.SSLContext | None) -> None:
-    front = KafkaFront(_address(backend), users)
+async def serve(
+    listen: str, backend: str, users: dict[str, str] | None, token_key: str | None, tls: ssl.SSLContext | None
+) -> None:
+    front = KafkaFront(_address(backend), users, token_key)
     server = await asyncio.start_server(front.handle, *_address(listen), ssl=tls)
     async with server:
         await server.serve_forever()
@@ -194,7 +219,7 @@ def main() -> None:
     parser.add_argument(
         "--users-on-stdin",
         action="store_true",
-        help="read a JSON object of user names to passwords from stdin (never a file or argument); without it, no SASL",
+        help="read the users' passwords and the token key from stdin (never a file or argument); without it, no SASL",
     )
     parser.add_argument("--cert", type=Path, help="PEM server certificate; with --key, clients connect over TLS")
     parser.add_argument("--key", type=Path)
@@ -203,8 +228,8 @@ def main() -> None:
     if args.cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.cert, args.key)
-    users = json.loads(sys.stdin.read()) if args.users_on_stdin else None
-    asyncio.run(serve(args.listen, args.backend, users, tls))
+    credentials = json.loads(sys.stdin.read()) if args.users_on_stdin else {"users": None, "token_key": None}
+    asyncio.run(serve(args.listen, args.backend, credentials["users"], credentials["token_key"], tls))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,15 @@ and wrong ones fail within seconds with a message naming the variable to fix and
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from certificates import issue_certificates
@@ -28,6 +34,8 @@ from simulator.service import Publisher, ensure_topics
 from simulator.source import Event
 
 PASSWORD = "landing-password-7f3a9c1e"
+CLIENT_SECRET = "oidc-client-secret-51d0"
+TOKEN_KEY = "identity-provider-signing-key"
 CONNECTION_STRING = (
     "Endpoint=sb://platform-test.servicebus.windows.net/;SharedAccessKeyName=landing;SharedAccessKey=c2VjcmV0LWtleQ=="
 )
@@ -115,7 +123,8 @@ def secure_broker(certificates, tmp_path_factory):
     """The embedded broker reachable only over TLS, after a SASL login as `landing` or `$ConnectionString`."""
     users = {"landing": PASSWORD, "$ConnectionString": CONNECTION_STRING}
     log = tmp_path_factory.mktemp("broker") / "broker.log"
-    running = start_broker(log_path=log, security=BrokerSecurity(users, certificates.certificate, certificates.key))
+    security = BrokerSecurity(users, certificates.certificate, certificates.key, TOKEN_KEY)
+    running = start_broker(log_path=log, security=security)
     yield running.bootstrap
     running.stop()
     assert PASSWORD not in log.read_text(errors="replace")
@@ -242,3 +251,77 @@ def test_an_untrusted_broker_certificate_fails_fast_naming_the_ca_variable(secur
     started = time.monotonic()
     result, _ = land(contract, tmp_path, KafkaResource.from_env())
     assert_fails_fast_naming(result, started, "KAFKA_SSL_CA_LOCATION")
+
+
+def signed_token(claims: dict) -> str:
+    def encoded(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    unsigned = f"{encoded(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{encoded(json.dumps(claims).encode())}"
+    return f"{unsigned}.{encoded(hmac.new(TOKEN_KEY.encode(), unsigned.encode(), hashlib.sha256).digest())}"
+
+
+@pytest.fixture
+def token_endpoint():
+    """An identity provider's client-credentials token endpoint (as Entra ID's), for `landing-app` only."""
+    issued: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            expected = "Basic " + base64.b64encode(f"landing-app:{CLIENT_SECRET}".encode()).decode()
+            if self.headers.get("Authorization") != expected:
+                body, status = {"error": "invalid_client"}, 401
+            else:
+                claims = {"sub": "landing-app", "iat": int(time.time()), "exp": int(time.time()) + 600}
+                body, status = {"access_token": signed_token(claims), "token_type": "Bearer", "expires_in": 600}, 200
+                issued.append(body["access_token"])
+            encoded = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(encoded)))
+            self.end_headers()
+            self.wfile.write(encoded)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/tenant/oauth2/v2.0/token", issued
+    server.shutdown()
+
+
+@pytest.fixture
+def oidc_env(secure_env, token_endpoint):
+    """OAUTHBEARER with client credentials from a token endpoint, as for Event Hubs with Entra ID."""
+    url, _ = token_endpoint
+    secure_env.setenv("KAFKA_SASL_MECHANISM", "OAUTHBEARER")
+    secure_env.delenv("KAFKA_SASL_USERNAME")
+    secure_env.delenv("KAFKA_SASL_PASSWORD")
+    secure_env.setenv("KAFKA_SASL_OAUTHBEARER_METHOD", "oidc")
+    secure_env.setenv("KAFKA_SASL_OAUTHBEARER_CLIENT_ID", "landing-app")
+    secure_env.setenv("KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET", CLIENT_SECRET)
+    secure_env.setenv("KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL", url)
+    secure_env.setenv("KAFKA_SASL_OAUTHBEARER_SCOPE", "https://platform-test.servicebus.windows.net/.default")
+    return secure_env
+
+
+@pytest.mark.broker
+def test_oauthbearer_client_credentials_reach_the_broker_with_the_issued_token(oidc_env, token_endpoint):
+    contract = contract_on_a_fresh_topic()
+    publish(contract, 2)
+    assert sum(lag.lag for lag in KafkaResource.from_env().lag(contract.name, contract.source.topics)) == 2
+    _, issued = token_endpoint
+    assert issued, "the clients logged in with tokens from the endpoint"
+
+
+@pytest.mark.broker
+def test_a_wrong_client_secret_fails_fast_naming_it(oidc_env, tmp_path):
+    contract = contract_on_a_fresh_topic()
+    publish(contract, 1)
+    oidc_env.setenv("KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET", "wrong-" + CLIENT_SECRET)
+    started = time.monotonic()
+    result, _ = land(contract, tmp_path, KafkaResource.from_env())
+    message = assert_fails_fast_naming(result, started, "KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET")
+    assert CLIENT_SECRET not in message
