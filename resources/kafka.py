@@ -3,94 +3,29 @@
 The platform's consumer group per entity is `<group_prefix>-<entity>`; its committed offsets are a
 hint for where to resume, while the landing table's Delta app transactions are the source of truth.
 
-Security: every librdkafka `security.*`, `sasl.*` and `ssl.*` setting comes from the variable named
-`KAFKA_` + the setting in capitals with `_` for `.` (`sasl.password` <- `KAFKA_SASL_PASSWORD`), or from
-the file named by that variable + `_FILE` (a mounted secret). Secret settings (passwords, client
-secrets, private keys) are read when a client is built: the resource's configuration, which the
-Dagster UI shows, holds only the variable's name or the file's path.
+Security: every librdkafka `security.*`, `sasl.*`, `ssl.*` and `https.*` setting comes from the
+variable `KAFKA_<SETTING>` or a mounted file named by `KAFKA_<SETTING>_FILE` (resources/client_settings.py);
+secrets are read when a client is built and never appear in the resource's configuration.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from dagster import ConfigurableResource
 from pydantic import field_validator
 
+from resources.client_settings import ClientConfigurationError, SecuredClientResource, refuse_secret_values
+
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+VARIABLE_PREFIX = "KAFKA_"
 SECURITY_PREFIXES = ("security.", "sasl.", "ssl.", "https.", "enable.ssl.", "enable.sasl.")
-SECRET_WORDS = ("password", "secret", "key.pem", "sasl.oauthbearer.config")
 # What librdkafka reports (and then retries forever) on a rejected login or TLS handshake, and the
 # settings each is about.
 RELATED_SETTINGS = {KafkaError._AUTHENTICATION: ("sasl.",), KafkaError._SSL: ("ssl.", "enable.ssl.")}
-
-
-def setting_variable(setting: str) -> str:
-    """The environment variable of a librdkafka setting: `sasl.password` -> `KAFKA_SASL_PASSWORD`."""
-    return "KAFKA_" + setting.upper().replace(".", "_")
-
-
-def is_secret(setting: str) -> bool:
-    return any(word in setting for word in SECRET_WORDS)
-
-
-@dataclass(frozen=True)
-class KafkaSecurity:
-    """librdkafka security settings: plain values (shown in the UI) and where each secret is read from."""
-
-    settings: dict[str, str]
-    secrets_from_env: dict[str, str]
-    secrets_from_files: dict[str, str]
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> KafkaSecurity:
-        environ = os.environ if environ is None else environ
-        settings: dict[str, str] = {}
-        from_env: dict[str, str] = {}
-        from_files: dict[str, str] = {}
-        for variable, value in environ.items():
-            if not variable.startswith("KAFKA_") or not value:
-                continue
-            name = variable.removeprefix("KAFKA_").removesuffix("_FILE").lower().replace("_", ".")
-            if not name.startswith(SECURITY_PREFIXES):
-                continue
-            if variable.endswith("_FILE"):
-                from_files[name] = value
-            elif is_secret(name):
-                from_env[name] = variable
-            else:
-                settings[name] = value
-        return cls(settings, from_env, from_files)
-
-    def client_config(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Every setting with its secrets read now, so a rotated secret is used by the next client."""
-        environ = os.environ if environ is None else environ
-        config = dict(self.settings)
-        for setting, variable in self.secrets_from_env.items():
-            if variable not in environ:
-                raise KafkaConfigurationError(f"{variable} is not set; it holds the Kafka setting `{setting}`")
-            config[setting] = environ[variable]
-        for setting, path in self.secrets_from_files.items():
-            try:
-                config[setting] = Path(path).read_text().strip()
-            except OSError as error:
-                raise KafkaConfigurationError(
-                    f"{setting_variable(setting)}_FILE names {path}, which cannot be read ({error.strerror}); "
-                    f"it holds the Kafka setting `{setting}`"
-                ) from error
-        return config
-
-    def source(self, setting: str) -> str:
-        """Where an operator fixes a setting: its variable, or its variable for the file that holds it."""
-        if setting in self.secrets_from_files:
-            return f"{setting_variable(setting)}_FILE ({self.secrets_from_files[setting]})"
-        return setting_variable(setting)
 
 
 @dataclass(frozen=True)
@@ -109,10 +44,6 @@ class KafkaUnavailableError(RuntimeError):
     """The broker did not answer; a transient failure that a retry may fix."""
 
 
-class KafkaConfigurationError(RuntimeError):
-    """The client's settings or credentials are wrong; retrying cannot help. Names the setting to fix."""
-
-
 class PlatformConsumer(Consumer):
     """A consumer that keeps the authentication and TLS errors librdkafka reports (and retries forever)."""
 
@@ -125,52 +56,39 @@ class PlatformConsumer(Consumer):
             self.security_errors.append(error)
 
 
-class KafkaResource(ConfigurableResource):
+class KafkaResource(SecuredClientResource):
+    variable_prefix: ClassVar[str] = VARIABLE_PREFIX
+    setting_prefixes: ClassVar[tuple[str, ...]] = SECURITY_PREFIXES
+
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
     group_prefix: str = "platform-landing"
     session_timeout_ms: int = 6000
     request_timeout_s: float = 30.0
     extra_config: dict[str, str] = {}
-    # Security (see the module docstring): values that are not secret, and the variable or mounted file
-    # each secret is read from when a client is built.
-    security: dict[str, str] = {}
-    secrets_from_env: dict[str, str] = {}
-    secrets_from_files: dict[str, str] = {}
 
-    @field_validator("extra_config", "security")
+    @field_validator("extra_config")
     @classmethod
-    def _no_secret_values(cls, settings: dict[str, str]) -> dict[str, str]:
-        """A secret given as a value would be shown in the Dagster UI: name where it is read from instead.
-
-        Not a ValueError: pydantic would quote the offending input, the secret, in its message."""
-        for setting in settings:
-            if is_secret(setting):
-                raise KafkaConfigurationError(
-                    f"`{setting}` is a secret: set {setting_variable(setting)} (or {setting_variable(setting)}_FILE "
-                    f"for a mounted file) instead of giving its value in the resource's configuration"
-                )
+    def _no_secret_extra_values(cls, settings: dict[str, str]) -> dict[str, str]:
+        refuse_secret_values(VARIABLE_PREFIX, settings)
         return settings
 
     @classmethod
     def from_env(cls) -> KafkaResource:
-        security = KafkaSecurity.from_env()
         return cls(
             bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP),
-            security=security.settings,
-            secrets_from_env=security.secrets_from_env,
-            secrets_from_files=security.secrets_from_files,
+            **cls.security_fields_from_env(),
         )
-
-    @property
-    def _security(self) -> KafkaSecurity:
-        return KafkaSecurity(self.security, self.secrets_from_env, self.secrets_from_files)
 
     def group_id(self, entity: str) -> str:
         return f"{self.group_prefix}-{entity}"
 
     def client_config(self) -> dict[str, Any]:
         """The broker address and security settings (secrets read now) every client of the platform uses."""
-        return {"bootstrap.servers": self.bootstrap_servers, **self._security.client_config(), **self.extra_config}
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            **self.client_settings.client_config(),
+            **self.extra_config,
+        }
 
     def consumer(self, entity: str) -> PlatformConsumer:
         config = {
@@ -187,14 +105,15 @@ class KafkaResource(ConfigurableResource):
         try:
             return PlatformConsumer(config)
         except KafkaException as error:
-            raise KafkaConfigurationError(self._explain(error.args[0])) from error
+            raise ClientConfigurationError(self._explain(error.args[0])) from error
 
     def _explain(self, error: KafkaError) -> str:
         """The error with the variables that set what it is about (never their values)."""
-        security = self._security
-        configured = sorted({*security.settings, *security.secrets_from_env, *security.secrets_from_files})
+        security = self.client_settings
         related = RELATED_SETTINGS.get(error.code(), ("security.", "sasl.", "ssl."))
-        named = [s for s in configured if s in error.str()] or [s for s in configured if s.startswith(related)]
+        named = [s for s in security.configured if s in error.str()] or [
+            s for s in security.configured if s.startswith(related)
+        ]
         fix = ", ".join(security.source(s) for s in named) or "KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_*"
         return f"Kafka at {self.bootstrap_servers}: {error.str()}; check {fix}"
 
@@ -212,7 +131,7 @@ class KafkaResource(ConfigurableResource):
                 consumer.poll(0)  # serves the error callback; nothing is assigned yet
                 rejected = consumer.security_errors if isinstance(consumer, PlatformConsumer) else []
                 if rejected:
-                    raise KafkaConfigurationError(self._explain(rejected[-1])) from error
+                    raise ClientConfigurationError(self._explain(rejected[-1])) from error
                 if time.monotonic() >= deadline:
                     protocol = self.security.get("security.protocol", "PLAINTEXT")
                     raise KafkaUnavailableError(

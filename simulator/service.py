@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from resources.kafka import KafkaSecurity
+from resources.kafka import KafkaResource
 from simulator.source import ALL_TOPICS, Event, SourceSystem
 
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     source = SourceSystem(seed=args.seed, start=datetime.fromisoformat(args.start))
     # The same KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_* settings as the platform's clients.
-    security = KafkaSecurity.from_env().client_config()
+    security = KafkaResource.settings_from_env().client_config()
     ensure_topics(args.bootstrap, ALL_TOPICS, config=security)
     publisher = Publisher(args.bootstrap, **security)
     lock = threading.Lock()

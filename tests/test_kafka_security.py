@@ -15,19 +15,21 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from certificates import issue_certificates
 from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context, materialize
 from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._serdes import serialize_value
+from helpers import JsonHandler
 
 from devstack.broker import BrokerSecurity, start_broker
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import parse_contract
 from platform_assets.sensors import build_lag_sensor
-from resources.kafka import KafkaConfigurationError, KafkaResource, KafkaSecurity
+from resources.client_settings import ClientConfigurationError
+from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
 from simulator.service import Publisher, ensure_topics
@@ -54,7 +56,7 @@ def test_security_settings_come_from_kafka_variables_and_secrets_only_by_name():
         "KAFKA_BOOTSTRAP_SERVERS": "broker:9093",
         "KAFKA_PORT": "tcp://10.0.0.7:9092",  # what Kubernetes sets for a Service named `kafka`
     }
-    security = KafkaSecurity.from_env(environ)
+    security = KafkaResource.settings_from_env(environ)
     assert security.settings == {
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512",
@@ -82,7 +84,7 @@ def test_the_dagster_ui_shows_where_a_secret_comes_from_never_its_value(monkeypa
 
 @pytest.mark.unit
 def test_a_secret_given_as_a_value_is_refused_naming_the_variable_to_use():
-    with pytest.raises(KafkaConfigurationError, match="KAFKA_SASL_PASSWORD") as refused:
+    with pytest.raises(ClientConfigurationError, match="KAFKA_SASL_PASSWORD") as refused:
         KafkaResource(extra_config={"sasl.password": PASSWORD})
     assert PASSWORD not in str(refused.value)
 
@@ -97,7 +99,7 @@ def test_a_mounted_secret_file_is_read_when_each_client_is_built(tmp_path, monke
     secret.write_text("rotated")
     assert kafka.client_config()["sasl.password"] == "rotated"
     secret.unlink()
-    with pytest.raises(KafkaConfigurationError, match=f"KAFKA_SASL_PASSWORD_FILE names {secret}"):
+    with pytest.raises(ClientConfigurationError, match=f"KAFKA_SASL_PASSWORD_FILE names {secret}"):
         kafka.client_config()
 
 
@@ -106,7 +108,7 @@ def test_a_secret_variable_that_went_missing_is_named(monkeypatch):
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", PASSWORD)
     kafka = KafkaResource.from_env()
     monkeypatch.delenv("KAFKA_SASL_PASSWORD")
-    with pytest.raises(KafkaConfigurationError, match="KAFKA_SASL_PASSWORD is not set"):
+    with pytest.raises(ClientConfigurationError, match="KAFKA_SASL_PASSWORD is not set"):
         kafka.client_config()
 
 
@@ -157,7 +159,7 @@ def contract_on_a_fresh_topic():
 
 def publish(contract, count: int) -> None:
     """Through the simulator's producer, with the platform's security settings from the environment."""
-    security = KafkaSecurity.from_env().client_config()
+    security = KafkaResource.settings_from_env().client_config()
     bootstrap = KafkaResource.from_env().bootstrap_servers
     ensure_topics(bootstrap, contract.source.topics, config=security)
     moment = datetime(2026, 1, 1, 5, tzinfo=UTC)
@@ -266,7 +268,7 @@ def token_endpoint():
     """An identity provider's client-credentials token endpoint (as Entra ID's), for `landing-app` only."""
     issued: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             expected = "Basic " + base64.b64encode(f"landing-app:{CLIENT_SECRET}".encode()).decode()
@@ -276,15 +278,7 @@ def token_endpoint():
                 claims = {"sub": "landing-app", "iat": int(time.time()), "exp": int(time.time()) + 600}
                 body, status = {"access_token": signed_token(claims), "token_type": "Bearer", "expires_in": 600}, 200
                 issued.append(body["access_token"])
-            encoded = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(encoded)))
-            self.end_headers()
-            self.wfile.write(encoded)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
+            self.answer(status, body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
