@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -93,9 +94,17 @@ def wait_until_listening(port: int, timeout_s: float = 10.0) -> None:
 
 
 def start_broker(
-    port: int | None = None, log_path: Path | None = None, security: BrokerSecurity | None = None
+    port: int | None = None,
+    log_path: Path | None = None,
+    security: BrokerSecurity | None = None,
+    storage: str = "memory://tansu/",
+    environment: Mapping[str, str] | None = None,
 ) -> Broker:
-    """tansu on `port`; with `security`, tansu on a private port behind a front on `port` that it advertises."""
+    """tansu on `port`; with `security`, tansu on a private port behind a front on `port` that it advertises.
+
+    `storage` `s3://bucket/` keeps topics, records and committed offsets across restarts; tansu reads the
+    store's endpoint and credentials from `environment` (AWS_ENDPOINT, AWS_ALLOW_HTTP, AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY; the bucket must exist)."""
     port = port or free_port()
     tansu_port = free_port() if security else port
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
@@ -108,11 +117,12 @@ def start_broker(
             "--advertised-listener-url",
             f"tcp://127.0.0.1:{port}",
             "--storage-engine",
-            "memory://tansu/",
+            storage,
         ],
         stdout=log,
         stderr=log,
         start_new_session=True,
+        env={**os.environ, **(environment or {})},
     )
     broker = Broker(process, port)
     try:

@@ -137,7 +137,7 @@ def drain_to_landing(
                 app_transactions={app_id(contract.name, t, p): offset for (t, p), offset in last.items()},
             )
             on_stage("written")
-            consumer.commit(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False)
+            kafka.commit(consumer, [TopicPartition(t, p, o + 1) for (t, p), o in last.items()])
             on_stage("committed")
             for (t, p), offset in last.items():
                 span = report.offsets.setdefault(f"{t}[{p}]", [positions[(t, p)], offset])

@@ -178,6 +178,16 @@ class KafkaResource(SecuredClientResource):
             raise KafkaUnavailableError(f"Kafka at {self.bootstrap_servers} did not answer: {error}") from error
         return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answered}
 
+    def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+        """Commit the next positions; a broker that is gone is a transient failure, since landing resumes
+        from the Delta log and a lost commit only costs re-reading what is already landed."""
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as error:
+            raise KafkaUnavailableError(
+                f"Kafka at {self.bootstrap_servers} did not take the commit: {error}"
+            ) from error
+
     def lag(self, entity: str, topics: tuple[str, ...]) -> list[PartitionLag]:
         """End offset minus committed offset of the entity's group, per partition; commits nothing."""
         consumer = self.consumer(entity)
