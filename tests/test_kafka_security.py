@@ -183,7 +183,7 @@ def land(contract, tmp_path, kafka: KafkaResource):
 
 
 @pytest.mark.broker
-def test_right_credentials_over_tls_land_and_the_password_reaches_no_event(secure_env, tmp_path):
+def test_right_credentials_over_tls_land_and_the_password_reaches_no_event(secure_env, tmp_path, capfd):
     contract = contract_on_a_fresh_topic()
     publish(contract, 7)
     kafka = KafkaResource.from_env().model_copy(update={"group_prefix": f"secure-{uuid.uuid4().hex[:6]}"})
@@ -194,6 +194,8 @@ def test_right_credentials_over_tls_land_and_the_password_reaches_no_event(secur
     assert lake.read("landing", "secured").num_rows == 7
     events = [serialize_value(event) for event in result.all_events]
     assert events and not [event for event in events if PASSWORD in event]
+    output = capfd.readouterr()
+    assert PASSWORD not in output.out + output.err, "nor any log line of Dagster or librdkafka"
 
 
 @pytest.mark.broker
@@ -233,7 +235,7 @@ def assert_fails_fast_naming(result, started: float, variable: str) -> str:
 
 
 @pytest.mark.broker
-def test_a_wrong_password_fails_fast_naming_the_variable_and_not_the_password(secure_env, tmp_path):
+def test_a_wrong_password_fails_fast_naming_the_variable_and_not_the_password(secure_env, tmp_path, capfd):
     contract = contract_on_a_fresh_topic()
     publish(contract, 1)
     wrong = "not-the-" + PASSWORD
@@ -243,6 +245,9 @@ def test_a_wrong_password_fails_fast_naming_the_variable_and_not_the_password(se
     message = assert_fails_fast_naming(result, started, "KAFKA_SASL_PASSWORD")
     assert wrong not in message and "authentication" in message.lower()
     assert not [e for e in map(serialize_value, result.all_events) if wrong in e]
+    output = capfd.readouterr()
+    assert "authentication" in output.err.lower(), "the failure is logged"
+    assert wrong not in output.out + output.err
 
 
 @pytest.mark.broker
