@@ -16,6 +16,7 @@ from platform_assets.factory import entity_assets
 from platform_assets.jobs import build_erasure_job, daily_job, hourly_job, landing_job
 from platform_assets.landing import topic_specs
 from platform_assets.lib.contract import Contract, load_contracts
+from platform_assets.maintenance import build_maintenance_job, build_maintenance_schedule
 from platform_assets.marts import build_marts, dbt_resource
 from platform_assets.partitions import Partitions
 from platform_assets.schedules import daily_schedule, hourly_schedule
@@ -70,6 +71,7 @@ def build_definitions(
     partitions = Partitions.starting(settings.start)
     marts = build_marts(contracts, partitions)
     erasure_job = build_erasure_job(contracts)
+    maintenance_job = build_maintenance_job(contracts)
     interval = settings.sensor_interval_s
     sensors = [build_erasure_marts_sensor(erasure_job, list(marts.keys), interval)]
     for contract in contracts:
@@ -80,8 +82,8 @@ def build_definitions(
     chains = [asset for contract in contracts for asset in entity_assets(contract, partitions)]
     return Definitions(
         assets=[*topic_specs(contracts), *chains, marts],
-        jobs=[landing_job, hourly_job, daily_job, erasure_job],
-        schedules=[hourly_schedule, daily_schedule],
+        jobs=[landing_job, hourly_job, daily_job, erasure_job, maintenance_job],
+        schedules=[hourly_schedule, daily_schedule, build_maintenance_schedule(maintenance_job)],
         sensors=sensors,
         resources=dict(resources or resources_from_env()),
         # One process per run: the embedded Spark server and the imports are paid once, not per step.
