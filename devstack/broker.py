@@ -45,12 +45,13 @@ def free_port() -> int:
 class BrokerSecurity:
     """What clients must do to reach the broker: log in as one of `users` (SASL PLAIN or SCRAM-SHA-256/512)
     or with an OAUTHBEARER token signed HS256 with `token_key`, and/or connect over TLS with `certificate`
-    and `key` (PEM files); None is not required."""
+    and `key` (PEM files), showing a client certificate signed by `client_ca`; None is not required."""
 
     users: dict[str, str] | None = None
     certificate: Path | None = None
     key: Path | None = None
     token_key: str | None = None
+    client_ca: Path | None = None
 
 
 @dataclass
@@ -143,6 +144,8 @@ def start_front(port: int, tansu_port: int, security: BrokerSecurity, log: Any) 
     command += ["--backend", f"127.0.0.1:{tansu_port}"]
     if security.certificate and security.key:
         command += ["--cert", str(security.certificate), "--key", str(security.key)]
+        if security.client_ca:
+            command += ["--client-ca", str(security.client_ca)]
     if security.users is not None or security.token_key is not None:
         command.append("--users-on-stdin")
     front = subprocess.Popen(

@@ -2,14 +2,15 @@
 
 tansu 0.6.0 cannot authenticate or encrypt: its only storage engine (dynostore) drops SCRAM
 credentials, PLAIN is not compiled in, and `--cert/--key` are accepted but never used. This front
-listens where clients connect (tansu advertises its address), optionally wraps the socket in TLS,
-authenticates with SASL PLAIN, SCRAM-SHA-256/512 (RFC 5802, server side) or OAUTHBEARER (RFC 7628:
-an unexpired JWT signed HS256 with the token key an identity-provider stand-in signs with) and then
-becomes a plain byte pipe to tansu. Before login only ApiVersions (forwarded), SaslHandshake v1 and SaslAuthenticate
-v0/v1 are accepted, as on a Kafka broker with authentication on.
+listens where clients connect (tansu advertises its address), optionally wraps the socket in TLS
+(optionally requiring a client certificate), authenticates with SASL PLAIN, SCRAM-SHA-256/512
+(RFC 5802, server side) or OAUTHBEARER (RFC 7628: an unexpired JWT signed HS256 with the token key an
+identity-provider stand-in signs with) and then becomes a plain byte pipe to tansu. Before login only
+ApiVersions (forwarded), SaslHandshake v1 and SaslAuthenticate v0/v1 are accepted, as on a Kafka
+broker with authentication on.
 
 python -m devstack.kafka_front --listen 127.0.0.1:9093 --backend 127.0.0.1:9092 \
-    [--users-on-stdin] [--cert server.pem --key server.key]
+    [--users-on-stdin] [--cert server.pem --key server.key [--client-ca ca.pem]]
 # stdin: {"users": {"name": "password", ...}, "token_key": "..." or null}
 """
 
@@ -223,11 +224,15 @@ def main() -> None:
     )
     parser.add_argument("--cert", type=Path, help="PEM server certificate; with --key, clients connect over TLS")
     parser.add_argument("--key", type=Path)
+    parser.add_argument("--client-ca", type=Path, help="require a client certificate signed by this CA (mutual TLS)")
     args = parser.parse_args()
     tls = None
     if args.cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.cert, args.key)
+        if args.client_ca:
+            tls.verify_mode = ssl.CERT_REQUIRED
+            tls.load_verify_locations(args.client_ca)
     credentials = json.loads(sys.stdin.read()) if args.users_on_stdin else {"users": None, "token_key": None}
     asyncio.run(serve(args.listen, args.backend, credentials["users"], credentials["token_key"], tls))
 

@@ -111,9 +111,9 @@ class KafkaResource(SecuredClientResource):
         """The error with the variables that set what it is about (never their values)."""
         security = self.client_settings
         related = RELATED_SETTINGS.get(error.code(), ("security.", "sasl.", "ssl."))
-        named = [s for s in security.configured if s in error.str()] or [
-            s for s in security.configured if s.startswith(related)
-        ]
+        # The settings the error names, with their siblings (`ssl.key.location` failed: `ssl.key.password`).
+        groups = tuple(s.rsplit(".", 1)[0] + "." for s in security.configured if s in error.str()) or related
+        named = [s for s in security.configured if s.startswith(groups)]
         fix = ", ".join(security.source(s) for s in named) or "KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_*"
         return f"Kafka at {self.bootstrap_servers}: {error.str()}; check {fix}"
 

@@ -324,3 +324,42 @@ def test_a_wrong_client_secret_fails_fast_naming_it(oidc_env, tmp_path):
     result, _ = land(contract, tmp_path, KafkaResource.from_env())
     message = assert_fails_fast_naming(result, started, "KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET")
     assert CLIENT_SECRET not in message
+
+
+CLIENT_KEY_PASSWORD = "client-key-password"
+
+
+@pytest.fixture(scope="module")
+def mutual_tls_broker(certificates, tmp_path_factory):
+    """The embedded broker reachable only over TLS with a client certificate its CA signed (no SASL)."""
+    log = tmp_path_factory.mktemp("mtls") / "broker.log"
+    security = BrokerSecurity(certificate=certificates.certificate, key=certificates.key, client_ca=certificates.ca)
+    running = start_broker(log_path=log, security=security)
+    yield running.bootstrap
+    running.stop()
+
+
+@pytest.fixture
+def mutual_tls_env(mutual_tls_broker, certificates, monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", mutual_tls_broker)
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("KAFKA_SSL_CA_LOCATION", str(certificates.ca))
+    monkeypatch.setenv("KAFKA_SSL_CERTIFICATE_LOCATION", str(certificates.client_certificate))
+    monkeypatch.setenv("KAFKA_SSL_KEY_LOCATION", str(certificates.client_key))
+    monkeypatch.setenv("KAFKA_SSL_KEY_PASSWORD", CLIENT_KEY_PASSWORD)
+    return monkeypatch
+
+
+@pytest.mark.broker
+def test_a_client_certificate_with_its_encrypted_key_reaches_the_broker(mutual_tls_env):
+    contract = contract_on_a_fresh_topic()
+    publish(contract, 2)
+    assert sum(lag.lag for lag in KafkaResource.from_env().lag(contract.name, contract.source.topics)) == 2
+
+
+@pytest.mark.broker
+def test_a_wrong_key_password_is_named_before_connecting(mutual_tls_env):
+    mutual_tls_env.setenv("KAFKA_SSL_KEY_PASSWORD", "wrong-" + CLIENT_KEY_PASSWORD)
+    with pytest.raises(ClientConfigurationError, match="KAFKA_SSL_KEY_PASSWORD") as rejected:
+        KafkaResource.from_env().lag("secured", ("any-topic",))
+    assert CLIENT_KEY_PASSWORD not in str(rejected.value)
