@@ -210,6 +210,17 @@ def test_the_lag_sensor_reads_the_lag_with_the_same_settings(secure_env):
 
 
 @pytest.mark.broker
+def test_the_lag_sensor_fails_fast_on_a_wrong_password_naming_the_variable(secure_env):
+    contract = contract_on_a_fresh_topic()
+    secure_env.setenv("KAFKA_SASL_PASSWORD", "wrong-" + PASSWORD)
+    context = build_sensor_context(instance=DagsterInstance.ephemeral(), resources={"kafka": KafkaResource.from_env()})
+    started = time.monotonic()
+    with pytest.raises(ClientConfigurationError, match="KAFKA_SASL_PASSWORD") as rejected:
+        build_lag_sensor(contract, lag_threshold=3)(context)
+    assert time.monotonic() - started < 15 and PASSWORD not in str(rejected.value)
+
+
+@pytest.mark.broker
 def test_event_hubs_connection_string_from_a_mounted_file(secure_env, tmp_path):
     """Azure Event Hubs' form: PLAIN with the user `$ConnectionString` and the connection string as password."""
     mounted = tmp_path / "connection-string"
