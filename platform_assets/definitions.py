@@ -22,7 +22,7 @@ from platform_assets.marts import build_marts, dbt_resource
 from platform_assets.partitions import Partitions
 from platform_assets.refused_contracts import refused_contract_sensors, refused_contract_specs
 from platform_assets.schedules import daily_schedule, hourly_schedule
-from platform_assets.secrets import load_aws_secrets_into_environment
+from platform_assets.secrets import load_secrets_into_environment
 from platform_assets.sensors import build_erasure_marts_sensor, build_history_sensor, build_lag_sensor
 from platform_assets.settings import PlatformSettings
 from resources.kafka import KafkaResource
@@ -99,7 +99,7 @@ def build_definitions(
 
 def load_code_location() -> Definitions:
     """The code location as the Dagster tools load it: secrets, settings and resources from the environment."""
-    load_aws_secrets_into_environment()
+    load_secrets_into_environment()
     settings = PlatformSettings.from_env()
     contracts, refused = read_contracts(settings.contracts_dir)
     resources = resources_from_env()

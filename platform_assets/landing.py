@@ -195,7 +195,7 @@ def drain_to_landing(
                     raise  # the conflict was not about these partitions: nothing safe to retry
                 continue
             on_stage("written")
-            consumer.commit(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False)
+            kafka.commit(consumer, [TopicPartition(t, p, o + 1) for (t, p), o in last.items()])
             on_stage("committed")
             for (t, p), offset in last.items():
                 span = report.offsets.setdefault(f"{t}[{p}]", [positions[(t, p)], offset])

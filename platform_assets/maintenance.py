@@ -38,6 +38,7 @@ DEFAULT_RETENTION_HOURS = 168
 class MaintenanceConfig(Config):
     retention_hours: int = Field(
         default=DEFAULT_RETENTION_HOURS,
+        ge=24,
         description="Keep files that a table version younger than this needs; longer than any run.",
     )
 

@@ -2,6 +2,10 @@
 
 The platform's consumer group per entity is `<group_prefix>-<entity>`; its committed offsets are a
 hint for where to resume, while the landing table's Delta app transactions are the source of truth.
+
+Security: every librdkafka `security.*`, `sasl.*`, `ssl.*` and `https.*` setting comes from the
+variable `KAFKA_<SETTING>` or a mounted file named by `KAFKA_<SETTING>_FILE` (resources/client_settings.py);
+secrets are read when a client is built and never appear in the resource's configuration.
 """
 
 from __future__ import annotations
@@ -9,11 +13,19 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from dagster import ConfigurableResource
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from pydantic import field_validator
+
+from resources.client_settings import ClientConfigurationError, SecuredClientResource, refuse_secret_values
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+VARIABLE_PREFIX = "KAFKA_"
+SECURITY_PREFIXES = ("security.", "sasl.", "ssl.", "https.", "enable.ssl.", "enable.sasl.")
+# What librdkafka reports (and then retries forever) on a rejected login or TLS handshake, and the
+# settings each is about.
+RELATED_SETTINGS = {KafkaError._AUTHENTICATION: ("sasl.",), KafkaError._SSL: ("ssl.", "enable.ssl.")}
 
 
 @dataclass(frozen=True)
@@ -32,42 +44,104 @@ class KafkaUnavailableError(RuntimeError):
     """The broker did not answer; a transient failure that a retry may fix."""
 
 
-class KafkaResource(ConfigurableResource):
+class PlatformConsumer(Consumer):
+    """A consumer that keeps the authentication and TLS errors librdkafka reports (and retries forever)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.security_errors: list[KafkaError] = []
+        super().__init__({**config, "error_cb": self._on_error})
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() in RELATED_SETTINGS:
+            self.security_errors.append(error)
+
+
+class KafkaResource(SecuredClientResource):
+    variable_prefix: ClassVar[str] = VARIABLE_PREFIX
+    setting_prefixes: ClassVar[tuple[str, ...]] = SECURITY_PREFIXES
+
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
     group_prefix: str = "platform-landing"
     session_timeout_ms: int = 6000
     request_timeout_s: float = 30.0
     extra_config: dict[str, str] = {}
 
+    @field_validator("extra_config")
+    @classmethod
+    def _no_secret_extra_values(cls, settings: dict[str, str]) -> dict[str, str]:
+        refuse_secret_values(VARIABLE_PREFIX, settings)
+        return settings
+
     @classmethod
     def from_env(cls) -> KafkaResource:
-        return cls(bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP))
+        return cls(
+            bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP),
+            **cls.security_fields_from_env(),
+        )
 
     def group_id(self, entity: str) -> str:
         return f"{self.group_prefix}-{entity}"
 
-    def consumer(self, entity: str) -> Consumer:
-        return Consumer(
-            {
-                "bootstrap.servers": self.bootstrap_servers,
-                "group.id": self.group_id(entity),
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                # Landing assigns explicit offsets; an offset the broker does not have is an error to report,
-                # never a silent jump to another position.
-                "auto.offset.reset": "error",
-                "session.timeout.ms": self.session_timeout_ms,
-                "enable.partition.eof": False,
-                **self.extra_config,
-            }
-        )
+    def client_config(self) -> dict[str, Any]:
+        """The broker address and security settings (secrets read now) every client of the platform uses."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            **self.client_settings.client_config(),
+            **self.extra_config,
+        }
+
+    def consumer(self, entity: str) -> PlatformConsumer:
+        config = {
+            **self.client_config(),
+            "group.id": self.group_id(entity),
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            # Landing assigns explicit offsets; an offset the broker does not have is an error to report,
+            # never a silent jump to another position.
+            "auto.offset.reset": "error",
+            "session.timeout.ms": self.session_timeout_ms,
+            "enable.partition.eof": False,
+        }
+        try:
+            return PlatformConsumer(config)
+        except KafkaException as error:
+            raise ClientConfigurationError(self._explain(error.args[0])) from error
+
+    def _explain(self, error: KafkaError) -> str:
+        """The error with the variables that set what it is about (never their values)."""
+        security = self.client_settings
+        related = RELATED_SETTINGS.get(error.code(), ("security.", "sasl.", "ssl."))
+        # The settings the error names, with their siblings (`ssl.key.location` failed: `ssl.key.password`).
+        groups = tuple(s.rsplit(".", 1)[0] + "." for s in security.configured if s in error.str()) or related
+        named = [s for s in security.configured if s.startswith(groups)]
+        fix = ", ".join(security.source(s) for s in named) or "KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_*"
+        return f"Kafka at {self.bootstrap_servers}: {error.str()}; check {fix}"
+
+    def _metadata(self, consumer: Consumer) -> Any:
+        """The cluster's metadata; an authentication or TLS failure raises within seconds, naming what to fix.
+
+        librdkafka retries a rejected login until the request times out and then reports only a transport
+        failure, so the metadata is asked for in short slices with the errors it reported in between.
+        """
+        deadline = time.monotonic() + self.request_timeout_s
+        while True:
+            try:
+                return consumer.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            except KafkaException as error:
+                consumer.poll(0)  # serves the error callback; nothing is assigned yet
+                rejected = consumer.security_errors if isinstance(consumer, PlatformConsumer) else []
+                if rejected:
+                    raise ClientConfigurationError(self._explain(rejected[-1])) from error
+                if time.monotonic() >= deadline:
+                    protocol = self.security.get("security.protocol", "PLAINTEXT")
+                    raise KafkaUnavailableError(
+                        f"Kafka at {self.bootstrap_servers} did not answer: {error}; if it is up, check that "
+                        f"KAFKA_SECURITY_PROTOCOL ({protocol}) is what its listener expects"
+                    ) from error
 
     def partitions(self, consumer: Consumer, topics: tuple[str, ...]) -> list[TopicPartition]:
         """Every partition of the topics; a topic that does not exist yet has none."""
-        try:
-            metadata = consumer.list_topics(timeout=self.request_timeout_s)
-        except KafkaException as error:
-            raise KafkaUnavailableError(f"Kafka at {self.bootstrap_servers} did not answer: {error}") from error
+        metadata = self._metadata(consumer)
         found: list[TopicPartition] = []
         for topic in topics:
             described = metadata.topics.get(topic)
@@ -103,6 +177,16 @@ class KafkaResource(ConfigurableResource):
         except KafkaException as error:
             raise KafkaUnavailableError(f"Kafka at {self.bootstrap_servers} did not answer: {error}") from error
         return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answered}
+
+    def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+        """Commit the next positions; a broker that is gone is a transient failure, since landing resumes
+        from the Delta log and a lost commit only costs re-reading what is already landed."""
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as error:
+            raise KafkaUnavailableError(
+                f"Kafka at {self.bootstrap_servers} did not take the commit: {error}"
+            ) from error
 
     def lag(self, entity: str, topics: tuple[str, ...]) -> list[PartitionLag]:
         """End offset minus committed offset of the entity's group, per partition; commits nothing."""

@@ -10,7 +10,7 @@ import argparse
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -18,11 +18,15 @@ from urllib.parse import parse_qs, urlparse
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from resources.kafka import KafkaResource
 from simulator.source import ALL_TOPICS, Event, SourceSystem
 
 
-def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 1) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def ensure_topics(
+    bootstrap: str, topics: Iterable[str], partitions: int = 1, config: Mapping[str, str] | None = None
+) -> None:
+    """Create the topics that do not exist; `config` holds the client's security settings, if any."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(config or {})})
     existing = set(admin.list_topics(timeout=30).topics)
     missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing]
     for topic, future in admin.create_topics(missing).items() if missing else ():
@@ -114,8 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rest-port", type=int, default=0, help="serve the REST export on this port")
     args = parser.parse_args(argv)
     source = SourceSystem(seed=args.seed, start=datetime.fromisoformat(args.start))
-    ensure_topics(args.bootstrap, ALL_TOPICS)
-    publisher = Publisher(args.bootstrap)
+    # The same KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_* settings as the platform's clients.
+    security = KafkaResource.settings_from_env().client_config()
+    ensure_topics(args.bootstrap, ALL_TOPICS, config=security)
+    publisher = Publisher(args.bootstrap, **security)
     lock = threading.Lock()
     if args.rest_port:
         serve_rest(source, args.rest_port, lock)

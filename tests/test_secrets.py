@@ -1,12 +1,19 @@
-"""Secrets come from the environment or AWS Secrets Manager and never reach logs or asset metadata."""
+"""Secrets come from the environment, AWS Secrets Manager or Azure Key Vault and never reach logs or asset metadata."""
 
 import json
+import os
+import sys
+import time
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from platform_assets.secrets import SecretsError, load_aws_secrets_into_environment
+from platform_assets.secrets import (
+    SecretsError,
+    load_aws_secrets_into_environment,
+    load_key_vault_secrets_into_environment,
+)
 
 SECRET = "a-pii-key-from-secrets-manager-0123456789"
 
@@ -86,3 +93,74 @@ def test_the_pii_key_reaches_no_event_metadata_or_table(platform_stack, monkeypa
     emails = [r["email"] for r in raw if r["email"] is not None]  # deletes carry no e-mail
     assert emails and all(len(email) == 64 and "@" not in email for email in emails), "stored as HMAC hashes"
     assert SECRET not in json.dumps(raw, default=str)
+
+
+# --- Azure Key Vault ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def key_vault(tmp_path, monkeypatch):
+    """The Key Vault stand-in over HTTPS, and an azure-keyvault-secrets client for it.
+
+    The client is the SDK's own; only its credential is a static token (DefaultAzureCredential needs
+    Azure) and the challenge's resource check is off (the stand-in is not at *.vault.azure.net)."""
+    from azure.core.credentials import AccessToken
+    from azure.keyvault.secrets import SecretClient
+    from certificates import issue_certificates
+    from key_vault_standin import Vault, serve_vault
+
+    class StaticCredential:
+        def get_token(self, *scopes, **kwargs):
+            return AccessToken("vault-token", int(time.time()) + 3600)
+
+        def close(self):
+            pass
+
+    certificates = issue_certificates(tmp_path / "tls")
+    secrets = {"platform-prod": json.dumps({"PLATFORM_PII_KEY": SECRET, "KEPT": "x"}), "broken": "plain-" + SECRET}
+    with serve_vault(Vault(secrets, "vault-token"), certificates.certificate, certificates.key) as vault:
+        monkeypatch.setenv("PLATFORM_AZURE_KEY_VAULT_URL", vault.url)
+        client = SecretClient(
+            vault.url, StaticCredential(), verify_challenge_resource=False, connection_verify=str(certificates.ca)
+        )
+        yield client
+
+
+@pytest.mark.unit
+def test_unset_variables_are_filled_from_key_vault(key_vault, monkeypatch, capsys):
+    monkeypatch.delenv("PLATFORM_PII_KEY", raising=False)
+    monkeypatch.setenv("KEPT", "from-environment")
+    monkeypatch.setenv("PLATFORM_AZURE_KEY_VAULT_SECRETS", "platform-prod")
+    assert load_key_vault_secrets_into_environment(key_vault) == ["PLATFORM_PII_KEY"]
+    assert os.environ["PLATFORM_PII_KEY"] == SECRET
+    assert os.environ["KEPT"] == "from-environment", "the environment wins over the secret store"
+    captured = capsys.readouterr()
+    assert SECRET not in captured.out + captured.err
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("name", "expected"), [("broken", "JSON object"), ("missing", "was not found")])
+def test_a_key_vault_secret_that_is_missing_or_not_json_is_named_without_its_value(
+    key_vault, monkeypatch, name, expected
+):
+    monkeypatch.setenv("PLATFORM_AZURE_KEY_VAULT_SECRETS", name)
+    with pytest.raises(SecretsError, match=expected) as error:
+        load_key_vault_secrets_into_environment(key_vault)
+    assert f"`{name}`" in str(error.value) and SECRET not in str(error.value)
+
+
+@pytest.mark.unit
+def test_key_vault_secrets_without_the_vault_url_name_the_variable(monkeypatch):
+    monkeypatch.setenv("PLATFORM_AZURE_KEY_VAULT_SECRETS", "platform-prod")
+    monkeypatch.delenv("PLATFORM_AZURE_KEY_VAULT_URL", raising=False)
+    with pytest.raises(SecretsError, match="PLATFORM_AZURE_KEY_VAULT_URL"):
+        load_key_vault_secrets_into_environment()
+
+
+@pytest.mark.unit
+def test_key_vault_without_the_azure_packages_says_which_are_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "azure.identity", None)  # as when azure-identity is not installed
+    monkeypatch.setenv("PLATFORM_AZURE_KEY_VAULT_SECRETS", "platform-prod")
+    monkeypatch.setenv("PLATFORM_AZURE_KEY_VAULT_URL", "https://platform.vault.azure.net")
+    with pytest.raises(SecretsError, match="azure-keyvault-secrets and azure-identity are not installed"):
+        load_key_vault_secrets_into_environment()

@@ -687,6 +687,63 @@ def test_production_instance_config_is_valid_and_agrees_with_the_chart() -> None
     assert dagster["runLauncher"]["type"] == "K8sRunLauncher"
 
 
+COMPUTE_LOGS_DIRECTORY = "dagster-compute-logs"
+
+
+def snake_case(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The Dagster chart's camelCase manager config as the instance's snake_case config."""
+    return {re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): value for key, value in config.items()}
+
+
+@pytest.mark.parametrize("values_file", EXAMPLE_VALUES, ids=[p.stem for p in EXAMPLE_VALUES])
+def test_compute_logs_are_kept_on_the_lakes_store(values_file: Path) -> None:
+    from urllib.parse import urlparse
+
+    from dagster._config import validate_config
+    from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
+
+    values = chart_values(values_file)
+    lake = urlparse(values["platform"]["lakeRoot"])
+    manager = values["dagster"]["computeLogManager"]
+    prefix = f"{lake.path.strip('/')}/{COMPUTE_LOGS_DIRECTORY}"
+    if lake.scheme == "s3":
+        assert manager["type"] == "S3ComputeLogManager"
+        config = manager["config"]["s3ComputeLogManager"]
+        assert (config["bucket"], config["prefix"]) == (lake.netloc, prefix)
+        assert validate_config(S3ComputeLogManager.config_type(), snake_case(config)).success
+        # The webserver reads the logs with the lake's credentials, as the runs write them.
+        lake_secret = values["secrets"]["lakeCredentials"]["name"]
+        assert {"name": lake_secret} in values["dagster"]["dagsterWebserver"]["envSecrets"]
+    else:
+        assert lake.scheme == "abfss", lake
+        assert manager["type"] == "AzureBlobComputeLogManager"
+        config = manager["config"]["azureBlobComputeLogManager"]
+        container, host = lake.netloc.split("@")
+        assert (config["storageAccount"], config["container"], config["prefix"]) == (
+            host.split(".")[0],
+            container,
+            prefix,
+        )
+        # Workload identity, as for the tables: no key or client secret in the instance.
+        assert config["defaultAzureCredential"] == {} and "secretKey" not in config
+
+
+def test_production_instance_keeps_compute_logs_on_the_lake_like_the_aks_values() -> None:
+    compute_logs = load_yaml(DEPLOY / "dagster.yaml")["compute_logs"]
+    assert (compute_logs["module"], compute_logs["class"]) == (
+        "dagster_azure.blob.compute_log_manager",
+        "AzureBlobComputeLogManager",
+    )
+    config = compute_logs["config"]
+    for field in ("storage_account", "container", "prefix"):
+        assert set(config[field]) == {"env"}, f"{field} must come from the environment"
+    chart = chart_values(DEPLOY / "values" / "aks-adls.yaml")["dagster"]["computeLogManager"]
+    assert chart["type"] == compute_logs["class"]
+    chart_config = snake_case(chart["config"]["azureBlobComputeLogManager"])
+    assert config["default_azure_credential"] == chart_config["default_azure_credential"] == {}
+    assert config["upload_interval"] == chart_config["upload_interval"]
+
+
 def test_workspace_is_valid() -> None:
     from dagster._core.workspace.config_schema import ensure_workspace_config
 
