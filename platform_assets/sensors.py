@@ -35,10 +35,19 @@ from dagster import (
 )
 
 from platform_assets.entity import asset_key
-from platform_assets.jobs import daily_job, hourly_job, landing_job
+from platform_assets.jobs import AUTOMATIC_PRIORITY, daily_job, hourly_job, landing_job
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.tables import AUDIT_SCHEMA
-from platform_assets.partitions import DAY_FORMAT, DEFAULT_PARTITIONS, HOUR_FORMAT, Partitions, range_tags
+from platform_assets.partitions import (
+    DAY_FORMAT,
+    DEFAULT_PARTITIONS,
+    HOUR_FORMAT,
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    Partitions,
+    range_tags,
+)
 from platform_assets.settings import PlatformSettings
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
@@ -54,10 +63,13 @@ ACTIVE_STATUSES = [
 
 @dataclass
 class Cursor:
-    """What a sensor has already acted on: the storage id of the last materialization it handled."""
+    """What a sensor has already acted on: the storage id of the last materialization it handled, and
+    (lag sensor) the touched hours no run covers yet, each with the time of the newest landing that
+    touched it."""
 
     handled_storage_id: int = 0
     extra: dict = field(default_factory=dict)
+    pending_hours: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> "Cursor":
@@ -81,14 +93,41 @@ def runs_in_flight(context: SensorEvaluationContext, entity: str, layer: str) ->
     return bool(runs)
 
 
-def touched_hours(records: list[EventLogRecord]) -> set[str]:
-    hours: set[str] = set()
+def touched_hours(records: list[EventLogRecord]) -> dict[str, float]:
+    """The event hours the landing materializations touched, each with the time of the newest one."""
+    hours: dict[str, float] = {}
     for record in records:
         materialization = record.asset_materialization
         metadata = materialization.metadata if materialization else {}
-        if "event_hours" in metadata:
-            hours.update(str(hour) for hour in metadata["event_hours"].value)  # type: ignore[union-attr]
+        for hour in metadata["event_hours"].value if "event_hours" in metadata else []:  # type: ignore[union-attr]
+            hours[str(hour)] = max(hours.get(str(hour), 0.0), record.timestamp)
     return hours
+
+
+@dataclass(frozen=True)
+class HourlyRun:
+    """An active hourly run of an entity: the hours it covers, and when it started (None: still waiting)."""
+
+    first: str
+    last: str
+    started_at: float | None
+
+    def covers(self, hour: str, landed_at: float) -> bool:
+        """Whether the run will read what landed for `hour` at `landed_at`: its steps read landing only
+        after the run starts, so a run that has not started, or started later, sees it."""
+        return self.first <= hour <= self.last and (self.started_at is None or self.started_at > landed_at)
+
+
+def active_hourly_runs(instance: DagsterInstance, entity: str) -> list[HourlyRun]:
+    active = RunsFilter(statuses=ACTIVE_STATUSES, tags={"entity": entity, "layer": "current"})
+    records = instance.get_run_records(active)
+    runs = []
+    for record in records:
+        tags = record.dagster_run.tags
+        first = tags.get(RANGE_START_TAG) or tags.get(PARTITION_TAG)
+        if first is not None:
+            runs.append(HourlyRun(first, tags.get(RANGE_END_TAG) or first, record.start_time))
+    return runs
 
 
 def build_lag_sensor(
@@ -98,40 +137,52 @@ def build_lag_sensor(
     interval_s: int = DEFAULTS.sensor_interval_s,
     partitions: Partitions = DEFAULT_PARTITIONS,
 ) -> SensorDefinition:
+    """Keeps the queue short: one landing run at a time, and for the hours landing touched one range run
+    (raw, quarantine, current) at a time waiting in the queue. Hours an active run will read are
+    dropped; hours that arrive while a run waits are merged into the next request."""
     landing_key = asset_key("landing", contract)
     hourly_selection = [asset_key(layer, contract) for layer in ("raw", "quarantine", "current")]
 
     @sensor(
         name=f"lag_sensor_{contract.name}",
         description=f"Lands {contract.name} when its consumer lag or delay grows; then decodes and merges the "
-        "hours that landing touched.",
+        "hours that landing touched, in one range run.",
         minimum_interval_seconds=interval_s,
         jobs=[landing_job, hourly_job],
         default_status=DefaultSensorStatus.RUNNING,
     )
-    def lag_sensor(context: SensorEvaluationContext, kafka: KafkaResource) -> SensorResult | SkipReason:
+    def lag_sensor(context: SensorEvaluationContext, kafka: KafkaResource) -> SensorResult:
         cursor = Cursor.parse(context.cursor)
         requests = []
         landed = new_materializations(context, landing_key, cursor.handled_storage_id)
-        hours = touched_hours(landed)
-        outside = {hour for hour in hours if not partitions.hourly.has_partition_key(hour)}
+        pending = dict(cursor.pending_hours)
+        for hour, landed_at in touched_hours(landed).items():
+            pending[hour] = max(pending.get(hour, 0.0), landed_at)
+        outside = {hour for hour in pending if not partitions.hourly.has_partition_key(hour)}
         if outside:
             context.log.warning(
                 f"{contract.name}: landed records with event hours outside the partitions ({sorted(outside)[:5]}); "
                 "they stay in landing; check the producer's clock or PLATFORM_START"
             )
-        for hour in sorted(hours - outside):
+        runs = active_hourly_runs(context.instance, contract.name)
+        pending = {
+            hour: landed_at
+            for hour, landed_at in pending.items()
+            if hour not in outside and not any(run.covers(hour, landed_at) for run in runs)
+        }
+        newest_landing = landed[-1].storage_id if landed else cursor.handled_storage_id
+        if pending and not any(run.started_at is None for run in runs):
+            first, last = min(pending), max(pending)
             requests.append(
                 RunRequest(
-                    run_key=f"{contract.name}:{hour}:{landed[-1].storage_id}",
+                    run_key=f"{contract.name}:{first}..{last}:{newest_landing}",
                     job_name=hourly_job.name,
-                    partition_key=hour,
                     asset_selection=hourly_selection,
-                    tags={"entity": contract.name, "layer": "current"},
+                    tags={"entity": contract.name, "layer": "current", **range_tags(first, last), **AUTOMATIC_PRIORITY},
                 )
             )
-        if landed:
-            cursor.handled_storage_id = landed[-1].storage_id
+            pending = {}
+        cursor.pending_hours, cursor.handled_storage_id = pending, newest_landing
         lags = kafka.lag(contract.name, contract.source.topics)
         lag = sum(partition.lag for partition in lags)
         delay = kafka.oldest_pending_age_s(contract.name, lags) if 0 < lag < lag_threshold else 0.0
@@ -141,12 +192,11 @@ def build_lag_sensor(
                 RunRequest(
                     job_name=landing_job.name,
                     asset_selection=[landing_key],
-                    tags={"entity": contract.name, "layer": "landing", "lag": str(lag)},
+                    tags={"entity": contract.name, "layer": "landing", "lag": str(lag), **AUTOMATIC_PRIORITY},
                 )
             )
-        if not requests:
-            return SkipReason(f"{contract.name}: lag {lag} (threshold {lag_threshold}), oldest pending {delay:.0f} s")
-        return SensorResult(run_requests=requests, cursor=cursor.dump())
+        skip = f"{contract.name}: lag {lag} (threshold {lag_threshold}), oldest pending {delay:.0f} s"
+        return SensorResult(run_requests=requests, skip_reason=None if requests else skip, cursor=cursor.dump())
 
     return lag_sensor
 
@@ -196,6 +246,7 @@ def build_history_sensor(
                 "entity": contract.name,
                 "layer": "history",
                 **range_tags(first, min(last, partitions.daily.get_last_partition_key() or last)),
+                **AUTOMATIC_PRIORITY,
             },
         )
         cursor.handled_storage_id = merged[-1].storage_id
@@ -229,7 +280,7 @@ def build_erasure_marts_sensor(
         return RunRequest(
             run_key=f"erasure:{run_id}",
             asset_selection=list(marts_keys),
-            tags={"layer": "marts", **range_tags(f"{first:%Y-%m-%d}", last)},
+            tags={"layer": "marts", **range_tags(f"{first:%Y-%m-%d}", last), **AUTOMATIC_PRIORITY},
         )
 
     return erasure_marts_sensor

@@ -8,12 +8,26 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from confluent_kafka import Producer
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, materialize
+from dagster import (
+    DagsterEvent,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+    materialize,
+)
+from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteRepositoryOrigin
+from dagster._core.test_utils import create_run_for_test
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from platform_assets.current import build_current_asset
 from platform_assets.history import build_history_asset
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import parse_contract
+from platform_assets.partitions import RANGE_END_TAG as RANGE_END
+from platform_assets.partitions import RANGE_START_TAG as RANGE_START
 from platform_assets.raw import build_raw_assets
 from platform_assets.sensors import build_history_sensor, build_lag_sensor
 from resources.kafka import KafkaResource
@@ -84,14 +98,20 @@ def test_lag_sensor_requests_landing_then_the_hours_landing_touched(setup, broke
     # After a restart the daemon hands the stored cursor to a fresh evaluation.
     second = evaluate(sensor, instance, first.cursor, {"kafka": kafka})
     assert isinstance(second, SensorResult)
-    assert sorted(r.partition_key for r in second.run_requests) == ["2026-03-01-07:00", "2026-03-02-10:00"]
-    assert {tuple(r.asset_selection) for r in second.run_requests} == {
-        (contract_key("raw", contract), contract_key("quarantine", contract), contract_key("current", contract))
-    }
+    # One range run over the touched hours, the late one included, behind manual runs in the queue.
+    [hourly_request] = second.run_requests
+    assert hourly_request.tags[RANGE_START] == "2026-03-01-07:00"
+    assert hourly_request.tags[RANGE_END] == "2026-03-02-10:00"
+    assert hourly_request.tags["dagster/priority"] == "-1" and landing_request.tags["dagster/priority"] == "-1"
+    assert hourly_request.asset_selection == [
+        contract_key("raw", contract),
+        contract_key("quarantine", contract),
+        contract_key("current", contract),
+    ]
 
     third = evaluate(sensor, instance, second.cursor, {"kafka": kafka})
-    assert isinstance(third, SkipReason)
-    assert "lag 0" in third.skip_message
+    assert not third.run_requests
+    assert "lag 0" in third.skip_reason.skip_message
 
     # Below the threshold, a pending record older than the maximum delay still triggers landing.
     produce(broker, topic, [("w9", now, 2)])
@@ -99,6 +119,60 @@ def test_lag_sensor_requests_landing_then_the_hours_landing_touched(setup, broke
     fourth = evaluate(patient, instance, second.cursor, {"kafka": kafka})
     assert isinstance(fourth, SensorResult)
     assert [r.asset_selection for r in fourth.run_requests] == [[contract_key("landing", contract)]]
+
+
+def queue_hourly_run(instance, contract, first: str, last: str):
+    """An hourly run of the entity waiting in the queue, as the daemon would see it."""
+    tags = {"entity": contract.name, "layer": "current", RANGE_START: first, RANGE_END: last}
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="platform_assets.definitions"))
+    origin = RemoteRepositoryOrigin(location, "__repository__").get_job_origin("hourly_job")
+    run = create_run_for_test(instance, job_name="hourly_job", tags=tags, remote_job_origin=origin)
+    report(instance, run, DagsterEventType.RUN_ENQUEUED)
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.QUEUED
+    return run
+
+
+def report(instance, run, event_type: DagsterEventType) -> None:
+    event = DagsterEvent(event_type_value=event_type.value, job_name=run.job_name)
+    instance.report_dagster_event(event, run_id=run.run_id)
+
+
+def test_lag_sensor_keeps_one_pending_hourly_run_and_skips_hours_a_run_will_read(setup, broker):
+    contract, resources, instance = setup
+    topic = contract.source.topics[0]
+    landing = build_landing_asset(contract)
+    sensor = build_lag_sensor(contract, lag_threshold=10**6, max_delay_s=3600)
+    kafka = {"kafka": resources["kafka"]}
+    queued = queue_hourly_run(instance, contract, "2026-03-02-09:00", "2026-03-02-10:00")
+    produce(broker, topic, [("a", datetime(2026, 3, 2, 10, 5, tzinfo=UTC), 1)])
+    produce(broker, topic, [("b", datetime(2026, 3, 2, 12, 5, tzinfo=UTC), 1)])
+    assert materialize([landing], instance=instance, resources=resources).success
+
+    # Hour 10 is read by the queued run; hour 12 waits, because one run of the entity already waits.
+    held = evaluate(sensor, instance, None, kafka)
+    assert not held.run_requests
+    assert set(json.loads(held.cursor)["pending_hours"]) == {"2026-03-02-12:00"}
+
+    # More hours land while the run still waits: merged into the same pending set.
+    produce(broker, topic, [("c", datetime(2026, 3, 2, 14, 5, tzinfo=UTC), 1)])
+    assert materialize([landing], instance=instance, resources=resources).success
+    merged = evaluate(sensor, instance, held.cursor, kafka)
+    assert not merged.run_requests
+    assert set(json.loads(merged.cursor)["pending_hours"]) == {"2026-03-02-12:00", "2026-03-02-14:00"}
+
+    # The queued run starts: now the held hours go out as one range run.
+    report(instance, queued, DagsterEventType.RUN_START)
+    released = evaluate(sensor, instance, merged.cursor, kafka)
+    [request] = released.run_requests
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2026-03-02-12:00", "2026-03-02-14:00")
+    assert json.loads(released.cursor)["pending_hours"] == {}
+
+    # Hour 10 lands again after the running run started, which may have read that hour already: it is
+    # requested again rather than skipped.
+    produce(broker, topic, [("d", datetime(2026, 3, 2, 10, 40, tzinfo=UTC), 1)])
+    assert materialize([landing], instance=instance, resources=resources).success
+    [again] = evaluate(sensor, instance, released.cursor, kafka).run_requests
+    assert (again.tags[RANGE_START], again.tags[RANGE_END]) == ("2026-03-02-10:00", "2026-03-02-10:00")
 
 
 def test_history_sensor_requests_late_days_onward(setup, broker):
