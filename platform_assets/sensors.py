@@ -17,6 +17,7 @@ from datetime import datetime
 import pyarrow.compute as pc
 from dagster import (
     AssetKey,
+    AssetObservation,
     AssetRecordsFilter,
     DagsterInstance,
     DagsterRunStatus,
@@ -139,7 +140,8 @@ def build_lag_sensor(
 ) -> SensorDefinition:
     """Keeps the queue short: one landing run at a time, and for the hours landing touched one range run
     (raw, quarantine, current) at a time waiting in the queue. Hours an active run will read are
-    dropped; hours that arrive while a run waits are merged into the next request."""
+    dropped; hours that arrive while a run waits are merged into the next request. Every tick records
+    the lag and the oldest pending record's age on the landing asset, and says which rule decided."""
     landing_key = asset_key("landing", contract)
     hourly_selection = [asset_key(layer, contract) for layer in ("raw", "quarantine", "current")]
 
@@ -171,7 +173,8 @@ def build_lag_sensor(
             if hour not in outside and not any(run.covers(hour, landed_at) for run in runs)
         }
         newest_landing = landed[-1].storage_id if landed else cursor.handled_storage_id
-        if pending and not any(run.started_at is None for run in runs):
+        waiting = any(run.started_at is None for run in runs)
+        if pending and not waiting:
             first, last = min(pending), max(pending)
             requests.append(
                 RunRequest(
@@ -185,18 +188,36 @@ def build_lag_sensor(
         cursor.pending_hours, cursor.handled_storage_id = pending, newest_landing
         lags = kafka.lag(contract.name, contract.source.topics)
         lag = sum(partition.lag for partition in lags)
-        delay = kafka.oldest_pending_age_s(contract.name, lags) if 0 < lag < lag_threshold else 0.0
-        due = lag >= lag_threshold or (lag > 0 and delay >= max_delay_s)
-        if due and not runs_in_flight(context, contract.name, "landing"):
-            requests.append(
-                RunRequest(
-                    job_name=landing_job.name,
-                    asset_selection=[landing_key],
-                    tags={"entity": contract.name, "layer": "landing", "lag": str(lag), **AUTOMATIC_PRIORITY},
+        delay = kafka.oldest_pending_age_s(contract.name, lags)
+        reasons = [f"hourly run waiting; {len(pending)} hours held for the next request"] if pending else []
+        if lag >= lag_threshold or (lag > 0 and delay >= max_delay_s):
+            if runs_in_flight(context, contract.name, "landing"):
+                reasons.append(f"landing run in flight (lag {lag}, oldest pending {delay:.0f} s)")
+            else:
+                requests.append(
+                    RunRequest(
+                        job_name=landing_job.name,
+                        asset_selection=[landing_key],
+                        tags={"entity": contract.name, "layer": "landing", "lag": str(lag), **AUTOMATIC_PRIORITY},
+                    )
                 )
+        elif lag == 0:
+            reasons.append("nothing to land (lag 0)")
+        else:
+            reasons.append(
+                f"lag {lag} below threshold {lag_threshold} and oldest pending {delay:.0f} s below {max_delay_s:.0f} s"
             )
-        skip = f"{contract.name}: lag {lag} (threshold {lag_threshold}), oldest pending {delay:.0f} s"
-        return SensorResult(run_requests=requests, skip_reason=None if requests else skip, cursor=cursor.dump())
+        # Numeric metadata on landing, every tick: the asset's page plots lag and delay over time.
+        observation = AssetObservation(
+            asset_key=landing_key,
+            metadata={"consumer_lag": lag, "oldest_pending_age_s": round(delay, 1), "hours_held": len(pending)},
+        )
+        return SensorResult(
+            run_requests=requests,
+            skip_reason=None if requests else f"{contract.name}: " + "; ".join(reasons),
+            cursor=cursor.dump(),
+            asset_events=[observation],
+        )
 
     return lag_sensor
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
+    FloatMetadataValue,
     SensorResult,
     SkipReason,
     build_sensor_context,
@@ -111,7 +113,21 @@ def test_lag_sensor_requests_landing_then_the_hours_landing_touched(setup, broke
 
     third = evaluate(sensor, instance, second.cursor, {"kafka": kafka})
     assert not third.run_requests
-    assert "lag 0" in third.skip_reason.skip_message
+    assert third.skip_reason.skip_message == f"{contract.name}: nothing to land (lag 0)"
+    # Every tick records lag and delay on landing as numbers, which the asset's page plots over time.
+    assert [lag_of(result) for result in (first, second, third)] == [6, 0, 0]
+    assert first.asset_events[0].asset_key == contract_key("landing", contract)
+    assert isinstance(first.asset_events[0].metadata["oldest_pending_age_s"], FloatMetadataValue)
+
+    # Below both limits the skip reason names the rule and the numbers.
+    produce(broker, topic, [("w8", now, 2)])
+    below_limits = build_lag_sensor(contract, lag_threshold=100, max_delay_s=3600)
+    waiting = evaluate(below_limits, instance, third.cursor, {"kafka": kafka})
+    assert not waiting.run_requests and lag_of(waiting) == 1
+    assert re.fullmatch(
+        rf"{contract.name}: lag 1 below threshold 100 and oldest pending \d+ s below 3600 s",
+        waiting.skip_reason.skip_message,
+    )
 
     # Below the threshold, a pending record older than the maximum delay still triggers landing.
     produce(broker, topic, [("w9", now, 2)])
@@ -120,13 +136,32 @@ def test_lag_sensor_requests_landing_then_the_hours_landing_touched(setup, broke
     assert isinstance(fourth, SensorResult)
     assert [r.asset_selection for r in fourth.run_requests] == [[contract_key("landing", contract)]]
 
+    # While that landing run is in flight, the sensor waits for it and says so.
+    in_flight = queue_run(instance, "landing_job", {"entity": contract.name, "layer": "landing"})
+    fifth = evaluate(patient, instance, fourth.cursor, {"kafka": kafka})
+    assert not fifth.run_requests
+    assert "landing run in flight (lag 2" in fifth.skip_reason.skip_message
+    report(instance, in_flight, DagsterEventType.RUN_SUCCESS)
+    assert evaluate(patient, instance, fourth.cursor, {"kafka": kafka}).run_requests
+
+
+def lag_of(result: SensorResult) -> int:
+    [observation] = result.asset_events
+    return observation.metadata["consumer_lag"].value
+
 
 def queue_hourly_run(instance, contract, first: str, last: str):
-    """An hourly run of the entity waiting in the queue, as the daemon would see it."""
-    tags = {"entity": contract.name, "layer": "current", RANGE_START: first, RANGE_END: last}
+    """An hourly run of the entity waiting in the queue."""
+    return queue_run(
+        instance, "hourly_job", {"entity": contract.name, "layer": "current", RANGE_START: first, RANGE_END: last}
+    )
+
+
+def queue_run(instance, job_name: str, tags: dict[str, str]):
+    """A run waiting in the queue, as the queue daemon would see it."""
     location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="platform_assets.definitions"))
-    origin = RemoteRepositoryOrigin(location, "__repository__").get_job_origin("hourly_job")
-    run = create_run_for_test(instance, job_name="hourly_job", tags=tags, remote_job_origin=origin)
+    origin = RemoteRepositoryOrigin(location, "__repository__").get_job_origin(job_name)
+    run = create_run_for_test(instance, job_name=job_name, tags=tags, remote_job_origin=origin)
     report(instance, run, DagsterEventType.RUN_ENQUEUED)
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.QUEUED
     return run
