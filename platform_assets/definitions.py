@@ -12,6 +12,7 @@ from typing import Any
 
 from dagster import BetaWarning, Definitions, PreviewWarning, in_process_executor
 
+from platform_assets.alerts import Webhook, build_alert_sensors
 from platform_assets.factory import entity_assets
 from platform_assets.jobs import build_erasure_job, daily_job, hourly_job, landing_job
 from platform_assets.landing import topic_specs
@@ -77,6 +78,9 @@ def build_definitions(
             build_lag_sensor(contract, settings.lag_threshold, settings.max_delay_s, interval, partitions),
         )
         sensors.append(build_history_sensor(contract, list(marts.keys), interval, partitions))
+    if settings.alert_webhook_url:
+        webhook = Webhook.configured(settings.alert_webhook_url, settings.alert_format, settings.ui_url)
+        sensors.extend(build_alert_sensors(webhook, interval))
     chains = [asset for contract in contracts for asset in entity_assets(contract, partitions)]
     return Definitions(
         assets=[*topic_specs(contracts), *chains, marts],

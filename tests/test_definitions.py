@@ -119,3 +119,14 @@ def test_history_days_depend_on_the_day_before():
     mapping = graph.get_partition_mapping(history, history)
     assert isinstance(mapping, TimeWindowPartitionMapping)
     assert (mapping.start_offset, mapping.end_offset) == (-1, -1)
+
+
+def test_alert_sensors_exist_only_with_a_webhook():
+    from platform_assets.settings import PlatformSettings
+
+    assert not {"alert_on_run_failure", "alert_on_check_failure"} & {s.name for s in defs.sensors}
+    settings = PlatformSettings.from_env(
+        {"PLATFORM_ALERT_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/x", "PLATFORM_UI_URL": "https://dagster.x"}
+    )
+    alerting = build_definitions(load_contracts(), settings=settings)
+    assert {"alert_on_run_failure", "alert_on_check_failure"} <= {s.name for s in alerting.sensors}

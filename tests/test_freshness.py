@@ -30,7 +30,7 @@ def freshness_after_daemon_tick(instance) -> dict[AssetKey, FreshnessState]:
 
 
 def test_current_turns_red_when_nothing_merged_within_freshness_hours(tmp_path):
-    with instance_for_test(temp_dir=str(tmp_path)) as instance:
+    with instance_for_test() as instance:
         merged_at = datetime.now(UTC)
         instance.report_runless_asset_event(AssetMaterialization(CURRENT, partition=f"{merged_at:%Y-%m-%d-%H}:00"))
         instance.report_runless_asset_event(AssetMaterialization(NO_POLICY, partition=f"{merged_at:%Y-%m-%d-%H}:00"))
