@@ -695,7 +695,8 @@ def test_production_instance_config_is_valid_and_agrees_with_the_chart() -> None
 
 
 def test_dev_instance_retries_launch_failures_not_data_failures(tmp_path: Path) -> None:
-    """`make dev` runs with the production retry policies, so what a developer sees is what runs."""
+    """`make dev` runs with the production retry policies, so what a developer sees is what runs, two
+    runs at a time."""
     from dagster import DagsterInstance
 
     (tmp_path / "dagster.yaml").write_text((ROOT / "devstack" / "dagster.yaml").read_text())
@@ -709,6 +710,7 @@ def test_dev_instance_retries_launch_failures_not_data_failures(tmp_path: Path) 
         assert instance.run_retries_enabled
         assert instance.run_retries_max_retries == production["run_retries"]["max_retries"]
         assert instance.run_retries_retry_on_asset_or_op_failure is False
+        assert queue.max_concurrent_runs == 2  # paced for a 2-core machine
 
 
 def test_workspace_is_valid() -> None:
