@@ -2,7 +2,7 @@
 
 Every check here is declared `blocking=True` on the asset it guards, so a failure stops every
 downstream asset of the same run, however the run was started (UI, schedule, sensor, backfill); the
-automation conditions of downstream assets also wait for these checks to pass. A failure message
+history sensor also waits for them to pass before it starts history or the marts. A failure message
 says which table, which partition, which rule, how many rows, and what to do next.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import pyarrow as pa
-from dagster import AssetCheckResult, AssetCheckSpec, AssetKey, AutomationCondition, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSpec, AssetKey, MetadataValue
 
 from platform_assets.quality import Outcome
 
@@ -35,11 +35,6 @@ DESCRIPTIONS = {
     "`quality.freshness_hours` (judged when the contract sets it; backfills of old partitions are not judged).",
     ONE_ROW_PER_KEY_PER_DAY: "Exactly one row per key and snapshot date in the rewritten days (Great Expectations).",
 }
-
-
-def follow_parents_when_checks_pass() -> AutomationCondition:
-    """Downstream assets follow their parents, but never past a parent whose blocking check failed."""
-    return AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
 
 
 def spec(asset: AssetKey, name: str) -> AssetCheckSpec:

@@ -65,7 +65,6 @@ def build_current_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
         deps=[asset_key("raw", contract)],
         partitions_def=partitions.hourly,
         backfill_policy=BackfillPolicy.single_run(),
-        automation_condition=checks.follow_parents_when_checks_pass(),
         freshness_policy=freshness_policy(contract),
         metadata={"dagster/column_schema": column_schema(current_schema(contract), contract)},
         check_specs=[checks.spec(current_key, checks.UNIQUE_KEY)],

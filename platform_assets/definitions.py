@@ -19,7 +19,7 @@ from platform_assets.landing import topic_specs
 from platform_assets.lib.contract import Contract, load_contracts
 from platform_assets.marts import build_marts, dbt_resource
 from platform_assets.partitions import Partitions
-from platform_assets.schedules import daily_schedule, hourly_schedule
+from platform_assets.schedules import daily_schedule
 from platform_assets.secrets import load_aws_secrets_into_environment
 from platform_assets.sensors import build_erasure_marts_sensor, build_history_sensor, build_lag_sensor
 from platform_assets.settings import PlatformSettings
@@ -85,7 +85,7 @@ def build_definitions(
     return Definitions(
         assets=[*topic_specs(contracts), *chains, marts],
         jobs=[landing_job, hourly_job, daily_job, erasure_job],
-        schedules=[hourly_schedule, daily_schedule],
+        schedules=[daily_schedule],
         sensors=sensors,
         resources=dict(resources or resources_from_env()),
         # One process per run: the embedded Spark server and the imports are paid once, not per step.

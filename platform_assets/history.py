@@ -53,14 +53,13 @@ def build_history_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
         **entity_asset_properties(contract, "history"),
         kinds={"spark", "delta"},
         # Day D is computed from day D-1: the self-dependency makes Dagster run days in order in any
-        # backfill that is split into runs, and keeps automation from computing D before D-1 exists.
+        # backfill that is split into runs.
         deps=[
             asset_key("current", contract),
             AssetDep(history_key, partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
         ],
         partitions_def=partitions.daily,
         backfill_policy=BackfillPolicy.single_run(),
-        automation_condition=checks.follow_parents_when_checks_pass(),
         metadata={"dagster/column_schema": column_schema(history_schema(contract), contract)},
         check_specs=[checks.spec(history_key, checks.ONE_ROW_PER_KEY_PER_DAY)],
         pool=lake_pool(contract, "history"),

@@ -34,6 +34,7 @@ from dagster import (
     run_status_sensor,
     sensor,
 )
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from platform_assets.entity import asset_key
 from platform_assets.jobs import AUTOMATIC_PRIORITY, daily_job, hourly_job, landing_job
@@ -232,6 +233,26 @@ def newest_partition(instance: DagsterInstance, keys: Iterable[AssetKey]) -> str
     return max((partition for partition in newest if partition), default=None)
 
 
+def failed_upstream_checks(
+    context: SensorEvaluationContext, keys: Sequence[AssetKey], rerun: Sequence[AssetKey] = ()
+) -> list[str]:
+    """Blocking checks upstream of `keys` (other than those of `rerun`, which the run evaluates again)
+    whose latest evaluation failed: what a run started now would build on. Outside a code location,
+    as in unit tests, there is no asset graph to follow."""
+    graph = context.repository_def.asset_graph if context.repository_def else None
+    if graph is None or not keys:
+        return []
+    upstream = set().union(*(graph.get_ancestor_asset_keys(key) for key in keys)) - {*keys, *rerun}
+    check_keys = [k for k in graph.asset_check_keys if k.asset_key in upstream and graph.get_check_spec(k).blocking]
+    summaries = context.instance.event_log_storage.get_asset_check_summary_records(check_keys)
+    return sorted(
+        f"{key.asset_key.to_user_string()}:{key.name}"
+        for key, summary in summaries.items()
+        if summary.last_completed_check_execution_record is not None
+        and summary.last_completed_check_execution_record.status == AssetCheckExecutionRecordStatus.FAILED
+    )
+
+
 def build_history_sensor(
     contract: Contract,
     marts_keys: Sequence[AssetKey] = (),
@@ -243,7 +264,8 @@ def build_history_sensor(
     @sensor(
         name=f"history_sensor_{contract.name}",
         description=f"Recomputes the {contract.name} history days (and the marts) whose hours changed in "
-        "`current`, onward to the newest day, so late events reach every later day.",
+        "`current`, onward to the newest day, so late events reach every later day; never past a failed "
+        "blocking check upstream.",
         minimum_interval_seconds=interval_s,
         job=daily_job,
         default_status=DefaultSensorStatus.RUNNING,
@@ -256,13 +278,21 @@ def build_history_sensor(
         days = {datetime.strptime(r.partition_key, HOUR_FORMAT).strftime(DAY_FORMAT) for r in merged if r.partition_key}
         if not days:
             return SkipReason(f"no new {contract.name} hours in current")
+        blocked = failed_upstream_checks(context, [history_key])
+        if blocked:
+            # Not handled: once a rerun passes the checks, the next tick requests these days.
+            return SkipReason(f"{contract.name} history waits: blocking checks failed upstream: {', '.join(blocked)}")
+        # Marts read every entity: they wait while any of their upstream blocking checks fails.
+        marts_blocked = failed_upstream_checks(context, marts_keys, rerun=[history_key])
+        if marts_blocked:
+            context.log.warning(f"marts not rebuilt: blocking checks failed upstream: {', '.join(marts_blocked)}")
         newest_day = newest_partition(context.instance, [history_key])
         last = max(days | ({newest_day} if newest_day else set()))
         first = min(days)
         request = RunRequest(
             run_key=f"{contract.name}:history:{merged[-1].storage_id}",
             job_name=daily_job.name,
-            asset_selection=[history_key, *marts_keys],
+            asset_selection=[history_key, *([] if marts_blocked else marts_keys)],
             tags={
                 "entity": contract.name,
                 "layer": "history",
