@@ -94,11 +94,13 @@ def row_count_sanity(
 ) -> AssetCheckResult:
     change = None if not previous else abs(rows - previous) / previous
     passed = max_change is None or change is None or change <= max_change
+    # A limit is shown only when the contract sets one: `max_change 0` would read as "no change allowed".
+    limit = {} if max_change is None else {"max_change": max_change}
     return AssetCheckResult(
         asset_key=asset,
         check_name=ROW_COUNT_SANITY,
         passed=passed,
-        metadata={"rows": rows, "previous_partition_rows": previous or 0, "max_change": max_change or 0.0},
+        metadata={"rows": rows, "previous_partition_rows": previous or 0, "judged": max_change is not None, **limit},
         description=None
         if passed
         else f"{table_name(asset)} partition {partition}: {rows} rows against {previous} in the previous partition, "
@@ -153,8 +155,8 @@ def freshness(
         passed=passed,
         metadata={
             "newest_record_age_hours": round(age_hours, 2) if age_hours is not None else -1.0,
-            "limit_hours": limit_hours or 0,
             "judged": judged,
+            **({} if limit_hours is None else {"limit_hours": limit_hours}),
         },
         description=None
         if passed

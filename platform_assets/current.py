@@ -94,12 +94,14 @@ def build_current_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
             duplicates = duplicate_keys(session, current_uri, contract.key)
             live, tombstones = row_count(session, current_uri), row_count(session, tombstones_uri)
         yield MaterializeResult(
+            # Whole-table counts, named as such: `dagster/row_count` means the rows of a partition
+            # (as on raw), and current is one table that every hour merges into.
             metadata={
-                "dagster/row_count": live,
+                "table_live_rows": live,
                 "changes_in": stats["changes_in"],
                 "tombstones_expired": stats["tombstones_expired"],
                 "full_refresh": config.full_refresh,
-                "tombstones": tombstones,
+                "table_tombstones": tombstones,
                 "table_version": lake.version("current", contract.name) or 0,
                 "duration_s": round(time.monotonic() - started, 3),
             }

@@ -83,9 +83,12 @@ def build_history_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
                 last,
                 merge_spec(contract),
             )
+        # A range run's metadata is recorded on every day of the range: a row count of one day would
+        # be wrong on the others, so it is given only when the run covers one day.
+        one_day = context.partition_key_range.start == context.partition_key_range.end
         yield MaterializeResult(
             metadata={
-                "dagster/row_count": rows[last.isoformat()],
+                **({"dagster/row_count": rows[last.isoformat()]} if one_day else {}),
                 "live_rows_per_day": MetadataValue.json(rows),
                 "days_rewritten": MetadataValue.json(sorted(rows)),
                 "table_version": lake.version("history", contract.name) or 0,

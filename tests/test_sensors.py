@@ -228,9 +228,16 @@ def test_history_sensor_requests_late_days_onward(setup, broker):
     assert request.tags["dagster/asset_partition_range_end"] == "2026-01-03"
     assert isinstance(evaluate(build_history_sensor(contract), instance, result.cursor), SkipReason)
 
+    # current counts its whole table under its own names; `dagster/row_count` stays a partition's count.
+    merged = instance.get_latest_materialization_event(contract_key("current", contract)).asset_materialization
+    assert merged.metadata["table_live_rows"].value == 2 and "dagster/row_count" not in merged.metadata
+
     # History already runs up to day 5; a late event for day 2 must recompute days 2..5.
     history = build_history_asset(contract)
     assert materialize([history], instance=instance, resources=resources, partition_key="2026-01-05").success
+    day = instance.get_latest_materialization_event(contract_key("history", contract)).asset_materialization
+    # A one-day run: the count of that day.
+    assert day.metadata["dagster/row_count"].value == day.metadata["live_rows_per_day"].value["2026-01-05"]
     produce(broker, topic, [("c", datetime(2026, 1, 2, 8, tzinfo=UTC), 1)])
     assert materialize(assets[:1], instance=instance, resources=resources).success
     assert materialize(
