@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
 from dagster import materialize
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.test_utils import freeze_time, instance_for_test
@@ -21,18 +19,16 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.sensor import execute_sensor_iteration
+from helpers import RECORDS_HOUR as HOUR
+from helpers import good_and_bad_records
 
 from platform_assets.alerts import Alert, Webhook, infer_format
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import parse_contract
 from platform_assets.raw import build_raw_assets
-from resources.kafka import KafkaResource
 from resources.lake import LakeResource
-from resources.schema_registry import SchemaRegistryResource
-from simulator.service import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
-HOUR = "2026-03-02-10:00"
 UI = "http://dagster.example:3000"
 
 
@@ -65,17 +61,7 @@ def tick(workspace, when: datetime) -> None:
 @pytest.mark.broker
 def test_failed_check_and_failed_run_each_post_one_alert(broker, tmp_path, receiver, monkeypatch):
     url, received = receiver
-    suffix = uuid.uuid4().hex[:8]
-    topic = f"alerts-{suffix}"
-    document = {
-        "name": "alerted",
-        "source": {"format": "json", "topic": topic, "operation_field": "op"},
-        "key": ["id"],
-        "sequence": "v",
-        "event_time": "ts",
-        "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
-        "quality": {"max_quarantine_rate": 0.0},
-    }
+    document, resources = good_and_bad_records(broker, tmp_path, "alerted", {"max_quarantine_rate": 0.0})
     for name, value in {
         "ALERT_TEST_CONTRACT": json.dumps(document),
         "PLATFORM_ALERT_WEBHOOK_URL": f"{url}/hook",
@@ -85,17 +71,6 @@ def test_failed_check_and_failed_run_each_post_one_alert(broker, tmp_path, recei
     }.items():
         monkeypatch.setenv(name, value)
     contract = parse_contract(document)
-    ensure_topics(broker, [topic])
-    producer = Producer({"bootstrap.servers": broker, "batch.num.messages": 1})
-    moment = datetime(2026, 3, 2, 10, 15, tzinfo=UTC).isoformat()
-    producer.produce(topic, key=b"a", value=json.dumps({"id": "a", "ts": moment, "v": 1, "op": "c"}).encode())
-    producer.produce(topic, key=b"b", value=json.dumps({"id": "b", "ts": moment, "v": "x", "op": "c"}).encode())
-    assert producer.flush(30) == 0
-    resources = {
-        "kafka": KafkaResource(bootstrap_servers=broker, group_prefix=f"alerts-{suffix}"),
-        "lake": LakeResource(root=str(tmp_path / "lake")),
-        "schema_registry": SchemaRegistryResource(),
-    }
     origin = InProcessCodeLocationOrigin(
         LoadableTargetOrigin(
             python_file=str(ROOT / "tests" / "alert_location.py"), attribute="defs", working_directory=str(ROOT)

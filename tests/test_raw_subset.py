@@ -2,52 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import uuid
-from datetime import UTC, datetime
-
 import pytest
-from confluent_kafka import Producer
 from dagster import AssetKey, DagsterEventType, DagsterInstance, materialize
+from helpers import RECORDS_HOUR as HOUR
+from helpers import good_and_bad_records
 
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import parse_contract
 from platform_assets.raw import build_raw_assets
-from resources.kafka import KafkaResource
-from resources.lake import LakeResource
-from resources.schema_registry import SchemaRegistryResource
-from simulator.service import ensure_topics
 
 pytestmark = pytest.mark.broker
 
-HOUR = "2026-03-02-10:00"
-
 
 def test_raw_alone_writes_and_records_quarantine(broker, tmp_path):
-    suffix = uuid.uuid4().hex[:8]
-    topic = f"gadgets-{suffix}"
-    contract = parse_contract(
-        {
-            "name": "gadgets",
-            "source": {"format": "json", "topic": topic, "operation_field": "op"},
-            "key": ["id"],
-            "sequence": "v",
-            "event_time": "ts",
-            "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
-            "quality": {"max_quarantine_rate": 0.5},
-        }
-    )
-    ensure_topics(broker, [topic])
-    producer = Producer({"bootstrap.servers": broker, "batch.num.messages": 1})
-    moment = datetime(2026, 3, 2, 10, 15, tzinfo=UTC).isoformat()
-    producer.produce(topic, key=b"a", value=json.dumps({"id": "a", "ts": moment, "v": 1, "op": "c"}).encode())
-    producer.produce(topic, key=b"b", value=json.dumps({"id": "b", "ts": moment, "v": "x", "op": "c"}).encode())
-    assert producer.flush(30) == 0
-    resources = {
-        "kafka": KafkaResource(bootstrap_servers=broker, group_prefix=f"subset-{suffix}"),
-        "lake": LakeResource(root=str(tmp_path / "lake")),
-        "schema_registry": SchemaRegistryResource(),
-    }
+    document, resources = good_and_bad_records(broker, tmp_path, "gadgets", {"max_quarantine_rate": 0.5})
+    contract = parse_contract(document)
     instance = DagsterInstance.ephemeral()
     assert materialize([build_landing_asset(contract)], instance=instance, resources=resources).success
 
