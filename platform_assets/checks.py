@@ -2,7 +2,7 @@
 
 Every quality gate is declared `blocking=True` on the asset it guards, so a failure stops every
 downstream asset of the same run, however the run was started (UI, schedule, sensor, backfill); the
-automation conditions of downstream assets also wait for these checks to pass. A failure message
+history sensor also waits for them to pass before it starts history or the marts. A failure message
 says which table, which partition, which rule, how many rows, and what to do next. One check only
 warns: fields that producers send but the contract does not name (schema drift) stop nothing, they
 tell an engineer about a new field before a user asks.
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import pyarrow as pa
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, AutomationCondition, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
 from platform_assets.quality import Outcome
 
@@ -45,11 +45,6 @@ DESCRIPTIONS = {
     EVERY_RECORD_ACCOUNTED: "Every landed record filed under the partition is stored once in raw or quarantine, "
     "or counted as skipped (Debezium tombstone) or erased.",
 }
-
-
-def follow_parents_when_checks_pass() -> AutomationCondition:
-    """Downstream assets follow their parents, but never past a parent whose blocking check failed."""
-    return AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
 
 
 def spec(asset: AssetKey, name: str) -> AssetCheckSpec:
@@ -114,11 +109,13 @@ def row_count_sanity(
 ) -> AssetCheckResult:
     change = None if not previous else abs(rows - previous) / previous
     passed = max_change is None or change is None or change <= max_change
+    # A limit is shown only when the contract sets one: `max_change 0` would read as "no change allowed".
+    limit = {} if max_change is None else {"max_change": max_change}
     return AssetCheckResult(
         asset_key=asset,
         check_name=ROW_COUNT_SANITY,
         passed=passed,
-        metadata={"rows": rows, "previous_partition_rows": previous or 0, "max_change": max_change or 0.0},
+        metadata={"rows": rows, "previous_partition_rows": previous or 0, "judged": max_change is not None, **limit},
         description=None
         if passed
         else f"{table_name(asset)} partition {partition}: {rows} rows against {previous} in the previous partition, "
@@ -173,8 +170,8 @@ def freshness(
         passed=passed,
         metadata={
             "newest_record_age_hours": round(age_hours, 2) if age_hours is not None else -1.0,
-            "limit_hours": limit_hours or 0,
             "judged": judged,
+            **({} if limit_hours is None else {"limit_hours": limit_hours}),
         },
         description=None
         if passed

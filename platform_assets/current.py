@@ -20,6 +20,7 @@ from platform_assets.entity import (
     column_schema,
     ensure_tables,
     entity_asset_properties,
+    freshness_policy,
     lake_pool,
     merge_spec,
     partition_label,
@@ -64,7 +65,7 @@ def build_current_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
         deps=[asset_key("raw", contract)],
         partitions_def=partitions.hourly,
         backfill_policy=BackfillPolicy.single_run(),
-        automation_condition=checks.follow_parents_when_checks_pass(),
+        freshness_policy=freshness_policy(contract),
         metadata={"dagster/column_schema": column_schema(current_schema(contract), contract)},
         check_specs=[checks.spec(current_key, checks.UNIQUE_KEY)],
         pool=lake_pool(contract, "current"),
@@ -93,12 +94,14 @@ def build_current_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
             duplicates = duplicate_keys(session, current_uri, contract.key)
             live, tombstones = row_count(session, current_uri), row_count(session, tombstones_uri)
         yield MaterializeResult(
+            # Whole-table counts, named as such: `dagster/row_count` means the rows of a partition
+            # (as on raw), and current is one table that every hour merges into.
             metadata={
-                "dagster/row_count": live,
+                "table_live_rows": live,
                 "changes_in": stats["changes_in"],
                 "tombstones_expired": stats["tombstones_expired"],
                 "full_refresh": config.full_refresh,
-                "tombstones": tombstones,
+                "table_tombstones": tombstones,
                 "table_version": lake.version("current", contract.name) or 0,
                 "duration_s": round(time.monotonic() - started, 3),
             }

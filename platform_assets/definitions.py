@@ -12,6 +12,7 @@ from typing import Any
 
 from dagster import BetaWarning, Definitions, PreviewWarning, in_process_executor
 
+from platform_assets.alerts import Webhook, build_alert_sensors
 from platform_assets.entity import contract_changes_refused
 from platform_assets.factory import entity_assets
 from platform_assets.jobs import build_erasure_job, daily_job, hourly_job, landing_job
@@ -21,7 +22,7 @@ from platform_assets.maintenance import build_maintenance_job, build_maintenance
 from platform_assets.marts import build_marts, dbt_resource
 from platform_assets.partitions import Partitions
 from platform_assets.refused_contracts import refused_contract_sensors, refused_contract_specs
-from platform_assets.schedules import daily_schedule, hourly_schedule
+from platform_assets.schedules import daily_schedule
 from platform_assets.secrets import load_secrets_into_environment
 from platform_assets.sensors import build_erasure_marts_sensor, build_history_sensor, build_lag_sensor
 from platform_assets.settings import PlatformSettings
@@ -85,11 +86,14 @@ def build_definitions(
         )
         sensors.append(build_history_sensor(contract, list(marts.keys), interval, partitions))
     sensors.extend(refused_contract_sensors(refused, interval))
+    if settings.alert_webhook_url:
+        webhook = Webhook.configured(settings.alert_webhook_url, settings.alert_format, settings.ui_url)
+        sensors.extend(build_alert_sensors(webhook, interval))
     chains = [asset for contract in contracts for asset in entity_assets(contract, partitions)]
     return Definitions(
         assets=[*topic_specs(contracts), *chains, marts, *refused_contract_specs(refused)],
         jobs=[landing_job, hourly_job, daily_job, erasure_job, maintenance_job],
-        schedules=[hourly_schedule, daily_schedule, build_maintenance_schedule(maintenance_job)],
+        schedules=[daily_schedule, build_maintenance_schedule(maintenance_job)],
         sensors=sensors,
         resources=dict(resources or resources_from_env()),
         # One process per run: the embedded Spark server and the imports are paid once, not per step.

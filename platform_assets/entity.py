@@ -4,10 +4,11 @@ each other: they are peers tied only by asset keys."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, AssetKey, TableColumn, TableSchema
+from dagster import AssetExecutionContext, AssetKey, FreshnessPolicy, TableColumn, TableSchema
 
 from platform_assets.lib.contract import Contract, ContractError
 from platform_assets.lib.evolution import breaking_changes, identity_properties, migration_hint
@@ -29,6 +30,13 @@ def entity_asset_properties(contract: Contract, layer: str) -> dict[str, Any]:
         "owners": [f"team:{contract.owner}"] if contract.owner else None,
         "tags": {"layer": layer, "entity": contract.name},
     }
+
+
+def freshness_policy(contract: Contract) -> FreshnessPolicy | None:
+    """Fresh while the asset was materialized within the contract's `quality.freshness_hours`. Dagster's
+    freshness daemon judges it on its own clock, without any run, so a stalled entity turns red."""
+    hours = contract.quality.freshness_hours
+    return FreshnessPolicy.time_window(fail_window=timedelta(hours=hours)) if hours else None
 
 
 def lake_pool(contract: Contract, layer: str) -> str:

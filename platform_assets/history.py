@@ -53,14 +53,13 @@ def build_history_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
         **entity_asset_properties(contract, "history"),
         kinds={"spark", "delta"},
         # Day D is computed from day D-1: the self-dependency makes Dagster run days in order in any
-        # backfill that is split into runs, and keeps automation from computing D before D-1 exists.
+        # backfill that is split into runs.
         deps=[
             asset_key("current", contract),
             AssetDep(history_key, partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
         ],
         partitions_def=partitions.daily,
         backfill_policy=BackfillPolicy.single_run(),
-        automation_condition=checks.follow_parents_when_checks_pass(),
         metadata={"dagster/column_schema": column_schema(history_schema(contract), contract)},
         check_specs=[checks.spec(history_key, checks.ONE_ROW_PER_KEY_PER_DAY)],
         pool=lake_pool(contract, "history"),
@@ -84,9 +83,12 @@ def build_history_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
                 last,
                 merge_spec(contract),
             )
+        # A range run's metadata is recorded on every day of the range: a row count of one day would
+        # be wrong on the others, so it is given only when the run covers one day.
+        one_day = context.partition_key_range.start == context.partition_key_range.end
         yield MaterializeResult(
             metadata={
-                "dagster/row_count": rows[last.isoformat()],
+                **({"dagster/row_count": rows[last.isoformat()]} if one_day else {}),
                 "live_rows_per_day": MetadataValue.json(rows),
                 "days_rewritten": MetadataValue.json(sorted(rows)),
                 "table_version": lake.version("history", contract.name) or 0,

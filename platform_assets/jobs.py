@@ -9,6 +9,10 @@ from platform_assets.lib.contract import Contract
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
 
+# Runs the platform starts by itself (sensors, schedules) queue behind runs a person started: manual
+# runs and backfills carry the default priority 0, and the queue daemon dequeues the highest first.
+AUTOMATIC_PRIORITY = {"dagster/priority": "-1"}
+
 landing_job = define_asset_job(
     "landing_job",
     selection=AssetSelection.key_prefixes("landing"),

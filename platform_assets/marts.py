@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, AutomationCondition, BackfillPolicy
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, BackfillPolicy
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -23,7 +23,6 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from platform_assets.checks import follow_parents_when_checks_pass
 from platform_assets.entity import ensure_tables
 from platform_assets.lib.contract import Contract
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
@@ -61,9 +60,6 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
             return super().get_asset_key(dbt_resource_props)
         layer = "marts" if "marts" in dbt_resource_props["fqn"] else "staging"
         return AssetKey([layer, dbt_resource_props["name"]])
-
-    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> AutomationCondition:
-        return follow_parents_when_checks_pass()
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
         return "marts"

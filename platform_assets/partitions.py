@@ -11,6 +11,10 @@ from platform_assets.lib.records import hour_floor
 from platform_assets.settings import DEFAULT_START
 
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
+# The run tags naming the partition (or range) a run covers.
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 DAY_FORMAT = "%Y-%m-%d"
 
 
@@ -52,4 +56,4 @@ def day_key(moment: datetime) -> str:
 
 def range_tags(first: str, last: str) -> dict[str, str]:
     """Run tags that make one run cover the partitions first..last (as a single-run backfill does)."""
-    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    return {RANGE_START_TAG: first, RANGE_END_TAG: last}

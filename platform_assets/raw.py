@@ -6,13 +6,17 @@ replaces exactly that hour (Delta replaceWhere) with the same rows, in both `raw
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
+    AssetMaterialization,
     AssetSpec,
     BackfillPolicy,
     MaterializeResult,
@@ -71,6 +75,17 @@ def _stored_positions(lake: LakeResource, contract: Contract, start: datetime, e
     ]
 
 
+def report(context: AssetExecutionContext, key: AssetKey, metadata: dict) -> Iterator[MaterializeResult]:
+    """The materialization of one of the step's two tables. Both tables are always written together;
+    one that the run did not select cannot be a result of the step, so it is recorded as an event of
+    the run for every partition the run covers, and the UI still shows what was written."""
+    if key in context.selected_asset_keys:
+        yield MaterializeResult(asset_key=key, metadata=metadata)
+        return
+    for partition in context.partition_keys:
+        context.log_event(AssetMaterialization(asset_key=key, partition=partition, metadata=metadata))
+
+
 def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTITIONS):
     raw_key, quarantine_key = asset_key("raw", contract), asset_key("quarantine", contract)
     upstream = ("landing", "snapshot") if contract.snapshot_url else ("landing",)
@@ -115,8 +130,17 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         ],
         backfill_policy=BackfillPolicy.single_run(),
         pool=lake_pool(contract, "raw"),
+        # `raw/<e>` can be materialized alone; quarantine is written all the same (see `report`).
+        can_subset=True,
     )
     def raw_assets(context: AssetExecutionContext, lake: LakeResource, schema_registry: SchemaRegistryResource):
+        selected_checks = context.selected_asset_check_keys
+        for result in decode_hours(context, lake, schema_registry):
+            is_check = isinstance(result, AssetCheckResult)
+            if not is_check or AssetCheckKey(raw_key, str(result.check_name)) in selected_checks:
+                yield result
+
+    def decode_hours(context: AssetExecutionContext, lake: LakeResource, schema_registry: SchemaRegistryResource):
         started = time.monotonic()
         window = context.partition_time_window
         secret = pii_key()
@@ -143,9 +167,10 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
             f"{contract.name} {window.start:%Y-%m-%d %H:00}..{window.end:%Y-%m-%d %H:00}: {len(records)} landed, "
             f"{len(batch.rows)} raw, {len(batch.quarantined)} quarantined"
         )
-        yield MaterializeResult(
-            asset_key=raw_key,
-            metadata={
+        yield from report(
+            context,
+            raw_key,
+            {
                 "dagster/row_count": len(batch.rows),
                 "records_in": len(records),
                 "quarantined": len(batch.quarantined),
@@ -156,14 +181,17 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
                 "duration_s": round(time.monotonic() - started, 3),
             },
         )
-        yield MaterializeResult(
-            asset_key=quarantine_key,
-            metadata={
+        yield from report(
+            context,
+            quarantine_key,
+            {
                 "dagster/row_count": len(batch.quarantined),
                 "errors": MetadataValue.json(dict(errors)),
                 "quarantine_rate": round(len(batch.quarantined) / len(records), 4) if records else 0.0,
             },
         )
+        if not context.selected_asset_check_keys:
+            return  # quarantine alone: raw's checks are not part of the run
 
         label = partition_label(context)
         yield checks.every_record_accounted(

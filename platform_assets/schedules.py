@@ -1,28 +1,17 @@
-"""Schedules that run unattended: every hour the hour that just closed, every day the day that just closed.
+"""The one schedule: every day, the day that just closed.
 
-Landing is driven by the lag sensor; these schedules make sure each closed hour and day is processed
-once more after it closed, whatever the sensor saw, so late-arriving records of the hour are in.
+Everything else is started by sensors (see sensors.py): landing when records wait, the hours each
+landing touched, and the history days (and marts) whose hours changed. Those react to data; a day on
+which an entity had no change at all would never be computed by them, so this schedule closes every
+day once, for every entity, whatever happened.
 """
 
 from datetime import timedelta
 
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule
 
-from platform_assets.jobs import daily_job, hourly_job
-from platform_assets.partitions import day_key, hour_key
-
-
-@schedule(
-    cron_schedule="10 * * * *",
-    job=hourly_job,
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="Decode and merge the hour that closed (raw, quarantine, current of every entity).",
-)
-def hourly_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-    closed = context.scheduled_execution_time - timedelta(hours=1)
-    key = hour_key(closed)
-    return RunRequest(run_key=f"hourly:{key}", partition_key=key, tags={"layer": "current", "trigger": "schedule"})
+from platform_assets.jobs import AUTOMATIC_PRIORITY, daily_job
+from platform_assets.partitions import day_key
 
 
 @schedule(
@@ -34,4 +23,8 @@ def hourly_schedule(context: ScheduleEvaluationContext) -> RunRequest:
 )
 def daily_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     key = day_key(context.scheduled_execution_time - timedelta(days=1))
-    return RunRequest(run_key=f"daily:{key}", partition_key=key, tags={"layer": "history", "trigger": "schedule"})
+    return RunRequest(
+        run_key=f"daily:{key}",
+        partition_key=key,
+        tags={"layer": "history", "trigger": "schedule", **AUTOMATIC_PRIORITY},
+    )

@@ -17,6 +17,7 @@ from datetime import datetime
 import pyarrow.compute as pc
 from dagster import (
     AssetKey,
+    AssetObservation,
     AssetRecordsFilter,
     DagsterInstance,
     DagsterRunStatus,
@@ -33,12 +34,22 @@ from dagster import (
     run_status_sensor,
     sensor,
 )
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from platform_assets.entity import asset_key
-from platform_assets.jobs import daily_job, hourly_job, landing_job
+from platform_assets.jobs import AUTOMATIC_PRIORITY, daily_job, hourly_job, landing_job
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.tables import AUDIT_SCHEMA
-from platform_assets.partitions import DAY_FORMAT, DEFAULT_PARTITIONS, HOUR_FORMAT, Partitions, range_tags
+from platform_assets.partitions import (
+    DAY_FORMAT,
+    DEFAULT_PARTITIONS,
+    HOUR_FORMAT,
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    Partitions,
+    range_tags,
+)
 from platform_assets.settings import PlatformSettings
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
@@ -54,10 +65,13 @@ ACTIVE_STATUSES = [
 
 @dataclass
 class Cursor:
-    """What a sensor has already acted on: the storage id of the last materialization it handled."""
+    """What a sensor has already acted on: the storage id of the last materialization it handled, and
+    (lag sensor) the touched hours no run covers yet, each with the time of the newest landing that
+    touched it."""
 
     handled_storage_id: int = 0
     extra: dict = field(default_factory=dict)
+    pending_hours: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> "Cursor":
@@ -81,14 +95,41 @@ def runs_in_flight(context: SensorEvaluationContext, entity: str, layer: str) ->
     return bool(runs)
 
 
-def touched_hours(records: list[EventLogRecord]) -> set[str]:
-    hours: set[str] = set()
+def touched_hours(records: list[EventLogRecord]) -> dict[str, float]:
+    """The event hours the landing materializations touched, each with the time of the newest one."""
+    hours: dict[str, float] = {}
     for record in records:
         materialization = record.asset_materialization
         metadata = materialization.metadata if materialization else {}
-        if "event_hours" in metadata:
-            hours.update(str(hour) for hour in metadata["event_hours"].value)  # type: ignore[union-attr]
+        for hour in metadata["event_hours"].value if "event_hours" in metadata else []:  # type: ignore[union-attr]
+            hours[str(hour)] = max(hours.get(str(hour), 0.0), record.timestamp)
     return hours
+
+
+@dataclass(frozen=True)
+class HourlyRun:
+    """An active hourly run of an entity: the hours it covers, and when it started (None: still waiting)."""
+
+    first: str
+    last: str
+    started_at: float | None
+
+    def covers(self, hour: str, landed_at: float) -> bool:
+        """Whether the run will read what landed for `hour` at `landed_at`: its steps read landing only
+        after the run starts, so a run that has not started, or started later, sees it."""
+        return self.first <= hour <= self.last and (self.started_at is None or self.started_at > landed_at)
+
+
+def active_hourly_runs(instance: DagsterInstance, entity: str) -> list[HourlyRun]:
+    active = RunsFilter(statuses=ACTIVE_STATUSES, tags={"entity": entity, "layer": "current"})
+    records = instance.get_run_records(active)
+    runs = []
+    for record in records:
+        tags = record.dagster_run.tags
+        first = tags.get(RANGE_START_TAG) or tags.get(PARTITION_TAG)
+        if first is not None:
+            runs.append(HourlyRun(first, tags.get(RANGE_END_TAG) or first, record.start_time))
+    return runs
 
 
 def build_lag_sensor(
@@ -98,55 +139,86 @@ def build_lag_sensor(
     interval_s: int = DEFAULTS.sensor_interval_s,
     partitions: Partitions = DEFAULT_PARTITIONS,
 ) -> SensorDefinition:
+    """Keeps the queue short: one landing run at a time, and for the hours landing touched one range run
+    (raw, quarantine, current) at a time waiting in the queue. Hours an active run will read are
+    dropped; hours that arrive while a run waits are merged into the next request. Every tick records
+    the lag and the oldest pending record's age on the landing asset, and says which rule decided."""
     landing_key = asset_key("landing", contract)
     hourly_selection = [asset_key(layer, contract) for layer in ("raw", "quarantine", "current")]
 
     @sensor(
         name=f"lag_sensor_{contract.name}",
         description=f"Lands {contract.name} when its consumer lag or delay grows; then decodes and merges the "
-        "hours that landing touched.",
+        "hours that landing touched, in one range run.",
         minimum_interval_seconds=interval_s,
         jobs=[landing_job, hourly_job],
         default_status=DefaultSensorStatus.RUNNING,
     )
-    def lag_sensor(context: SensorEvaluationContext, kafka: KafkaResource) -> SensorResult | SkipReason:
+    def lag_sensor(context: SensorEvaluationContext, kafka: KafkaResource) -> SensorResult:
         cursor = Cursor.parse(context.cursor)
         requests = []
         landed = new_materializations(context, landing_key, cursor.handled_storage_id)
-        hours = touched_hours(landed)
-        outside = {hour for hour in hours if not partitions.hourly.has_partition_key(hour)}
+        pending = dict(cursor.pending_hours)
+        for hour, landed_at in touched_hours(landed).items():
+            pending[hour] = max(pending.get(hour, 0.0), landed_at)
+        outside = {hour for hour in pending if not partitions.hourly.has_partition_key(hour)}
         if outside:
             context.log.warning(
                 f"{contract.name}: landed records with event hours outside the partitions ({sorted(outside)[:5]}); "
                 "they stay in landing; check the producer's clock or PLATFORM_START"
             )
-        for hour in sorted(hours - outside):
+        runs = active_hourly_runs(context.instance, contract.name)
+        pending = {
+            hour: landed_at
+            for hour, landed_at in pending.items()
+            if hour not in outside and not any(run.covers(hour, landed_at) for run in runs)
+        }
+        newest_landing = landed[-1].storage_id if landed else cursor.handled_storage_id
+        waiting = any(run.started_at is None for run in runs)
+        if pending and not waiting:
+            first, last = min(pending), max(pending)
             requests.append(
                 RunRequest(
-                    run_key=f"{contract.name}:{hour}:{landed[-1].storage_id}",
+                    run_key=f"{contract.name}:{first}..{last}:{newest_landing}",
                     job_name=hourly_job.name,
-                    partition_key=hour,
                     asset_selection=hourly_selection,
-                    tags={"entity": contract.name, "layer": "current"},
+                    tags={"entity": contract.name, "layer": "current", **range_tags(first, last), **AUTOMATIC_PRIORITY},
                 )
             )
-        if landed:
-            cursor.handled_storage_id = landed[-1].storage_id
+            pending = {}
+        cursor.pending_hours, cursor.handled_storage_id = pending, newest_landing
         lags = kafka.lag(contract.name, contract.source.topics)
         lag = sum(partition.lag for partition in lags)
-        delay = kafka.oldest_pending_age_s(contract.name, lags) if 0 < lag < lag_threshold else 0.0
-        due = lag >= lag_threshold or (lag > 0 and delay >= max_delay_s)
-        if due and not runs_in_flight(context, contract.name, "landing"):
-            requests.append(
-                RunRequest(
-                    job_name=landing_job.name,
-                    asset_selection=[landing_key],
-                    tags={"entity": contract.name, "layer": "landing", "lag": str(lag)},
+        delay = kafka.oldest_pending_age_s(contract.name, lags)
+        reasons = [f"hourly run waiting; {len(pending)} hours held for the next request"] if pending else []
+        if lag >= lag_threshold or (lag > 0 and delay >= max_delay_s):
+            if runs_in_flight(context, contract.name, "landing"):
+                reasons.append(f"landing run in flight (lag {lag}, oldest pending {delay:.0f} s)")
+            else:
+                requests.append(
+                    RunRequest(
+                        job_name=landing_job.name,
+                        asset_selection=[landing_key],
+                        tags={"entity": contract.name, "layer": "landing", "lag": str(lag), **AUTOMATIC_PRIORITY},
+                    )
                 )
+        elif lag == 0:
+            reasons.append("nothing to land (lag 0)")
+        else:
+            reasons.append(
+                f"lag {lag} below threshold {lag_threshold} and oldest pending {delay:.0f} s below {max_delay_s:.0f} s"
             )
-        if not requests:
-            return SkipReason(f"{contract.name}: lag {lag} (threshold {lag_threshold}), oldest pending {delay:.0f} s")
-        return SensorResult(run_requests=requests, cursor=cursor.dump())
+        # Numeric metadata on landing, every tick: the asset's page plots lag and delay over time.
+        observation = AssetObservation(
+            asset_key=landing_key,
+            metadata={"consumer_lag": lag, "oldest_pending_age_s": round(delay, 1), "hours_held": len(pending)},
+        )
+        return SensorResult(
+            run_requests=requests,
+            skip_reason=None if requests else f"{contract.name}: " + "; ".join(reasons),
+            cursor=cursor.dump(),
+            asset_events=[observation],
+        )
 
     return lag_sensor
 
@@ -161,6 +233,26 @@ def newest_partition(instance: DagsterInstance, keys: Iterable[AssetKey]) -> str
     return max((partition for partition in newest if partition), default=None)
 
 
+def failed_upstream_checks(
+    context: SensorEvaluationContext, keys: Sequence[AssetKey], rerun: Sequence[AssetKey] = ()
+) -> list[str]:
+    """Blocking checks upstream of `keys` (other than those of `rerun`, which the run evaluates again)
+    whose latest evaluation failed: what a run started now would build on. Outside a code location,
+    as in unit tests, there is no asset graph to follow."""
+    graph = context.repository_def.asset_graph if context.repository_def else None
+    if graph is None or not keys:
+        return []
+    upstream = set().union(*(graph.get_ancestor_asset_keys(key) for key in keys)) - {*keys, *rerun}
+    check_keys = [k for k in graph.asset_check_keys if k.asset_key in upstream and graph.get_check_spec(k).blocking]
+    summaries = context.instance.event_log_storage.get_asset_check_summary_records(check_keys)
+    return sorted(
+        f"{key.asset_key.to_user_string()}:{key.name}"
+        for key, summary in summaries.items()
+        if summary.last_completed_check_execution_record is not None
+        and summary.last_completed_check_execution_record.status == AssetCheckExecutionRecordStatus.FAILED
+    )
+
+
 def build_history_sensor(
     contract: Contract,
     marts_keys: Sequence[AssetKey] = (),
@@ -172,7 +264,8 @@ def build_history_sensor(
     @sensor(
         name=f"history_sensor_{contract.name}",
         description=f"Recomputes the {contract.name} history days (and the marts) whose hours changed in "
-        "`current`, onward to the newest day, so late events reach every later day.",
+        "`current`, onward to the newest day, so late events reach every later day; never past a failed "
+        "blocking check upstream.",
         minimum_interval_seconds=interval_s,
         job=daily_job,
         default_status=DefaultSensorStatus.RUNNING,
@@ -185,17 +278,26 @@ def build_history_sensor(
         days = {datetime.strptime(r.partition_key, HOUR_FORMAT).strftime(DAY_FORMAT) for r in merged if r.partition_key}
         if not days:
             return SkipReason(f"no new {contract.name} hours in current")
+        blocked = failed_upstream_checks(context, [history_key])
+        if blocked:
+            # Not handled: once a rerun passes the checks, the next tick requests these days.
+            return SkipReason(f"{contract.name} history waits: blocking checks failed upstream: {', '.join(blocked)}")
+        # Marts read every entity: they wait while any of their upstream blocking checks fails.
+        marts_blocked = failed_upstream_checks(context, marts_keys, rerun=[history_key])
+        if marts_blocked:
+            context.log.warning(f"marts not rebuilt: blocking checks failed upstream: {', '.join(marts_blocked)}")
         newest_day = newest_partition(context.instance, [history_key])
         last = max(days | ({newest_day} if newest_day else set()))
         first = min(days)
         request = RunRequest(
             run_key=f"{contract.name}:history:{merged[-1].storage_id}",
             job_name=daily_job.name,
-            asset_selection=[history_key, *marts_keys],
+            asset_selection=[history_key, *([] if marts_blocked else marts_keys)],
             tags={
                 "entity": contract.name,
                 "layer": "history",
                 **range_tags(first, min(last, partitions.daily.get_last_partition_key() or last)),
+                **AUTOMATIC_PRIORITY,
             },
         )
         cursor.handled_storage_id = merged[-1].storage_id
@@ -229,7 +331,7 @@ def build_erasure_marts_sensor(
         return RunRequest(
             run_key=f"erasure:{run_id}",
             asset_selection=list(marts_keys),
-            tags={"layer": "marts", **range_tags(f"{first:%Y-%m-%d}", last)},
+            tags={"layer": "marts", **range_tags(f"{first:%Y-%m-%d}", last), **AUTOMATIC_PRIORITY},
         )
 
     return erasure_marts_sensor

@@ -28,6 +28,12 @@ class PlatformSettings:
     lag_threshold: int = 1000
     # ... or when the oldest waiting record is older than this (PLATFORM_MAX_DELAY_S).
     max_delay_s: float = 300.0
+    # Failed runs and checks are posted here (PLATFORM_ALERT_WEBHOOK_URL); empty: no alert sensors.
+    alert_webhook_url: str = ""
+    # slack | teams | json (PLATFORM_ALERT_WEBHOOK_FORMAT); empty: chosen from the webhook's host.
+    alert_format: str = ""
+    # The Dagster UI that alerts link to (PLATFORM_UI_URL).
+    ui_url: str = "http://127.0.0.1:3000"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PlatformSettings:
@@ -39,4 +45,7 @@ class PlatformSettings:
             sensor_interval_s=int(env.get("PLATFORM_LAG_SENSOR_INTERVAL_S") or defaults.sensor_interval_s),
             lag_threshold=int(env.get("PLATFORM_LAG_THRESHOLD") or defaults.lag_threshold),
             max_delay_s=float(env.get("PLATFORM_MAX_DELAY_S") or defaults.max_delay_s),
+            alert_webhook_url=env.get("PLATFORM_ALERT_WEBHOOK_URL") or defaults.alert_webhook_url,
+            alert_format=env.get("PLATFORM_ALERT_WEBHOOK_FORMAT") or defaults.alert_format,
+            ui_url=env.get("PLATFORM_UI_URL") or defaults.ui_url,
         )

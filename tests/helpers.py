@@ -29,3 +29,48 @@ def run(defs, instance, job: str, first: str, last: str):
     return defs.resolve_job_def(job).execute_in_process(
         instance=instance, tags=range_tags(first, last), raise_on_error=False
     )
+
+
+# The hour that `good_and_bad_records` fills.
+RECORDS_HOUR = "2026-03-02-10:00"
+
+
+def good_and_bad_records(broker: str, tmp_path, name: str, quality: dict) -> tuple[dict, dict]:
+    """A JSON entity on a fresh topic holding, in RECORDS_HOUR, one good record and one that goes to
+    quarantine (its sequence is not a number): its contract document and the resources to land it."""
+    import json
+    import uuid
+    from datetime import UTC, datetime
+
+    from confluent_kafka import Producer
+
+    from resources.kafka import KafkaResource
+    from resources.lake import LakeResource
+    from resources.schema_registry import SchemaRegistryResource
+    from simulator.service import ensure_topics
+
+    suffix = uuid.uuid4().hex[:8]
+    topic = f"{name}-{suffix}"
+    document = {
+        "name": name,
+        "source": {"format": "json", "topic": topic, "operation_field": "op"},
+        "key": ["id"],
+        "sequence": "v",
+        "event_time": "ts",
+        "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+        "quality": quality,
+    }
+    ensure_topics(broker, [topic])
+    # One message per batch: the embedded broker reports end offsets correctly only then.
+    producer = Producer({"bootstrap.servers": broker, "batch.num.messages": 1})
+    moment = datetime.strptime(RECORDS_HOUR, "%Y-%m-%d-%H:%M").replace(minute=15, tzinfo=UTC).isoformat()
+    for key, version in (("a", 1), ("b", "x")):
+        value = {"id": key, "ts": moment, "v": version, "op": "c"}
+        producer.produce(topic, key=key.encode(), value=json.dumps(value).encode())
+    assert producer.flush(30) == 0
+    resources = {
+        "kafka": KafkaResource(bootstrap_servers=broker, group_prefix=f"{name}-{suffix}"),
+        "lake": LakeResource(root=str(tmp_path / "lake")),
+        "schema_registry": SchemaRegistryResource(),
+    }
+    return document, resources

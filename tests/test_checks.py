@@ -29,3 +29,14 @@ def test_row_count_sanity_compares_with_the_previous_partition_when_the_contract
     assert checks.row_count_sanity(RAW, "h", rows=14, previous=10, max_change=0.5).passed
     assert checks.row_count_sanity(RAW, "h", rows=100, previous=None, max_change=0.5).passed  # nothing to compare
     assert checks.row_count_sanity(RAW, "h", rows=100, previous=10, max_change=None).passed
+
+
+def test_a_rule_that_is_off_shows_no_limit():
+    """`max_change 0` or `limit_hours 0` would read as the strictest limit, not as "not judged"."""
+    off = checks.row_count_sanity(RAW, "h", rows=100, previous=10, max_change=None).metadata
+    assert "max_change" not in off and off["judged"].value is False
+    on = checks.row_count_sanity(RAW, "h", rows=100, previous=10, max_change=0.5).metadata
+    assert on["max_change"].value == 0.5 and on["judged"].value is True
+    unlimited = checks.freshness(RAW, "h", NOW, NOW, limit_hours=None, latest=True).metadata
+    assert "limit_hours" not in unlimited and unlimited["judged"].value is False
+    assert checks.freshness(RAW, "h", NOW, NOW, limit_hours=2, latest=True).metadata["limit_hours"].value == 2

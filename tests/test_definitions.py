@@ -8,7 +8,7 @@ from dagster import AssetKey, TimeWindowPartitionMapping, build_schedule_context
 
 from platform_assets.definitions import build_definitions, defs
 from platform_assets.lib.contract import load_contracts
-from platform_assets.schedules import daily_schedule, hourly_schedule
+from platform_assets.schedules import daily_schedule
 
 pytestmark = pytest.mark.unit
 
@@ -81,10 +81,23 @@ def test_checks_are_blocking_and_jobs_and_schedules_exist():
     assert {"landing_job", "hourly_job", "daily_job"} <= {j.name for j in defs.jobs}
 
 
-def test_schedules_request_the_closed_hour_and_day():
+def test_the_daily_schedule_requests_the_closed_day_behind_manual_runs():
     tick = datetime(2026, 3, 4, 5, 10, tzinfo=UTC)
-    assert hourly_schedule(build_schedule_context(scheduled_execution_time=tick)).partition_key == "2026-03-04-04:00"
-    assert daily_schedule(build_schedule_context(scheduled_execution_time=tick)).partition_key == "2026-03-03"
+    request = daily_schedule(build_schedule_context(scheduled_execution_time=tick))
+    assert request.partition_key == "2026-03-03"
+    assert request.tags["dagster/priority"] == "-1"
+
+
+def test_one_automation_story_sensors_and_the_daily_schedule():
+    """Runs start from sensors (landing, the touched hours, the changed days) and one daily schedule;
+    no asset carries an automation condition that Dagster's (stopped) automation sensor would own."""
+    graph = defs.resolve_asset_graph()
+    conditions = {key.to_user_string() for key in graph.get_all_asset_keys() if graph.get(key).automation_condition}
+    assert conditions == set()
+    assert [s.name for s in defs.schedules] == ["daily_schedule"]
+    sensors = {s.name for s in defs.sensors}
+    assert {"lag_sensor_customers", "history_sensor_customers", "erasure_marts_sensor"} <= sensors
+    assert not any(name.startswith("default_automation_condition_sensor") for name in sensors)
 
 
 def test_marts_carry_owner_description_and_column_schema():
@@ -122,3 +135,14 @@ def test_history_days_depend_on_the_day_before():
     mapping = graph.get_partition_mapping(history, history)
     assert isinstance(mapping, TimeWindowPartitionMapping)
     assert (mapping.start_offset, mapping.end_offset) == (-1, -1)
+
+
+def test_alert_sensors_exist_only_with_a_webhook():
+    from platform_assets.settings import PlatformSettings
+
+    assert not {"alert_on_run_failure", "alert_on_check_failure"} & {s.name for s in defs.sensors}
+    settings = PlatformSettings.from_env(
+        {"PLATFORM_ALERT_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/x", "PLATFORM_UI_URL": "https://dagster.x"}
+    )
+    alerting = build_definitions(load_contracts(), settings=settings)
+    assert {"alert_on_run_failure", "alert_on_check_failure"} <= {s.name for s in alerting.sensors}

@@ -8,7 +8,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dagster import AssetKey, AssetSelection, DagsterEventType, evaluate_automation_conditions
+from dagster import AssetKey, DagsterEventType, SkipReason, build_sensor_context
 from helpers import run
 
 from platform_assets.definitions import build_definitions
@@ -72,23 +72,17 @@ def test_a_bad_partition_stops_downstream_and_leaves_published_marts_untouched(s
     assert not materialized(stack.instance, AssetKey(["current", "card_transactions"]), hourly.run_id)
     assert materialized(stack.instance, AssetKey(["current", "customers"]), hourly.run_id)
 
-    # Automation does not start downstream runs past the failed blocking check.
-    evaluation = evaluate_automation_conditions(
-        defs=stack.defs,
-        instance=stack.instance,
-        evaluation_time=DAY_TWO + timedelta(hours=3, minutes=30),
-        asset_selection=AssetSelection.assets(AssetKey(["current", "card_transactions"])),
-    )
-    assert evaluation.total_requested == 0
+    # The history sensors start nothing past the failed blocking check: not card_transactions' history,
+    # and not the marts, which read raw/card_transactions too; customers' history flows on.
+    def history_sensor(entity: str):
+        sensor = stack.defs.get_sensor_def(f"history_sensor_{entity}")
+        return sensor(build_sensor_context(instance=stack.instance, definitions=stack.defs))
 
-    # Nor the marts, which read raw/card_transactions too: they stay as published.
-    marts = evaluate_automation_conditions(
-        defs=stack.defs,
-        instance=stack.instance,
-        evaluation_time=DAY_TWO + timedelta(hours=3, minutes=30),
-        asset_selection=AssetSelection.key_prefixes("marts"),
-    )
-    assert marts.total_requested == 0
+    waiting = history_sensor("card_transactions")
+    assert isinstance(waiting, SkipReason)
+    assert "raw/card_transactions:valid_changes" in waiting.skip_message
+    [customers] = history_sensor("customers").run_requests
+    assert customers.asset_selection == [AssetKey(["history", "customers"])]
     assert digest(published) == before
 
 

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from platform_assets.quality import BUILT_IN, Rule, great_expectations_batch, great_expectations_outcome, validate
 
 pytestmark = pytest.mark.spark
 
@@ -48,3 +51,34 @@ def test_validation_in_a_fresh_process(tmp_path):
 
 def test_a_spark_session_in_a_fresh_process(tmp_path):
     assert last_line_of_fresh_process(SPARK, tmp_path) == "3"
+
+
+EDGE_CASES = pd.DataFrame(
+    {
+        "id": ["a", "b", "b", None, "c", "d"],
+        "day": ["d1", "d1", "d1", None, "d2", "d2"],
+        "segment": ["standard", "gold", None, "premium", "gold", "business"],
+        "amount": [1.0, None, 3.0, float("nan"), 5.0, 6.0],
+    }
+)
+BUILT_IN_RULES = [
+    Rule("expect_column_values_to_not_be_null", {"column": "id"}),
+    Rule("expect_column_values_to_not_be_null", {"column": "amount"}),
+    Rule("expect_column_to_exist", {"column": "segment"}),
+    Rule("expect_column_to_exist", {"column": "absent"}),
+    Rule("expect_column_values_to_be_in_set", {"column": "segment", "value_set": ["standard", "premium", "business"]}),
+    Rule("expect_compound_columns_to_be_unique", {"column_list": ["day", "id"]}),
+]
+
+
+@pytest.mark.parametrize("rule", BUILT_IN_RULES, ids=lambda rule: rule.describe())
+def test_built_in_rules_agree_with_great_expectations(rule):
+    """The rules computed without Great Expectations give its verdict, counts and samples."""
+    assert rule.expectation in BUILT_IN
+    batch = great_expectations_batch(EDGE_CASES)
+    assert BUILT_IN[rule.expectation](EDGE_CASES, rule) == great_expectations_outcome(batch, EDGE_CASES, rule)
+
+
+def test_a_rule_on_a_missing_column_fails_and_names_it():
+    [outcome] = validate(EDGE_CASES, [Rule("expect_column_values_to_not_be_null", {"column": "absent"})])
+    assert not outcome.success and outcome.sample == ["column `absent` is missing"]

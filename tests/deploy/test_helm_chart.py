@@ -681,8 +681,15 @@ def test_production_instance_config_is_valid_and_agrees_with_the_chart() -> None
         "tag_concurrency_limits": chart_concurrency["runs"]["tagConcurrencyLimits"],
     }
     daemon = dagster["dagsterDaemon"]
-    assert daemon["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    # The chart's queued type cannot requeue runs whose code server was unreachable: the same class
+    # is declared as a custom coordinator, with exactly the production config.
+    assert daemon["runCoordinator"]["type"] == "CustomRunCoordinator"
+    assert daemon["runCoordinator"]["config"]["customRunCoordinator"] == config["run_coordinator"]
+    assert config["run_coordinator"]["config"]["max_user_code_failure_retries"] > 0
     assert config["run_retries"]["max_retries"] == daemon["runRetries"]["maxRetries"]
+    # Launch failures are retried, data failures (a failed step or blocking check) are not.
+    assert config["run_retries"]["retry_on_asset_or_op_failure"] is False
+    assert daemon["runRetries"]["retryOnAssetOrOpFailure"] is False
     assert config["run_monitoring"]["start_timeout_seconds"] == daemon["runMonitoring"]["startTimeoutSeconds"]
     assert dagster["runLauncher"]["type"] == "K8sRunLauncher"
 
@@ -742,6 +749,25 @@ def test_production_instance_keeps_compute_logs_on_the_lake_like_the_aks_values(
     chart_config = snake_case(chart["config"]["azureBlobComputeLogManager"])
     assert config["default_azure_credential"] == chart_config["default_azure_credential"] == {}
     assert config["upload_interval"] == chart_config["upload_interval"]
+
+
+def test_dev_instance_retries_launch_failures_not_data_failures(tmp_path: Path) -> None:
+    """`make dev` runs with the production retry policies, so what a developer sees is what runs, two
+    runs at a time."""
+    from dagster import DagsterInstance
+
+    (tmp_path / "dagster.yaml").write_text((ROOT / "devstack" / "dagster.yaml").read_text())
+    production = load_yaml(DEPLOY / "dagster.yaml")
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue is not None
+        coordinator = production["run_coordinator"]["config"]
+        assert queue.max_user_code_failure_retries == coordinator["max_user_code_failure_retries"]
+        assert queue.user_code_failure_retry_delay == coordinator["user_code_failure_retry_delay"]
+        assert instance.run_retries_enabled
+        assert instance.run_retries_max_retries == production["run_retries"]["max_retries"]
+        assert instance.run_retries_retry_on_asset_or_op_failure is False
+        assert queue.max_concurrent_runs == 2  # paced for a 2-core machine
 
 
 def test_workspace_is_valid() -> None:

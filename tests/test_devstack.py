@@ -1,0 +1,30 @@
+"""`make dev` looks like a production deployment a few days old, paced for a 2-core machine."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from devstack.dev import dev_environment
+from platform_assets.partitions import Partitions
+from platform_assets.settings import PlatformSettings
+
+pytestmark = pytest.mark.unit
+
+
+def test_dev_partitions_start_a_few_days_back_and_sensors_keep_production_thresholds(tmp_path: Path):
+    now = datetime(2026, 11, 28, 22, 40, tzinfo=UTC)
+    env = dev_environment({"PATH": "/usr/bin"}, tmp_path, now)
+    settings = PlatformSettings.from_env(env)
+    assert settings.start == "2026-11-25-00:00"
+    hours = Partitions.starting(settings.start).hourly.get_partition_keys(current_time=now)
+    assert len(hours) == 3 * 24 + 23  # three days, then today up to the hour in progress (22:00)
+    assert settings.sensor_interval_s == 30 and settings.lag_threshold == PlatformSettings().lag_threshold
+    assert env["PLATFORM_MODE"] == "dev" and env["DAGSTER_HOME"] == str(tmp_path / "dagster")
+
+
+def test_what_the_developer_set_wins(tmp_path: Path):
+    env = dev_environment(
+        {"PLATFORM_START": "2026-01-01-00:00", "PLATFORM_MAX_DELAY_S": "5"}, tmp_path, datetime.now(UTC)
+    )
+    assert (env["PLATFORM_START"], env["PLATFORM_MAX_DELAY_S"]) == ("2026-01-01-00:00", "5")
