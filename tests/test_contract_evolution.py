@@ -68,7 +68,9 @@ def chain(contract_, resources, instance, hour: str, day: str) -> None:
     return raw_result
 
 
-def test_a_field_added_and_a_field_widened_while_live(broker, tmp_path):
+@pytest.fixture
+def members(broker, tmp_path):
+    """A fresh topic for the members entity, and the resources, lake and instance of its runs."""
     topic = f"members-{uuid.uuid4().hex[:6]}"
     ensure_topics(broker, [topic])
     resources = {
@@ -77,7 +79,11 @@ def test_a_field_added_and_a_field_widened_while_live(broker, tmp_path):
         "schema_registry": SchemaRegistryResource(),
         "spark": SparkResource(),
     }
-    lake, instance = resources["lake"], DagsterInstance.ephemeral()
+    return topic, resources, resources["lake"], DagsterInstance.ephemeral()
+
+
+def test_a_field_added_and_a_field_widened_while_live(broker, members):
+    topic, resources, lake, instance = members
     day1 = [
         {"id": "a", "ts": DAY1.isoformat(), "v": 1, "score": 10, "op": "c"},
         {"id": "b", "ts": DAY1.isoformat(), "v": 1, "score": 20, "tier": "gold", "op": "c"},
@@ -124,19 +130,11 @@ def test_a_field_added_and_a_field_widened_while_live(broker, tmp_path):
     }
 
 
-def test_a_breaking_change_is_refused_and_the_migration_equals_a_rebuild_from_scratch(broker, tmp_path, spark):
+def test_a_breaking_change_is_refused_and_the_migration_equals_a_rebuild_from_scratch(broker, members, tmp_path, spark):
     from platform_assets.entity import contract_changes_refused
     from platform_assets.migration import migrate
 
-    topic = f"members-{uuid.uuid4().hex[:6]}"
-    ensure_topics(broker, [topic])
-    resources = {
-        "kafka": KafkaResource(bootstrap_servers=broker, group_prefix=f"migrate-{topic}"),
-        "lake": LakeResource(root=str(tmp_path / "lake")),
-        "schema_registry": SchemaRegistryResource(),
-        "spark": SparkResource(),
-    }
-    lake, instance = resources["lake"], DagsterInstance.ephemeral()
+    topic, resources, lake, instance = members
     produce(
         broker,
         topic,
