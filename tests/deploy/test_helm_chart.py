@@ -336,7 +336,6 @@ VALUE_SETS = {
         {
             "imagePullSecrets": [{"name": "registry-pull"}],
             "codeLocation": {
-                "warehouse": {"existingClaim": "marts-warehouse"},
                 "extraEnv": [
                     {
                         "name": "KAFKA_SASL_PASSWORD",
