@@ -44,7 +44,7 @@ COPY devstack/ devstack/
 COPY workspace.yaml ./
 
 # Bake the dbt manifest (dbt/target/manifest.json) as dagster-dbt prescribes; parsing opens no lake
-# and no warehouse.
+# and connects to no Spark Connect server (dbt-sail, the adapter runs use, is in the locked environment).
 RUN dagster-dbt project prepare-and-package --file platform_assets/marts.py \
     && test -f dbt/target/manifest.json
 

@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 from dagster import DagsterInstance
 
 from devstack.broker import prepare_dagster_home, start_broker
@@ -94,7 +95,7 @@ def layer_counts() -> dict[str, dict[str, int]]:
 
 
 def print_summary() -> None:
-    from resources.warehouse import WarehouseResource
+    from resources.lake import LakeResource
 
     counts = layer_counts()
     layers = ("landing", "raw", "quarantine", "current", "history")
@@ -102,16 +103,23 @@ def print_summary() -> None:
     print(f"{'entity':<20}" + "".join(f"{layer:>12}" for layer in layers))
     for entity, row in counts.items():
         print(f"{entity:<20}" + "".join(f"{row[layer]:>12}" for layer in layers))
-    warehouse = WarehouseResource.from_env()
-    print(f"\nCustomer KPIs per day (published marts: {warehouse.published})")
+    lake = LakeResource.from_env()
+    print(f"\nCustomer KPIs per day (published marts: {lake.uri('marts', '<model>')})")
     header = ("day", "active", "new", "updated", "deactivated")
     print("".join(f"{h:>14}" for h in header))
-    for kpis in warehouse.query("select * from main.customer_kpis_daily order by day"):
-        print("".join(f"{v!s:>14}" for v in kpis))
+    print_rows(lake.select("marts", "customer_kpis_daily", "select * from marts order by day"))
     print("\nCard spend per day and city")
     print("".join(f"{h:>14}" for h in ("day", "city", "transactions", "spend")))
-    for spend in warehouse.query("select * from main.card_spend_daily_by_city order by day, city"):
-        print("".join(f"{v!s:>14}" for v in spend))
+    print_rows(lake.select("marts", "card_spend_daily_by_city", "select * from marts order by day, city"))
+
+
+def print_rows(table: pa.Table | None) -> None:
+    """The rows of a published mart (a Delta table of the lake), or a note that none is published yet."""
+    if table is None:
+        print("(not published yet)")
+        return
+    for row in pa.table(table).to_pylist():
+        print("".join(f"{v!s:>14}" for v in row.values()))
 
 
 def main() -> None:

@@ -30,7 +30,6 @@ from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
 from resources.spark import SparkResource
-from resources.warehouse import WarehouseResource
 
 # Backfill policies and pools are marked beta/preview in this Dagster release; the platform relies on them.
 warnings.filterwarnings("ignore", category=BetaWarning)
@@ -42,7 +41,6 @@ def platform_resources(
     lake: LakeResource,
     spark: SparkResource | None = None,
     schema_registry: SchemaRegistryResource | None = None,
-    warehouse: WarehouseResource | None = None,
 ) -> dict[str, Any]:
     """Every resource the code location uses; what is not given is the embedded default."""
     return {
@@ -50,7 +48,6 @@ def platform_resources(
         "lake": lake,
         "spark": spark or SparkResource(),
         "schema_registry": schema_registry or SchemaRegistryResource(),
-        "warehouse": warehouse or WarehouseResource(path=f"{lake.resolved_root}/marts/warehouse.duckdb"),
         "dbt": dbt_resource(),
     }
 
@@ -61,7 +58,6 @@ def resources_from_env() -> dict[str, Any]:
         LakeResource.from_env(),
         SparkResource.from_env(),
         SchemaRegistryResource.from_env(),
-        WarehouseResource.from_env(),
     )
 
 

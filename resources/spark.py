@@ -73,12 +73,16 @@ class SparkResource(ConfigurableResource):
     def from_env(cls) -> SparkResource:
         return cls(remote=os.environ.get("SPARK_REMOTE") or None)
 
+    def endpoint(self) -> str:
+        """The Spark Connect URL this resource talks to (starting the embedded Sail server when that is it)."""
+        return self.remote or embedded_sail_remote()
+
     def session(self) -> Any:
         use_client_only_spark_home()
         from pyspark.sql import SparkSession
         from pyspark.sql.connect.client.retries import DefaultPolicy
 
-        remote = self.remote or embedded_sail_remote()
+        remote = self.endpoint()
         try:
             with _lock:
                 spark = _sessions.get(remote)

@@ -3,6 +3,8 @@
 import json
 from http.server import BaseHTTPRequestHandler
 
+import pyarrow as pa
+
 from platform_assets.partitions import range_tags
 
 
@@ -74,3 +76,11 @@ def good_and_bad_records(broker: str, tmp_path, name: str, quality: dict) -> tup
         "schema_registry": SchemaRegistryResource(),
     }
     return document, resources
+
+
+def mart_rows(lake, mart: str, sql: str = "select * from marts") -> list[tuple]:
+    """Rows (tuples, in the model's column order) of a published mart, the Delta table `<lake>/marts/<mart>`,
+    queried as `marts`."""
+    table = lake.select("marts", mart, sql)
+    assert table is not None, f"mart {mart} is not published in {lake.uri('marts', mart)}"
+    return [tuple(row.values()) for row in pa.table(table).to_pylist()]

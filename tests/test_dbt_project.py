@@ -1,5 +1,6 @@
 """The dbt project on its own: its unit tests of the KPI logic pass (and catch a broken KPI), and every
-model passes sqlfluff. dbt runs on a small lake of real, empty Delta tables with the platform's layouts."""
+model passes sqlfluff. dbt runs on a small lake of real, empty Delta tables with the platform's layouts,
+through Spark Connect on an embedded Sail server, as the marts asset runs it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 
 from platform_assets.lib.contract import load_contracts
 from platform_assets.lib.tables import current_schema, history_schema, raw_schema
+from platform_assets.marts import spark_connect_address
+from resources.spark import embedded_sail_remote
 
 pytestmark = pytest.mark.dbt
 
@@ -57,11 +60,13 @@ def dbt_env(workdir: Path) -> dict[str, str]:
             ("history", history_schema(contract)),
         ):
             write_deltalake(str(lake / layer / entity), schema.empty_table(), mode="overwrite")
+    host, port = spark_connect_address(embedded_sail_remote())
     return {
         **os.environ,
         "PLATFORM_LAKE_ROOT": str(lake),
-        "PLATFORM_DUCKDB_PATH": str(workdir / "marts.duckdb"),
-        "DBT_TARGET": "duckdb",
+        "PLATFORM_MARTS_ROOT": str(workdir / "marts"),
+        "SPARK_CONNECT_HOST": host,
+        "SPARK_CONNECT_PORT": str(port),
         "DBT_LOG_PATH": str(workdir / "logs"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
@@ -70,7 +75,7 @@ def dbt_env(workdir: Path) -> dict[str, str]:
 def dbt(args: list[str], env: dict[str, str], target_path: Path, project_dir: Path = DBT_DIR) -> dict:
     """Runs dbt in `project_dir` (private target path, so the code location's dbt/target is untouched) and
     returns its run_results.json."""
-    command = [DBT, *args, "--profiles-dir", ".", "--target", "duckdb", "--target-path", str(target_path)]
+    command = [DBT, *args, "--profiles-dir", ".", "--target", "sail", "--target-path", str(target_path)]
     done = subprocess.run(command, cwd=project_dir, env=env, capture_output=True, text=True, timeout=120)
     results_file = target_path / "run_results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {"results": []}
@@ -87,29 +92,29 @@ def unit_test_statuses(results: dict) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def staging_views(dbt_env: dict[str, str], workdir: Path) -> None:
-    """Unit-test fixtures for ref() inputs are typed from the upstream relations, so the views must exist."""
-    results = dbt(["run", "--select", "staging"], dbt_env, workdir / "target")
-    assert results["returncode"] == 0, results["output"]
-    views = {r["unique_id"]: r["status"] for r in results["results"] if r["unique_id"].startswith("model.")}
-    assert views == dict.fromkeys(
-        (f"model.platform_marts.{m}" for m in ("stg_customer_changes", "stg_customers_daily", "stg_card_transactions")),
-        "success",
-    ), results["output"]
+# Unit-test fixtures for ref() inputs are typed from the upstream relations, so the staging views are built
+# in the same dbt invocation (Sail's catalog lives as long as one Spark Connect session, i.e. one invocation),
+# and `dbt build` runs a model's unit tests only when it builds the model: the models (on the empty lake) and
+# their unit tests, without the data tests.
+UNIT_TESTS_AND_THEIR_MODELS = ["build", "--exclude", "test_type:data"]
+MODELS = {
+    f"model.platform_marts.{m}"
+    for m in ("stg_customer_changes", "stg_customers_daily", "stg_card_transactions", *set(UNIT_TESTS.values()))
+}
 
 
-def test_every_kpi_unit_test_runs_and_passes(dbt_env, staging_views, workdir):
-    results = dbt(["test", "--select", "test_type:unit"], dbt_env, workdir / "target")
+def test_every_kpi_unit_test_runs_and_passes(dbt_env, workdir):
+    results = dbt(UNIT_TESTS_AND_THEIR_MODELS, dbt_env, workdir / "target")
     assert results["returncode"] == 0, results["output"]
     assert unit_test_statuses(results) == dict.fromkeys(UNIT_TESTS, "pass"), results["output"]
-    # Each on its model, and nothing else (but the on-run-start hook) was selected.
+    # Each on its model, and nothing else (but the models and the on-run-start hook) was selected.
     assert {r["unique_id"] for r in results["results"] if not r["unique_id"].startswith("operation.")} == {
         f"unit_test.platform_marts.{model}.{name}" for name, model in UNIT_TESTS.items()
-    }
+    } | MODELS
+    assert {r["status"] for r in results["results"] if r["unique_id"] in MODELS} == {"success"}
 
 
-def test_a_unit_test_catches_a_broken_kpi(dbt_env, staging_views, workdir):
+def test_a_unit_test_catches_a_broken_kpi(dbt_env, workdir):
     """A copy of the project whose customer KPIs count every change instead of every customer once."""
     project = workdir / "broken"
     shutil.copytree(DBT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
@@ -119,7 +124,7 @@ def test_a_unit_test_catches_a_broken_kpi(dbt_env, staging_views, workdir):
     assert counted_once in sql
     model.write_text(sql.replace(counted_once, "count(case when operation = 'update'"))
 
-    results = dbt(["test", "--select", "test_type:unit"], dbt_env, workdir / "broken-target", project_dir=project)
+    results = dbt(UNIT_TESTS_AND_THEIR_MODELS, dbt_env, workdir / "broken-target", project_dir=project)
     assert results["returncode"] != 0
     catching = "customer_kpis_daily_counts_each_customer_once_per_kind_and_day"
     assert unit_test_statuses(results) == {name: "fail" if name == catching else "pass" for name in UNIT_TESTS}, (
@@ -128,7 +133,7 @@ def test_a_unit_test_catches_a_broken_kpi(dbt_env, staging_views, workdir):
 
 
 def test_every_model_passes_sqlfluff(dbt_env, workdir):
-    env = {**dbt_env, "PLATFORM_DUCKDB_PATH": ":memory:", "DBT_TARGET_PATH": str(workdir / "lint-target")}
+    env = {**dbt_env, "DBT_TARGET_PATH": str(workdir / "lint-target")}
     done = subprocess.run(
         [SQLFLUFF, "lint", "models", "--format", "json", "--nofail"],
         cwd=DBT_DIR,

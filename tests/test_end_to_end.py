@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from helpers import mart_rows
 
 from platform_assets.lib import ordering
 from platform_assets.lib.contract import load_contracts
@@ -109,11 +110,8 @@ def _position(index: int) -> dict:
     }
 
 
-def test_marts_match_an_independent_computation_from_the_ground_truth(demo):
-    from resources.warehouse import WarehouseResource
-
-    warehouse = WarehouseResource.from_env()
-    kpis = {row[0]: row[1:] for row in warehouse.query("select * from main.customer_kpis_daily")}
+def test_marts_match_an_independent_computation_from_the_ground_truth(demo, lake):
+    kpis = {row[0]: row[1:] for row in mart_rows(lake, "customer_kpis_daily")}
     changes = [e for e in demo.changes if e.topic.startswith("customer-")]
     for day in (date(2026, 1, 1), date(2026, 1, 2)):
         todays = [e for e in changes if e.event_time.date() == day]
@@ -127,7 +125,7 @@ def test_marts_match_an_independent_computation_from_the_ground_truth(demo):
             alive[event.key] = event.topic != "customer-delete"
         active = sum(alive.values())
         assert kpis[day] == (active, kinds["create"], kinds["update"], kinds["delete"])
-    spend = {row[0]: (row[1], row[3]) for row in warehouse.query("select * from main.card_spend_hourly")}
+    spend = {row[0]: (row[1], row[3]) for row in mart_rows(lake, "card_spend_hourly")}
     hourly: dict[datetime, list[float]] = defaultdict(list)
     for transaction in demo.transactions:
         occurred = datetime.fromisoformat(transaction["occurred_at"].replace("Z", "+00:00"))
@@ -137,9 +135,7 @@ def test_marts_match_an_independent_computation_from_the_ground_truth(demo):
     }
 
     # Spend per day and the city the paying customer had at the end of that day ('unknown' once deleted).
-    by_city = {
-        (row[0], row[1]): (row[2], row[3]) for row in warehouse.query("select * from main.card_spend_daily_by_city")
-    }
+    by_city = {(row[0], row[1]): (row[2], row[3]) for row in mart_rows(lake, "card_spend_daily_by_city")}
     history: dict[str, list] = defaultdict(list)
     for event in sorted(changes, key=lambda e: e.value["version"]):
         history[event.key].append(event)
@@ -164,25 +160,22 @@ def test_rerunning_a_partition_gives_the_same_tables(demo, lake):
 
     defs = build_definitions(load_contracts(), resources_from_env())
 
-    from resources.warehouse import WarehouseResource
-
-    warehouse = WarehouseResource.from_env()
     marts = ("customer_kpis_daily", "card_spend_hourly", "card_spend_daily_by_city")
 
-    def mart_rows() -> dict[str, list[tuple]]:
-        return {mart: sorted(warehouse.query(f"select * from main.{mart}")) for mart in marts}
+    def all_mart_rows() -> dict[str, list[tuple]]:
+        return {mart: sorted(mart_rows(lake, mart)) for mart in marts}
 
     before = {
         layer: lake.read(layer, "customers").sort_by(_sort_keys(layer)) for layer in ("raw", "current", "history")
     }
-    marts_before = mart_rows()
+    marts_before = all_mart_rows()
     assert all(marts_before.values()), "every mart must have rows for the rerun to prove anything"
     instance = DagsterInstance.get()
     for job, partition in (("hourly_job", "2026-01-01-05:00"), ("daily_job", "2026-01-02")):
         assert defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=partition).success
     for layer, table in before.items():
         assert lake.read(layer, "customers").sort_by(_sort_keys(layer)).equals(table), layer
-    assert mart_rows() == marts_before
+    assert all_mart_rows() == marts_before
 
 
 def _sort_keys(layer: str) -> list[tuple[str, str]]:

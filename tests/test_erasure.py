@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import RunRequest, build_run_status_sensor_context
-from helpers import run
+from helpers import mart_rows, run
 
 from platform_assets.erasure import find_keys
 from platform_assets.lib.erasure import KEYED_LAYERS, erasure_targets
@@ -40,9 +40,8 @@ def stack(platform_stack):
 
 
 def _marts(stack) -> tuple[dict, dict]:
-    warehouse = stack.resources["warehouse"]
-    active = {day: n for day, n in warehouse.query("select day, active_customers from main.customer_kpis_daily")}
-    spend = {hour: n for hour, n in warehouse.query("select hour, transactions from main.card_spend_hourly")}
+    active = dict(mart_rows(stack.lake, "customer_kpis_daily", "select day, active_customers from marts"))
+    spend = dict(mart_rows(stack.lake, "card_spend_hourly", "select hour, transactions from marts"))
     return active, spend
 
 

@@ -4,13 +4,19 @@
 - applying raw partitions to `current`, in any order and any number of times, gives the reference,
   with live rows in `current` and tombstones beside it;
 - `history` holds each day's live rows of the reference, whether the days are computed in one run or
-  day by day, and a deleted key is absent from the day of its delete on."""
+  day by day, and a deleted key is absent from the day of its delete on.
+
+Each property runs on Sail in both modes: `local` (one process, the embedded default) and `local-cluster`
+(a driver and two workers that split every stage and shuffle over gRPC, as a cluster does)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -37,7 +43,58 @@ CONTRACT = parse_contract(
         "fields": {"id": {}, "colour": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
     }
 )
+LOCAL_CLUSTER = {
+    "SAIL_MODE": "local-cluster",
+    "SAIL_CLUSTER__WORKER_INITIAL_COUNT": "2",
+    "SAIL_CLUSTER__WORKER_MAX_COUNT": "2",
+    "SAIL_EXECUTION__DEFAULT_PARALLELISM": "4",
+}
 START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def listening_sockets() -> int:
+    """TCP sockets this process listens on: Sail's Connect server, and in cluster mode its driver and workers."""
+    own = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            own.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            count += fields[3] == "0A" and fields[9] in own  # state LISTEN
+    return count
+
+
+@pytest.fixture(scope="module", params=["local", "local-cluster"])
+def spark(request, spark) -> Iterator:
+    """The session's embedded Sail (local mode), then a Sail server of this module in local-cluster mode."""
+    if request.param == "local":
+        yield spark
+        return
+    from pysail.spark import SparkConnectServer
+
+    from resources.spark import SparkResource
+
+    before = listening_sockets()
+    with pytest.MonkeyPatch.context() as environment:
+        for name, value in LOCAL_CLUSTER.items():
+            environment.setenv(name, value)  # Sail reads its configuration when the server is created
+        server = SparkConnectServer("127.0.0.1", 0)
+        server.start(background=True)
+    session = SparkResource(remote=f"sc://127.0.0.1:{server.listening_address[1]}").session()
+    assert session.range(100).selectExpr("sum(id)").collect()[0][0] == 4950
+    # The Connect server, the driver and one server per worker: the cluster really has its two workers.
+    assert listening_sockets() - before >= 4, "Sail did not start a local cluster with two workers"
+    yield session
+    session.stop()
+    server.stop()
+
+
 HOURS = 4
 DAYS = 3
 

@@ -4,12 +4,12 @@ were; a good partition flows through to published marts."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterEventType, SkipReason, build_sensor_context
-from helpers import run
+from helpers import mart_rows, run
 
 from platform_assets.definitions import build_definitions
 from simulator.source import Rates
@@ -29,8 +29,18 @@ def materialized(instance, key: AssetKey, run_id: str) -> bool:
     return any(r.run_id == run_id for r in instance.fetch_materializations(key, limit=100).records)
 
 
-def digest(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+MARTS = ("customer_kpis_daily", "card_spend_hourly", "card_spend_daily_by_city")
+
+
+def build_tables(lake) -> list[Path]:
+    """What runs left in the private build location of the marts."""
+    builds = Path(lake.uri("marts", "_builds"))
+    return list(builds.iterdir()) if builds.exists() else []
+
+
+def published_versions(lake) -> dict[str, int | None]:
+    """The Delta version of every published mart: a publish (or any other write) makes a new one."""
+    return {mart: lake.version("marts", mart) for mart in MARTS}
 
 
 def test_a_good_day_flows_through_to_published_marts(stack):
@@ -39,13 +49,17 @@ def test_a_good_day_flows_through_to_published_marts(stack):
     assert stack.defs.resolve_job_def("landing_job").execute_in_process(instance=stack.instance).success
     assert run(stack.defs, stack.instance, "hourly_job", "2026-01-01-00:00", "2026-01-01-23:00").success
     assert run(stack.defs, stack.instance, "daily_job", "2026-01-01", "2026-01-01").success
-    kpis = stack.resources["warehouse"].query("select day, active_customers from main.customer_kpis_daily")
+    kpis = mart_rows(stack.lake, "customer_kpis_daily", "select day, active_customers from marts")
     assert kpis == [(DAY_ONE.date(), len(stack.source.customers))]
+    # Each mart is a Delta table in the lake, partitioned by day where it has one.
+    assert stack.lake.table("marts", "customer_kpis_daily").metadata().partition_columns == ["day"]
+    assert stack.lake.table("marts", "card_spend_daily_by_city").metadata().partition_columns == ["day"]
+    assert stack.lake.table("marts", "card_spend_hourly").metadata().partition_columns == []
+    assert not build_tables(stack.lake), "the published run's build tables were not removed"
 
 
 def test_a_bad_partition_stops_downstream_and_leaves_published_marts_untouched(stack):
-    published = stack.resources["warehouse"].published
-    before = digest(published)
+    before = published_versions(stack.lake)
     events = stack.source.hour(DAY_TWO + timedelta(hours=3))
     bad = next(e for e in events if e.topic == "card-transactions")
     refund = dataclasses.replace(
@@ -83,22 +97,28 @@ def test_a_bad_partition_stops_downstream_and_leaves_published_marts_untouched(s
     assert "raw/card_transactions:valid_changes" in waiting.skip_message
     [customers] = history_sensor("customers").run_requests
     assert customers.asset_selection == [AssetKey(["history", "customers"])]
-    assert digest(published) == before
+    assert published_versions(stack.lake) == before
 
 
 def test_a_failing_dbt_test_keeps_readers_on_the_previous_marts(stack):
     """Without the contract's expectation the negative amount reaches `current`; dbt's own tests then fail
-    the build, the build copy is discarded, and readers keep the previous complete set of marts."""
+    the build, the run's build tables are discarded, and readers keep the previous complete set of marts."""
     lenient = [dataclasses.replace(c, quality=dataclasses.replace(c.quality, expectations=())) for c in stack.contracts]
     lenient_defs = build_definitions(lenient, stack.resources)
-    published = stack.resources["warehouse"].published
-    before = digest(published)
+    before = published_versions(stack.lake)
+    assert all(version is not None for version in before.values()), "the marts must have been published"
     assert run(lenient_defs, stack.instance, "hourly_job", "2026-01-02-03:00", "2026-01-02-03:00").success
     daily = run(lenient_defs, stack.instance, "daily_job", "2026-01-02", "2026-01-02")
     assert not daily.success
-    assert digest(published) == before
-    assert stack.resources["warehouse"].query("select count(*) from main.customer_kpis_daily") == [(1,)]
-    assert not list(published.parent.glob("_builds/*/*.duckdb")), "the failed build copy was not discarded"
+    failed_tests = [
+        e.asset_check_evaluation_data.check_name
+        for e in daily.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and not e.asset_check_evaluation_data.passed
+    ]
+    assert failed_tests, "the run must have failed on a dbt test of the marts"
+    assert published_versions(stack.lake) == before
+    assert mart_rows(stack.lake, "customer_kpis_daily", "select count(*) from marts") == [(1,)]
+    assert not build_tables(stack.lake), "the failed run's build tables were not discarded"
 
 
 def test_a_surge_beyond_the_contracts_row_count_limit_stops_downstream(stack):

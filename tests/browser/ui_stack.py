@@ -168,7 +168,6 @@ def platform_env(home: Path, lake_root: Path, bootstrap: str) -> dict[str, str]:
             "PLATFORM_START": hour_key(START),
             "DAGSTER_HOME": str(home),
             "PLATFORM_LAKE_ROOT": str(lake_root),
-            "PLATFORM_WAREHOUSE_PATH": str(lake_root.parent / "warehouse.duckdb"),
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "PYTHONPATH": str(ROOT),
             "RUST_LOG": "warn",

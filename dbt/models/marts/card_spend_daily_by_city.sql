@@ -1,5 +1,3 @@
-{{ config(pre_hook="{{ delete_partition_window('day') }}") }}
-
 -- Spend per day and customer city (the segment of the card product), with the city the customer
 -- had at the end of that day; customers deleted that day count as `unknown`.
 with transactions as (
@@ -11,11 +9,12 @@ with transactions as (
     where {{ partition_window('occurred_at') }}
 )
 
-select
+select  -- noqa: ST06
     transactions.day,
     coalesce(customers.city, 'unknown') as city,
     count(*) as transactions,
-    round(sum(transactions.amount), 2) as spend
+    -- Sum as decimal: a sum of doubles depends on the order of the rows (engines differ by a cent).
+    cast(round(sum(cast(transactions.amount as decimal(18, 3))), 2) as double) as spend
 from transactions
 left join {{ ref('stg_customers_daily') }} as customers
     on

@@ -1,5 +1,3 @@
-{{ config(pre_hook="{{ delete_partition_window('day') }}") }}
-
 with changes as (
     select
         operation,

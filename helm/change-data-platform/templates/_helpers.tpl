@@ -109,10 +109,6 @@ empty tag and `latest`: every image this chart deploys is pinned. Call with (lis
       key: {{ required "secrets.piiKey.key is required" .Values.secrets.piiKey.key }}
 {{- end }}
 
-{{- define "cdp.warehousePath" -}}
-{{- printf "%s/warehouse.duckdb" (trimSuffix "/" .Values.codeLocation.warehouse.mountPath) }}
-{{- end }}
-
 {{/*
 The container context the code server hands to the K8sRunLauncher (DAGSTER_CONTAINER_CONTEXT): run
 pods get the same ConfigMap, the same Secret references, labels, service account, security
@@ -137,10 +133,6 @@ global.postgresqlSecretName.)
 {{- end }}
 {{- if .Values.codeLocation.podLabels }}
 {{- $_ := set $k8s "labels" .Values.codeLocation.podLabels }}
-{{- end }}
-{{- if .Values.codeLocation.warehouse.existingClaim }}
-{{- $_ := set $k8s "volumes" (list (dict "name" "warehouse" "persistentVolumeClaim" (dict "claimName" .Values.codeLocation.warehouse.existingClaim))) }}
-{{- $_ := set $k8s "volume_mounts" (list (dict "name" "warehouse" "mountPath" .Values.codeLocation.warehouse.mountPath)) }}
 {{- end }}
 {{- dict "k8s" $k8s | toJson }}
 {{- end }}
