@@ -20,13 +20,14 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 
 from platform_assets.lib import erasure as policy
+from platform_assets.lib.archive import ERASURE_GENERATION
 from platform_assets.lib.contract import Contract
-from platform_assets.lib.decode import SchemaLookup
+from platform_assets.lib.decode import SchemaLookup, decode
 from platform_assets.lib.erasure import ERASED_LAYERS, KAFKA_POSITION_COLUMNS, KEYED_LAYERS, ErasureError, Target
 from platform_assets.lib.pii import hash_value, pii_key
 from platform_assets.lib.records import Decoded, LandingRecord, landing_record
-from platform_assets.lib.tables import AUDIT_SCHEMA, ERASURE_SCHEMA
-from resources.lake import LakeResource
+from platform_assets.lib.tables import AUDIT_SCHEMA, ERASURE_SCHEMA, LANDING_SCHEMA
+from resources.lake import LakeCommitConflictError, LakeResource
 
 
 def _erased_hashes(lake: LakeResource, entity: str) -> set[str]:
@@ -40,6 +41,32 @@ def erased_record_test(
     entities = {entity for _, entity in policy.watched_targets(contract)}
     hashes = {entity: _erased_hashes(lake, entity) for entity in entities}
     return policy.erased_record_test(contract, hashes, secret, schema_lookup)
+
+
+def erased_landing_test(
+    lake: LakeResource, contract: Contract, schema_lookup: SchemaLookup | None = None
+) -> Callable[[LandingRecord], bool] | None:
+    """Whether a consumed record is about an erased key, for landing; None while no erasure concerns it
+    (landing then decodes nothing). Read the landing table's erasure generation before calling this."""
+    entities = {entity for _, entity in policy.watched_targets(contract)}
+    hashes = {entity: _erased_hashes(lake, entity) for entity in entities}
+    if not any(hashes.values()):
+        return None
+    erased = policy.erased_record_test(contract, hashes, pii_key(), schema_lookup)
+    return lambda record: erased(record, decode(contract, record, schema_lookup))
+
+
+def _fence_landing(lake: LakeResource, entity: str) -> None:
+    """Bump the landing table's erasure generation, so a landing run that read the erasure lists before
+    this erasure cannot commit records of its keys after the scan below has passed them."""
+    while (table := lake.table("landing", entity)) is not None:
+        generation = table.transaction_version(ERASURE_GENERATION)
+        bumped = (-1 if generation is None else generation) + 1
+        try:
+            lake.append("landing", entity, LANDING_SCHEMA.empty_table(), {ERASURE_GENERATION: bumped}, read=table)
+            return
+        except LakeCommitConflictError:
+            continue  # another erasure bumped it first: bump again past it
 
 
 def _first_day(lake: LakeResource, entity: str, predicate: str) -> date | None:
@@ -87,6 +114,8 @@ def erase(
             [{"key_hash": h, "request_id": request_id, "requested_at": requested_at} for h in hashes], ERASURE_SCHEMA
         ),
     )
+    for target in targets:
+        _fence_landing(lake, target.contract.name)
     removed: dict[str, int] = {}
     first_days = []
     for target in targets:

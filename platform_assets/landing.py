@@ -18,7 +18,8 @@ from deltalake import DeltaTable
 
 from platform_assets import checks
 from platform_assets.entity import asset_key, entity_asset_properties, lake_pool
-from platform_assets.lib.archive import app_id, landing_rows, last_offsets
+from platform_assets.erasure import erased_landing_test
+from platform_assets.lib.archive import ERASURE_GENERATION, app_id, landing_rows, last_offsets
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup
 from platform_assets.lib.records import LandingRecord
@@ -67,6 +68,8 @@ class LandingReport:
     lag_after: int = 0
     # `topic[partition]` -> [first, last] offset that Kafka retention deleted before they were landed.
     expired: dict[str, list[int]] = field(default_factory=dict)
+    # Records consumed but not archived because an erasure list names their key.
+    erased_at_landing: int = 0
 
     @property
     def expired_before_landing(self) -> int:
@@ -163,6 +166,8 @@ def drain_to_landing(
         lake.create_if_missing("landing", contract.name, LANDING_SCHEMA)
         archive = lake.table("landing", contract.name)
         assert archive is not None
+        generation = archive.transaction_version(ERASURE_GENERATION)  # before the lists: see erasure._fence_landing
+        is_erased = erased_landing_test(lake, contract, schema_lookup)
         positions = _resume_offsets(contract, kafka, archive, consumer, partitions, report)
         consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
         while report.records < max_records and not kafka.caught_up(consumer, positions):
@@ -178,21 +183,28 @@ def drain_to_landing(
             if not records:
                 continue
             on_stage("consumed")
-            table = landing_rows(contract, records, schema_lookup, datetime.now(UTC), first_hour)
-            last = last_offsets(table)
+            kept = records if is_erased is None else [record for record in records if not is_erased(record)]
+            table = landing_rows(contract, kept, schema_lookup, datetime.now(UTC), first_hour)
+            last = last_offsets(records)
+            landed = {app_id(contract.name, t, p): offset for (t, p), offset in last.items()}
             try:
                 lake.append(
                     "landing",
                     contract.name,
                     table,
-                    app_transactions={app_id(contract.name, t, p): offset for (t, p), offset in last.items()},
+                    app_transactions={**landed, ERASURE_GENERATION: -1 if generation is None else generation},
                     read=archive,
                 )
             except LakeCommitConflictError:
                 archive = lake.table("landing", contract.name)
                 assert archive is not None
-                if not _follow_other_writers(contract, archive, positions, consumer):
-                    raise  # the conflict was not about these partitions: nothing safe to retry
+                moved = _follow_other_writers(contract, archive, positions, consumer)
+                if archive.transaction_version(ERASURE_GENERATION) != generation:
+                    generation = archive.transaction_version(ERASURE_GENERATION)
+                    is_erased = erased_landing_test(lake, contract, schema_lookup)
+                    consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
+                elif not moved:
+                    raise  # the conflict was not about these partitions or erasures: nothing safe to retry
                 continue
             on_stage("written")
             kafka.commit(consumer, [TopicPartition(t, p, o + 1) for (t, p), o in last.items()])
@@ -203,7 +215,8 @@ def drain_to_landing(
                 positions[(t, p)] = offset + 1
             # Runs that committed between `archive`'s old version and ours may have landed other partitions.
             _follow_other_writers(contract, archive, positions, consumer)
-            report.records += len(records)
+            report.records += len(kept)
+            report.erased_at_landing += len(records) - len(kept)
             report.bytes += sum(pc.sum(pc.binary_length(table[column])).as_py() or 0 for column in ("key", "value"))
             report.event_hours.update(hour_key(h) for h in pc.unique(table["_event_hour"]).to_pylist())
         report.lag_after = sum(lag.lag for lag in kafka.lag(contract.name, contract.source.topics))
@@ -265,6 +278,7 @@ def build_landing_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
                 "event_hours": MetadataValue.json(sorted(report.event_hours)),
                 "lag_after": report.lag_after,
                 "expired_before_landing": report.expired_before_landing,
+                "erased_at_landing": report.erased_at_landing,
                 "duration_s": round(time.monotonic() - started, 3),
                 "table_version": lake.version("landing", contract.name) or 0,
             },

@@ -150,6 +150,8 @@ def stored_schema(table: DeltaTable) -> pa.Schema:
 # A Delta checkpoint every this many commits: readers then start from it instead of replaying every
 # commit, which keeps the cost of reading one partition flat however long the table's history grows.
 CHECKPOINT_EVERY = 10
+# Reads of a table whose files a concurrent vacuum removed start again this many times in all.
+READ_ATTEMPTS = 3
 
 
 class LakeCommitConflictError(RuntimeError):
@@ -189,13 +191,25 @@ class LakeResource(ConfigurableResource):
     def read(
         self, layer: str, entity: str, filter: pc.Expression | None = None, schema: pa.Schema | None = None
     ) -> pa.Table:
-        """Read a table (optionally filtered); a table not written yet reads as empty with `schema`."""
-        table = self.table(layer, entity)
-        if table is None:
-            if schema is None:
-                raise FileNotFoundError(f"Delta table {self.uri(layer, entity)} does not exist yet")
-            return schema.empty_table()
-        return table.to_pyarrow_dataset().to_table(filter=filter)
+        """Read a table (optionally filtered); a table not written yet reads as empty with `schema`.
+
+        An erasure vacuums with retention 0, so the files of the version this read loaded can vanish before
+        they are read; the read then starts again from the newest version, as a read started a moment
+        later would (an erasure removes a person for every reader that starts after it).
+        """
+        attempts_left = READ_ATTEMPTS
+        while True:
+            table = self.table(layer, entity)
+            if table is None:
+                if schema is None:
+                    raise FileNotFoundError(f"Delta table {self.uri(layer, entity)} does not exist yet")
+                return schema.empty_table()
+            try:
+                return table.to_pyarrow_dataset().to_table(filter=filter)
+            except FileNotFoundError:
+                attempts_left -= 1
+                if not attempts_left:
+                    raise
 
     def append(
         self,

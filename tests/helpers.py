@@ -1,11 +1,15 @@
 """Helpers shared by the tests (fixtures live in conftest.py)."""
 
 import json
+import uuid
 from http.server import BaseHTTPRequestHandler
 
 import pyarrow as pa
+from confluent_kafka import Producer
 
+from platform_assets.lib.contract import Contract, parse_contract
 from platform_assets.partitions import range_tags
+from simulator.service import ensure_topics
 
 
 class JsonHandler(BaseHTTPRequestHandler):
@@ -84,3 +88,25 @@ def mart_rows(lake, mart: str, sql: str = "select * from marts") -> list[tuple]:
     table = lake.select("marts", mart, sql)
     assert table is not None, f"mart {mart} is not published in {lake.uri('marts', mart)}"
     return [tuple(row.values()) for row in pa.table(table).to_pylist()]
+
+
+def json_entity_on_new_topic(broker: str, name: str, event_times: list, timestamp_ms: int = 0) -> Contract:
+    """A JSON contract `name` (key `id`, sequence `v`, event time `ts`) on a new topic that holds one
+    record per event time, keyed k0, k1, ...; `timestamp_ms` is their Kafka timestamp (0: now)."""
+    topic = f"{name}-{uuid.uuid4().hex[:6]}"
+    ensure_topics(broker, [topic])
+    producer = Producer({"bootstrap.servers": broker, "batch.num.messages": 1})
+    for i, event_time in enumerate(event_times):
+        value = json.dumps({"id": f"k{i}", "ts": event_time, "v": i}).encode()
+        producer.produce(topic, key=f"k{i}".encode(), value=value, timestamp=timestamp_ms)
+    assert producer.flush(30) == 0
+    return parse_contract(
+        {
+            "name": name,
+            "source": {"format": "json", "topic": topic},
+            "key": ["id"],
+            "sequence": "v",
+            "event_time": "ts",
+            "fields": {"id": {"nullable": False}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+        }
+    )

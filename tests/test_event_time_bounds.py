@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 
 import pytest
-from confluent_kafka import Producer
 from dagster import DagsterInstance, materialize
+from helpers import json_entity_on_new_topic
 
 from platform_assets.landing import build_landing_asset
-from platform_assets.lib.contract import parse_contract
 from platform_assets.raw import build_raw_assets
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
-from simulator.service import ensure_topics
 
 pytestmark = pytest.mark.broker
 
@@ -24,24 +21,8 @@ KAFKA_TIME_MS = 1_767_263_400_000  # 2026-01-01T10:30Z
 
 
 def test_events_before_the_first_partition_or_in_the_far_future_reach_quarantine_and_its_gate(broker, tmp_path):
-    topic = f"bounds-{uuid.uuid4().hex[:6]}"
-    contract = parse_contract(
-        {
-            "name": "bounded",
-            "source": {"format": "json", "topic": topic},
-            "key": ["id"],
-            "sequence": "v",
-            "event_time": "ts",
-            "fields": {"id": {"nullable": False}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
-        }
-    )
-    ensure_topics(broker, [topic])
-    producer = Producer({"bootstrap.servers": broker, "batch.num.messages": 1})
     event_times = ["2026-01-01T10:05:00Z", "2099-01-01T00:00:00Z", "2025-12-31T23:00:00Z", -1000]
-    for i, event_time in enumerate(event_times):
-        value = json.dumps({"id": f"k{i}", "ts": event_time, "v": i}).encode()
-        producer.produce(topic, key=f"k{i}".encode(), value=value, timestamp=KAFKA_TIME_MS)
-    assert producer.flush(30) == 0
+    contract = json_entity_on_new_topic(broker, "bounded", event_times, timestamp_ms=KAFKA_TIME_MS)
     resources = {
         "kafka": KafkaResource(bootstrap_servers=broker, group_prefix=f"bounds-{uuid.uuid4().hex[:6]}"),
         "lake": LakeResource(root=str(tmp_path / "lake")),

@@ -46,7 +46,7 @@ def test_every_landed_row_reads_back_as_the_record_consumed(batch):
     for record in batch:
         position = (record.topic, record.partition)
         expected_last[position] = max(expected_last.get(position, -1), record.offset)
-    assert last_offsets(table) == expected_last
+    assert last_offsets(batch) == expected_last
 
 
 def test_a_record_is_filed_under_its_event_hour_and_without_one_under_its_kafka_hour():

@@ -16,6 +16,11 @@ from platform_assets.lib.decode import SchemaLookup, landing_hour
 from platform_assets.lib.records import HourRange, LandingRecord
 from platform_assets.lib.tables import LANDING_SCHEMA
 
+# The app transaction of a landing table that each erasure bumps. A landing commit records the value it
+# read before it read the erasure lists, so a commit that filtered with lists older than an erasure
+# fails (Delta transaction conflict) and is redone with the new lists.
+ERASURE_GENERATION = "erasures"
+
 
 def app_id(entity: str, topic: str, partition: int) -> str:
     """The Delta app transaction that records the last landed offset of one topic partition."""
@@ -67,10 +72,11 @@ def _header_lists(headers: list[tuple[tuple[str, bytes | None], ...]], list_type
     return pa.ListArray.from_arrays(starts, entries, type=list_type)
 
 
-def last_offsets(table: pa.Table) -> dict[tuple[str, int], int]:
-    """The highest offset per topic partition in a landing batch."""
-    grouped = table.group_by(["topic", "partition"]).aggregate([("offset", "max")]).to_pydict()
-    return {
-        (topic, partition): offset
-        for topic, partition, offset in zip(grouped["topic"], grouped["partition"], grouped["offset_max"], strict=True)
-    }
+def last_offsets(records: list[LandingRecord]) -> dict[tuple[str, int], int]:
+    """The highest offset per topic partition of a consumed batch, archived or not (an erased record's
+    position is passed like any other)."""
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        position = (record.topic, record.partition)
+        last[position] = max(last.get(position, -1), record.offset)
+    return last
