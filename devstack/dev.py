@@ -26,8 +26,9 @@ DAYS_OF_PARTITIONS = 3
 def dev_environment(environ: dict[str, str], data_dir: Path, now: datetime) -> dict[str, str]:
     """The environment of `make dev`: what the caller set wins, the rest looks like a production
     deployment a few days old: partitions start DAYS_OF_PARTITIONS days back (not at the code's
-    default start, which would give the UI thousands of empty hours), the sensors keep production's
-    thresholds with a shorter delay, so live events show up as rows within a few minutes."""
+    default start, which would give the UI thousands of empty hours) and the simulator publishes
+    those days first, the sensors keep production's thresholds with a shorter delay, so live events
+    show up as rows within a few minutes."""
     env = dict(environ)
     # This environment's tools first: `dagster dev` re-parses the dbt project with its `dbt`.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -40,6 +41,13 @@ def dev_environment(environ: dict[str, str], data_dir: Path, now: datetime) -> d
     rest_port = env.setdefault("CUSTOMER_SERVICE_PORT", "8765")
     env.setdefault("CUSTOMER_SERVICE_URL", f"http://127.0.0.1:{rest_port}")
     return env
+
+
+def backlog_hours(start: str, now: datetime) -> int:
+    """The hours from the first partition up to the current one, which the simulator publishes before
+    it goes live."""
+    first = datetime.strptime(start, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+    return max(0, int((now.replace(minute=0, second=0, microsecond=0) - first) / timedelta(hours=1)))
 
 
 def main() -> None:
@@ -71,6 +79,8 @@ def main() -> None:
                     rest_port,
                     "--seconds-per-hour",
                     str(args.seconds_per_hour),
+                    "--backlog-hours",
+                    str(backlog_hours(env["PLATFORM_START"], datetime.now(UTC))),
                 ],
                 env=env,
                 start_new_session=True,

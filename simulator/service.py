@@ -116,8 +116,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--live", action="store_true", help="publish forever with wall-clock event times")
     parser.add_argument("--seconds-per-hour", type=float, default=30.0, help="live mode: pace of simulated hours")
     parser.add_argument("--rest-port", type=int, default=0, help="serve the REST export on this port")
+    parser.add_argument(
+        "--backlog-hours",
+        type=int,
+        default=0,
+        help="live mode: first publish the events of this many hours before the current one, as a source "
+        "that has been running for a while",
+    )
     args = parser.parse_args(argv)
-    source = SourceSystem(seed=args.seed, start=datetime.fromisoformat(args.start))
+    start = datetime.fromisoformat(args.start)
+    if args.live and args.backlog_hours:
+        start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=args.backlog_hours)
+    source = SourceSystem(seed=args.seed, start=start)
     # The same KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_* settings as the platform's clients.
     security = KafkaResource.settings_from_env().client_config()
     ensure_topics(args.bootstrap, ALL_TOPICS, config=security)
@@ -126,6 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.rest_port:
         serve_rest(source, args.rest_port, lock)
     if args.live:
+        if args.backlog_hours:
+            with lock:
+                count = run_simulated(source, publisher, args.backlog_hours)
+            print(f"published {count} events for the {args.backlog_hours} hours before this one", flush=True)
         run_live(source, publisher, lock, args.seconds_per_hour)
     count = run_simulated(source, publisher, args.hours)
     print(f"published {count} events for {args.hours} simulated hours")

@@ -1,8 +1,13 @@
 """Helpers shared by the tests (fixtures live in conftest.py)."""
 
 import json
+import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from confluent_kafka import Producer
@@ -110,3 +115,29 @@ def json_entity_on_new_topic(broker: str, name: str, event_times: list, timestam
             "fields": {"id": {"nullable": False}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
         }
     )
+
+
+@contextmanager
+def loaded_location(instance) -> Iterator[Any]:
+    """tests/daemon_location.py loaded as the daemon loads a code location (configured by the environment)."""
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+
+    root = Path(__file__).resolve().parents[1]
+    target = LoadableTargetOrigin(
+        python_file=str(root / "tests" / "daemon_location.py"), attribute="defs", working_directory=str(root)
+    )
+    origin = InProcessCodeLocationOrigin(target, location_name="daemon_test")
+    with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as workspace:
+        yield workspace
+
+
+def tick(workspace, when) -> None:
+    """One iteration of the sensor daemon at `when` (a frozen clock passes the sensors' intervals)."""
+    from dagster._core.test_utils import freeze_time
+    from dagster._daemon.sensor import execute_sensor_iteration
+
+    with freeze_time(when):
+        list(execute_sensor_iteration(workspace, logging.getLogger("sensors"), None, None))

@@ -4,7 +4,6 @@ ticks post, after real runs of landing and raw failed."""
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,14 +12,9 @@ from pathlib import Path
 
 import pytest
 from dagster import materialize
-from dagster._core.remote_origin import InProcessCodeLocationOrigin
-from dagster._core.test_utils import freeze_time, instance_for_test
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
-from dagster._daemon.sensor import execute_sensor_iteration
+from dagster._core.test_utils import instance_for_test
 from helpers import RECORDS_HOUR as HOUR
-from helpers import good_and_bad_records
+from helpers import good_and_bad_records, loaded_location, tick
 
 from platform_assets.alerts import Alert, Webhook, infer_format
 from platform_assets.landing import build_landing_asset
@@ -53,17 +47,13 @@ def receiver() -> Iterator[tuple[str, list[tuple[str, dict]]]]:
     server.shutdown()
 
 
-def tick(workspace, when: datetime) -> None:
-    with freeze_time(when):
-        list(execute_sensor_iteration(workspace, logging.getLogger("sensors"), None, None))
-
-
 @pytest.mark.broker
 def test_failed_check_and_failed_run_each_post_one_alert(broker, tmp_path, receiver, monkeypatch):
     url, received = receiver
     document, resources = good_and_bad_records(broker, tmp_path, "alerted", {"max_quarantine_rate": 0.0})
     for name, value in {
-        "ALERT_TEST_CONTRACT": json.dumps(document),
+        "TEST_CONTRACT": json.dumps(document),
+        "TEST_GROUP_PREFIX": resources["kafka"].group_prefix,
         "PLATFORM_ALERT_WEBHOOK_URL": f"{url}/hook",
         "PLATFORM_ALERT_WEBHOOK_FORMAT": "json",
         "PLATFORM_UI_URL": UI,
@@ -71,16 +61,7 @@ def test_failed_check_and_failed_run_each_post_one_alert(broker, tmp_path, recei
     }.items():
         monkeypatch.setenv(name, value)
     contract = parse_contract(document)
-    origin = InProcessCodeLocationOrigin(
-        LoadableTargetOrigin(
-            python_file=str(ROOT / "tests" / "alert_location.py"), attribute="defs", working_directory=str(ROOT)
-        ),
-        location_name="alerts",
-    )
-    with (
-        instance_for_test() as instance,
-        WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as workspace,
-    ):
+    with instance_for_test() as instance, loaded_location(instance) as workspace:
         started = datetime.now(UTC)
         tick(workspace, started)  # the sensors start watching from here
         assert materialize([build_landing_asset(contract)], instance=instance, resources=resources).success

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.dev import dev_environment
+from devstack.dev import backlog_hours, dev_environment
 from platform_assets.partitions import Partitions
 from platform_assets.settings import PlatformSettings
 
@@ -21,6 +21,9 @@ def test_dev_partitions_start_a_few_days_back_and_sensors_keep_production_thresh
     assert len(hours) == 3 * 24 + 23  # three days, then today up to the hour in progress (22:00)
     assert settings.sensor_interval_s == 30 and settings.lag_threshold == PlatformSettings().lag_threshold
     assert env["PLATFORM_MODE"] == "dev" and env["DAGSTER_HOME"] == str(tmp_path / "dagster")
+    # The simulator first publishes those days, up to the current hour, as a source running for days would.
+    assert backlog_hours(settings.start, now) == 3 * 24 + 22
+    assert backlog_hours("2026-12-01-00:00", now) == 0  # a start in the future: nothing before going live
 
 
 def test_what_the_developer_set_wins(tmp_path: Path):
