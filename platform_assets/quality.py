@@ -39,7 +39,9 @@ class Outcome:
 
 
 def _identity_columns(contract: Contract) -> list[str]:
-    return [*contract.key, contract.sequence, contract.event_time]
+    """Columns every change has; an envelope position may be null (e.g. a snapshot row's change LSN)."""
+    sequence = [name for name in contract.sequence if name in contract.identity_fields]
+    return [*contract.key, *sequence, contract.event_time_column]
 
 
 def raw_rules(contract: Contract) -> list[Rule]:

@@ -33,13 +33,14 @@ class MergeSpec:
 
 
 def at_least(left: str, right: str, columns: tuple[str, ...]) -> str:
-    """SQL for `left >= right` in the lexicographic order of `columns` (no struct comparison needed)."""
+    """SQL for `left >= right` in the lexicographic order of `columns` (no struct comparison needed),
+    nulls first as `newest_per_key` sorts them (an envelope position can be null)."""
     head, *rest = columns
+    lhs, rhs = f"{left}.{head}", f"{right}.{head}"
     if not rest:
-        return f"{left}.{head} >= {right}.{head}"
-    return (
-        f"({left}.{head} > {right}.{head} OR ({left}.{head} = {right}.{head} AND {at_least(left, right, tuple(rest))}))"
-    )
+        return f"({lhs} >= {rhs} OR {rhs} IS NULL)"
+    greater = f"{lhs} > {rhs} OR ({lhs} IS NOT NULL AND {rhs} IS NULL)"
+    return f"({greater} OR ({lhs} <=> {rhs} AND {at_least(left, right, tuple(rest))}))"
 
 
 def newest_per_key(changes: DataFrame, spec: MergeSpec) -> DataFrame:

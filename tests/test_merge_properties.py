@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
@@ -229,3 +230,74 @@ def test_tombstones_expire_after_the_contracts_retention(spark, lake):
     )
     assert set(history_state(lake, "history_tombstones")) == {(days[0], "a"), (days[1], "b")}
     assert set(history_state(lake, "history")) == {(days[0], "b"), (days[2], "a")}
+
+
+def test_envelope_positions_order_the_merges_nulls_first(spark, lake):
+    """SQL Server snapshot rows have no change LSN: they come before every streamed change of the same
+    commit LSN, in `current` (whatever order the hours are applied in) and in `history`, as in the reference."""
+    from debezium_envelopes import Table, column
+
+    contract = parse_contract(
+        {
+            "name": "things",
+            "source": {"format": "debezium", "topic": "redislabs.dbo.things"},
+            "key": ["id"],
+            "sequence": ["source.commit_lsn", "source.change_lsn", "source.event_serial_no"],
+            "event_time": "source.ts_ms",
+            "fields": {"id": {"type": "int"}, "colour": {}, "price": {"type": "decimal(20, 4)"}},
+        }
+    )
+    columns = [column("id", "int32", optional=False), column("colour", "string"), column("price", "string")]
+    table = Table("sqlserver", columns, table="things")
+    commit = "0000003a:00002f50:0005"
+    events = [  # (hour, key, colour, change_lsn, serial)
+        (1, 1, "streamed", "0000003a:00002f50:0002", 2),
+        (0, 1, "snapshot", None, None),
+        (2, 1, "snapshot", None, None),  # the snapshot sent again later: still older than the update
+        (0, 2, "snapshot", None, None),
+        (1, 2, "again", None, None),  # equal positions: the later Kafka record wins
+    ]
+    records = [
+        LandingRecord(
+            table.name_prefix,
+            0,
+            offset,
+            int((START + timedelta(hours=hour)).timestamp() * 1000),
+            None,
+            table.change(
+                "r" if lsn is None else "u",
+                None,
+                {"id": key, "colour": colour, "price": f"1234567890123456.{offset:04d}"},
+                int((START + timedelta(hours=hour, minutes=offset)).timestamp() * 1000),
+                commit_lsn=commit,
+                change_lsn=lsn,
+                event_serial_no=serial,
+            ),
+        )
+        for offset, (hour, key, colour, lsn, serial) in enumerate(events)
+    ]
+    rows = decode_batch(contract, records, lambda values: values).rows
+    lake.append("raw", "things", pa.Table.from_pylist(rows, raw_schema(contract)))
+    for layer in ("current", "current_tombstones"):
+        lake.create_if_missing(layer, "things", current_schema(contract))
+    for layer in ("history", "history_tombstones"):
+        lake.create_if_missing(layer, "things", history_schema(contract), partition_by=["snapshot_date"])
+    spec = merge_spec(contract)
+    for hour in (2, 1, 0, 1):
+        start = START + timedelta(hours=hour)
+        changes = changes_between(spark, lake.uri("raw", "things"), start, start + timedelta(hours=1))
+        merge_into_current(
+            spark, changes, lake.uri("current", "things"), lake.uri("current_tombstones", "things"), spec
+        )
+    expected = {k[0]: r["colour"] for k, r in ordering.live_rows(contract, rows).items()}
+    assert expected == {1: "streamed", 2: "again"}
+    assert {r["id"]: r["colour"] for r in lake.read("current", "things").to_pylist()} == expected
+    # a decimal column stays exact through the MERGE
+    assert {r["id"]: r["price"] for r in lake.read("current", "things").to_pylist()} == {
+        1: Decimal("1234567890123456.0000"),
+        2: Decimal("1234567890123456.0004"),
+    }
+    uris = lake.uri("history", "things"), lake.uri("history_tombstones", "things"), lake.uri("raw", "things")
+    history_days(spark, *uris, START.date(), START.date(), spec)
+    day = {r["id"]: r["colour"] for r in lake.read("history", "things").to_pylist()}
+    assert day == {k[0]: r["colour"] for k, r in ordering.history_day(contract, rows, START.date()).items()}

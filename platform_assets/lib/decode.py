@@ -10,14 +10,22 @@ import io
 import json
 import math
 import struct
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
-from platform_assets.lib.contract import Contract, FieldSpec
+from platform_assets.lib.contract import (
+    ENVELOPE_FIELDS,
+    MAX_DECIMAL_PRECISION,
+    Contract,
+    EnvelopeField,
+    FieldSpec,
+)
 from platform_assets.lib.records import (
     Change,
     Decoded,
@@ -80,9 +88,24 @@ def _in_range(value: Any, bounds: tuple[int, int]) -> int:
 
 
 def _as_double(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or not math.isfinite(value):
         raise ValueError
     return float(value)
+
+
+def _as_decimal(spec: FieldSpec, value: Any) -> Decimal:
+    """An exact decimal with the field's scale; a value that would need rounding or more digits is
+    refused (the reason names the declared precision and scale)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError
+    number = Decimal(repr(value) if isinstance(value, float) else str(value) if isinstance(value, int) else value)
+    assert spec.precision is not None and spec.scale is not None
+    if not number.is_finite():
+        raise ValueError
+    exact = number.quantize(Decimal(1).scaleb(-spec.scale), context=Context(prec=MAX_DECIMAL_PRECISION + 2))
+    if exact != number or len(exact.as_tuple().digits) > spec.precision:
+        raise ValueError
+    return exact
 
 
 def _as_string(value: Any) -> str:
@@ -108,10 +131,15 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def _convert(spec: FieldSpec, wire: Any) -> Any:
+    return _as_decimal(spec, wire) if spec.type == "decimal" else _CONVERTERS[spec.type](wire)
+
+
 def _wrong_type(spec: FieldSpec, value: Any) -> _Reject:
+    declared = f"decimal({spec.precision}, {spec.scale})" if spec.type == "decimal" else spec.type
     return _Reject(
         "wrong_type",
-        f"field `{spec.name}` must be {spec.type} but is {_describe(value)}; "
+        f"field `{spec.name}` must be {declared} but is {_describe(value)}; "
         "fix the producer or change the field's type in the contract",
     )
 
@@ -147,20 +175,122 @@ def _operation_from_field(contract: Contract, payload: dict[str, Any]) -> str:
 
 
 _DEBEZIUM_OPERATIONS = {"c": "create", "r": "create", "u": "update", "d": "delete"}
+# Debezium records that carry no change of a row, by what they are.
+_DEBEZIUM_SKIPPED_OPERATIONS = {
+    "m": ("logical_message", "PostgreSQL logical decoding message (op m): not a change of a row"),
+    "t": (
+        "truncate",
+        "truncate (op t): not applied; deleting every key of the entity is not supported yet, "
+        "so reload the table through a new snapshot or keep Debezium's default `skipped.operations: t`",
+    ),
+}
 
 
-def _debezium(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+class _Skip(Exception):
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+def _not_a_change(payload: dict[str, Any], schema: Any) -> _Skip | None:
+    """Heartbeats and transaction boundaries, which Debezium sends beside the change events."""
+    name = schema.get("name", "") if isinstance(schema, dict) else ""
+    if name == "io.debezium.connector.common.Heartbeat" or (name == "" and payload.keys() == {"ts_ms"}):
+        return _Skip("heartbeat", "Debezium heartbeat: carries only the connector's progress")
+    if payload.get("status") in ("BEGIN", "END") and "id" in payload:
+        return _Skip("transaction_metadata", f"Debezium transaction {payload['status']} of {payload['id']}")
+    return None
+
+
+def _debezium(contract: Contract, record: LandingRecord, payload: dict[str, Any]) -> _Parsed:
     envelope = payload.get("payload", payload) if "schema" in payload else payload
     if not isinstance(envelope, dict) or "op" not in envelope:
+        skip = _not_a_change(envelope, payload.get("schema")) if isinstance(envelope, dict) else None
+        if skip is not None:
+            raise skip
         raise _Reject("invalid_envelope", "Debezium value has no `op`; expected the before/after/op envelope")
-    operation = _DEBEZIUM_OPERATIONS.get(str(envelope["op"]))
+    wire_operation = str(envelope["op"])
+    if wire_operation in _DEBEZIUM_SKIPPED_OPERATIONS:
+        raise _Skip(*_DEBEZIUM_SKIPPED_OPERATIONS[wire_operation])
+    operation = _DEBEZIUM_OPERATIONS.get(wire_operation)
     if operation is None:
-        raise _Reject("unknown_operation", f"Debezium op {_describe(envelope['op'])} is not one of c, r, u, d")
-    image = envelope.get("before") if operation == "delete" else envelope.get("after")
+        raise _Reject("unknown_operation", f"Debezium op {_describe(envelope['op'])} is not one of c, r, u, d, t, m")
+    positions = _envelope_values(contract, envelope)
+    if operation == "delete":
+        return _Parsed(operation, _deleted_row(contract, record, envelope.get("before")), positions, key_only=True)
+    image = envelope.get("after")
     if not isinstance(image, dict):
-        side = "before" if operation == "delete" else "after"
-        raise _Reject("invalid_envelope", f"Debezium op `{envelope['op']}` needs a `{side}` object")
-    return operation, dict(image)
+        raise _Reject("invalid_envelope", f"Debezium op `{wire_operation}` needs an `after` object")
+    return _Parsed(operation, dict(image), positions)
+
+
+def _deleted_row(contract: Contract, record: LandingRecord, before: Any) -> dict[str, Any]:
+    """The row a delete names. Under PostgreSQL's default REPLICA IDENTITY its `before` holds only
+    the key (other columns null or a type's filler such as "" or 0), and a table without one sends no
+    `before`: the key is then read from the Kafka record key."""
+    row = dict(before) if isinstance(before, dict) else {}
+    if any(row.get(name) is None for name in contract.key):
+        row.update({name: value for name, value in _record_key(record).items() if row.get(name) is None})
+    return row
+
+
+def _record_key(record: LandingRecord) -> dict[str, Any]:
+    """A Debezium Kafka key: JSON with its schema (`{"schema": .., "payload": {"id": 1}}`) or a plain object."""
+    if record.key is None:
+        return {}
+    try:
+        key = orjson.loads(record.key)
+    except orjson.JSONDecodeError:
+        return {}
+    if isinstance(key, dict) and "schema" in key and isinstance(key.get("payload"), dict):
+        key = key["payload"]
+    return key if isinstance(key, dict) else {}
+
+
+def _binlog_number(file: Any) -> int:
+    """A MySQL binlog file's numeric suffix: `mysql-bin.000010` comes after `mysql-bin.000009` and
+    `mysql-bin.1000111` after `mysql-bin.200001`, as Debezium itself compares them."""
+    return int(_as_string(file).rsplit(".", 1)[1])
+
+
+_ENVELOPE_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "source.file": _binlog_number,
+    "source.ts_us": lambda v: datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=_in_range(v, INT64)),
+    "source.ts_ms": lambda v: datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=_in_range(v, INT64)),
+    "ts_ms": lambda v: datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=_in_range(v, INT64)),
+}
+
+
+def _envelope_value(contract: Contract, spec: EnvelopeField, envelope: dict[str, Any]) -> Any:
+    role = "event time" if spec.path == contract.event_time else "sequence"
+    error = "missing_event_time" if role == "event time" else "missing_sequence"
+    *parents, name = spec.path.split(".")
+    holder: Any = envelope
+    for parent in parents:
+        holder = holder.get(parent) if isinstance(holder, dict) else None
+    if not isinstance(holder, dict) or name not in holder:
+        raise _Reject(
+            error,
+            f"the Debezium envelope has no `{spec.path}`, the contract's {role} ({spec.doc}); "
+            "name the position this connector sends (see the README's Debezium section)",
+        )
+    wire = holder[name]
+    if wire is None:
+        if role == "event time":
+            raise _Reject(error, f"`{spec.path}`, the contract's event time, is null")
+        return None  # ordered before every known position (e.g. a SQL Server snapshot row's change_lsn)
+    try:
+        return _ENVELOPE_CONVERTERS.get(spec.path, _CONVERTERS[spec.type])(wire)
+    except (ValueError, TypeError, OverflowError, IndexError) as failure:
+        raise _Reject(
+            "invalid_envelope", f"`{spec.path}` is {_describe(wire)}, not a {spec.type} ({spec.doc})"
+        ) from failure
+
+
+def _envelope_values(contract: Contract, envelope: dict[str, Any]) -> dict[str, Any]:
+    """The envelope metadata the contract orders or times changes by, by raw column."""
+    return {spec.column: _envelope_value(contract, spec, envelope) for spec in contract.envelope_fields}
 
 
 def _avro(value: bytes, schema_lookup: SchemaLookup | None) -> dict[str, Any]:
@@ -192,11 +322,22 @@ def _avro(value: bytes, schema_lookup: SchemaLookup | None) -> dict[str, Any]:
     return record
 
 
-def _payload(contract: Contract, record: LandingRecord, schema_lookup: SchemaLookup | None) -> tuple[str, dict]:
+@dataclass(frozen=True)
+class _Parsed:
+    """A record's operation, its row as sent, and the envelope metadata the contract names (by column)."""
+
+    operation: str
+    row: dict[str, Any]
+    envelope: dict[str, Any] = field(default_factory=dict)
+    # A Debezium delete: only the key (and a row-field sequence or event time) of `row` are trusted.
+    key_only: bool = False
+
+
+def _payload(contract: Contract, record: LandingRecord, schema_lookup: SchemaLookup | None) -> _Parsed:
     source = contract.source
     assert record.value is not None
     if is_snapshot(record):
-        return "create", _json_object(record.value)
+        return _Parsed("create", _json_object(record.value))
     if source.format == "json":
         payload = _json_object(record.value)
         if source.topics_by_operation:
@@ -206,19 +347,19 @@ def _payload(contract: Contract, record: LandingRecord, schema_lookup: SchemaLoo
                     "unknown_topic",
                     f"topic `{record.topic}` is not one of the contract's topics {sorted(source.topics)}",
                 )
-            return operation, payload
-        return _operation_from_field(contract, payload), payload
+            return _Parsed(operation, payload)
+        return _Parsed(_operation_from_field(contract, payload), payload)
     if source.format == "debezium":
-        return _debezium(_json_object(record.value))
+        return _debezium(contract, record, _json_object(record.value))
     payload = _avro(record.value, schema_lookup)
-    return _operation_from_field(contract, payload), payload
+    return _Parsed(_operation_from_field(contract, payload), payload)
 
 
 def decode(contract: Contract, record: LandingRecord, schema_lookup: SchemaLookup | None = None) -> Decoded:
     """Decode one landed record; PII is not applied here (see `pii.protect`)."""
     if record.value is None:
         if contract.source.format == "debezium":
-            return Skipped("Kafka tombstone after a Debezium delete")
+            return Skipped("tombstone", "Kafka tombstone after a Debezium delete")
         return Rejected("null_value", "record has no value; producers must send a JSON body for every change")
     if len(record.value) > contract.source.max_value_bytes:
         return Rejected(
@@ -227,26 +368,30 @@ def decode(contract: Contract, record: LandingRecord, schema_lookup: SchemaLooku
             f"{contract.source.max_value_bytes}; raise the limit in the contract or split the record",
         )
     try:
-        operation, payload = _payload(contract, record, schema_lookup)
+        parsed = _payload(contract, record, schema_lookup)
     except _Reject as rejection:
         return Rejected(rejection.error, rejection.reason)
+    except _Skip as skip:
+        return Skipped(skip.kind, skip.reason)
     try:
-        return _typed_change(contract, operation, payload)
+        return _typed_change(contract, parsed)
     except _Reject as rejection:
-        return Rejected(rejection.error, rejection.reason, _readable_event_time(contract, payload))
+        return Rejected(rejection.error, rejection.reason, _readable_event_time(contract, parsed))
 
 
-def _typed_change(contract: Contract, operation: str, payload: dict[str, Any]) -> Change:
+def _typed_change(contract: Contract, parsed: _Parsed) -> Change:
+    operation, payload = parsed.operation, parsed.row
     values: dict[str, Any] = {}
     for spec in contract.fields:
-        wire = payload.get(spec.name)
+        trusted = not parsed.key_only or spec.name in contract.key or spec.name in contract.identity_fields
+        wire = payload.get(spec.name) if trusted else None
         if wire is None:
             _may_be_absent(contract, spec, operation)
             values[spec.name] = None
             continue
         try:  # this loop runs for every field of every record
-            value = _CONVERTERS[spec.type](wire)
-        except (ValueError, TypeError, OverflowError) as error:
+            value = _convert(spec, wire)
+        except (ValueError, TypeError, OverflowError, InvalidOperation) as error:
             raise _wrong_type(spec, wire) from error
         if (
             spec.accepted_values is not None
@@ -259,23 +404,33 @@ def _typed_change(contract: Contract, operation: str, payload: dict[str, Any]) -
             )
         values[spec.name] = value
     extra = {} if payload.keys() <= values.keys() else {k: v for k, v in payload.items() if k not in values}
-    return Change(operation, values, extra)
+    return Change(operation, values, extra, parsed.envelope)
 
 
 def _may_be_absent(contract: Contract, spec: FieldSpec, operation: str) -> None:
     """A field the payload lacks is null, unless the change cannot be placed or applied without it."""
     if spec.name in contract.key:
         raise _Reject("missing_key", f"key field `{spec.name}` is missing; every change must carry its key")
-    if spec.name == contract.sequence:
-        raise _Reject("missing_sequence", f"sequence field `{spec.name}` is missing; it orders the changes")
+    # A Debezium delete carries the key only, unless the source table logs whole old rows.
+    fix = (
+        "; a Debezium delete carries only the key: order by the source position (e.g. `sequence: source.lsn`, "
+        "`event_time: source.ts_ms`) or set REPLICA IDENTITY FULL on the PostgreSQL table"
+        if operation == "delete" and contract.source.format == "debezium"
+        else ""
+    )
+    if spec.name in contract.sequence:
+        raise _Reject("missing_sequence", f"sequence field `{spec.name}` is missing; it orders the changes{fix}")
     if spec.name == contract.event_time:
-        raise _Reject("missing_event_time", f"event time field `{spec.name}` is missing")
+        raise _Reject("missing_event_time", f"event time field `{spec.name}` is missing{fix}")
     if not spec.nullable and operation != "delete":
         raise _Reject("missing_field", f"non-nullable field `{spec.name}` is missing in a {operation}")
 
 
-def _readable_event_time(contract: Contract, payload: dict[str, Any]) -> datetime | None:
-    wire = payload.get(contract.event_time)
+def _readable_event_time(contract: Contract, parsed: _Parsed) -> datetime | None:
+    if contract.event_time in ENVELOPE_FIELDS:
+        envelope_time: datetime | None = parsed.envelope.get(contract.event_time_column)
+        return envelope_time
+    wire = parsed.row.get(contract.event_time)
     if wire is None:
         return None
     try:
@@ -295,7 +450,7 @@ def event_hour(contract: Contract, record: LandingRecord, decoded: Decoded) -> d
     moment = None
     if not is_snapshot(record):
         if isinstance(decoded, Change):
-            moment = decoded.values[contract.event_time]
+            moment = decoded.time(contract)
         elif isinstance(decoded, Rejected):
             moment = decoded.event_time
     return hour_floor(moment if moment is not None else kafka_time(record))
@@ -312,11 +467,9 @@ def landing_hour(contract: Contract, record: LandingRecord, schema_lookup: Schem
     value = record.value
     if not is_snapshot(record) and value is not None and len(value) <= contract.source.max_value_bytes:
         try:
-            _, payload = _payload(contract, record, schema_lookup)
-        except _Reject:
-            payload = None
-        if payload is not None:
-            moment = _readable_event_time(contract, payload)
+            moment = _readable_event_time(contract, _payload(contract, record, schema_lookup))
+        except (_Reject, _Skip):
+            moment = None
     return hour_floor(moment if moment is not None else kafka_time(record))
 
 
@@ -326,7 +479,7 @@ class DecodedBatch:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
-    skipped: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # by kind: tombstone, heartbeat, ...
     erased: int = 0
     unknown_fields: set[str] = field(default_factory=set)
 
@@ -335,17 +488,16 @@ def named_subject(
     contract: Contract, record: LandingRecord, decoded: Decoded, name: str, schema_lookup: SchemaLookup | None = None
 ) -> str | None:
     """The value of a `subject` field as an erasure names it, also when the record was rejected for
-    another reason (its original bytes still name the person)."""
-    if isinstance(decoded, Change):
-        value = decoded.values.get(name)
-    else:
+    another reason, or is a Debezium delete whose row is not kept (its original bytes still name the
+    person)."""
+    value = decoded.values.get(name) if isinstance(decoded, Change) else None
+    if value is None:
         if record.value is None or len(record.value) > contract.source.max_value_bytes:
             return None
         try:
-            _, payload = _payload(contract, record, schema_lookup)
-        except _Reject:
+            value = _payload(contract, record, schema_lookup).row.get(name)
+        except (_Reject, _Skip):
             return None
-        value = payload.get(name)
     return None if value is None else str(value)
 
 
@@ -369,7 +521,7 @@ def decode_batch(
             continue
         position = position_columns(record, event_hour(contract, record, decoded))
         if isinstance(decoded, Skipped):
-            batch.skipped += 1
+            batch.skipped[decoded.kind] += 1
         elif isinstance(decoded, Rejected):
             batch.quarantined.append(
                 {
@@ -383,5 +535,7 @@ def decode_batch(
         else:
             batch.unknown_fields.update(decoded.extra)
             extra = json.dumps(decoded.extra, sort_keys=True, default=str) if decoded.extra else None
-            batch.rows.append({"_op": decoded.operation, **protect(decoded.values), "_extra": extra, **position})
+            batch.rows.append(
+                {"_op": decoded.operation, **protect(decoded.values), "_extra": extra, **decoded.envelope, **position}
+            )
     return batch

@@ -1,6 +1,7 @@
 """The merge rules of `current` and `history`, in plain Python: the reference the Spark code must match.
 
-Changes of one key are totally ordered by the contract's sequence, then by Kafka position; the newest
+Changes of one key are totally ordered by the contract's sequence (row fields or envelope positions such
+as `_source_lsn`; a null position comes before every known one), then by Kafka position; the newest
 change wins, and a delete wins like any other change, leaving a tombstone so that an older update that
 arrives later cannot bring the key back.
 """
@@ -18,11 +19,12 @@ POSITION_COLUMNS = ("_kafka_timestamp", "_topic", "_partition", "_offset")
 
 
 def order_columns(contract: Contract) -> tuple[str, ...]:
-    return (contract.sequence, *POSITION_COLUMNS)
+    return (*contract.sequence_columns, *POSITION_COLUMNS)
 
 
 def order_of(contract: Contract, row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(row[column] for column in order_columns(contract))
+    """Nulls first, as Spark sorts them in ascending order."""
+    return tuple((row[column] is not None, row[column]) for column in order_columns(contract))
 
 
 def key_of(contract: Contract, row: dict[str, Any]) -> tuple[Any, ...]:
@@ -50,6 +52,7 @@ def end_of_day(day: date) -> datetime:
 
 
 def history_day(contract: Contract, changes: Iterable[dict[str, Any]], day: date) -> dict[tuple, dict[str, Any]]:
-    """Day D of `history`: for every key alive at the end of D, its newest state with event time before then."""
+    """Day D of `history`: for every key alive at the end of D, its newest state with event time before
+    then (the event hour: the event time's, or the Kafka time's for a change without one)."""
     cutoff = end_of_day(day)
-    return live_rows(contract, (c for c in changes if c[contract.event_time] < cutoff))
+    return live_rows(contract, (c for c in changes if c["_event_hour"] < cutoff))

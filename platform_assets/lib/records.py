@@ -29,11 +29,20 @@ class LandingRecord(NamedTuple):
 
 @dataclass(frozen=True)
 class Change:
-    """A decoded, typed change: `values` holds every contract field (None where absent)."""
+    """A decoded, typed change: `values` holds every contract field (None where absent), `envelope`
+    the envelope metadata the contract orders or times changes by, by raw column."""
 
     operation: str
     values: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    envelope: dict[str, Any] = field(default_factory=dict)
+
+    def time(self, contract: Contract) -> datetime | None:
+        """The change's event time, from its row or its envelope as the contract says."""
+        if contract.event_time_column in self.envelope:
+            moment: datetime | None = self.envelope[contract.event_time_column]
+            return moment
+        return self.values.get(contract.event_time)
 
     @property
     def is_delete(self) -> bool:
@@ -51,8 +60,10 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A record that carries no change by design (a Debezium tombstone that follows a delete)."""
+    """A record that carries no change by design: a Debezium tombstone that follows a delete, a
+    heartbeat, a transaction boundary, a logical decoding message, a truncate. `kind` counts them."""
 
+    kind: str
     reason: str
 
 
