@@ -267,7 +267,7 @@ def test_envelope_positions_order_the_merges_nulls_first(spark, lake):
             table.change(
                 "r" if lsn is None else "u",
                 None,
-                {"id": key, "colour": colour, "price": f"1234567890123456.{offset:04d}"},
+                {"id": key, "colour": colour, "price": f"98765432109.{offset:04d}"},
                 int((START + timedelta(hours=hour, minutes=offset)).timestamp() * 1000),
                 commit_lsn=commit,
                 change_lsn=lsn,
@@ -294,10 +294,19 @@ def test_envelope_positions_order_the_merges_nulls_first(spark, lake):
     assert {r["id"]: r["colour"] for r in lake.read("current", "things").to_pylist()} == expected
     # a decimal column stays exact through the MERGE
     assert {r["id"]: r["price"] for r in lake.read("current", "things").to_pylist()} == {
-        1: Decimal("1234567890123456.0000"),
-        2: Decimal("1234567890123456.0004"),
+        1: Decimal("98765432109.0000"),
+        2: Decimal("98765432109.0004"),
     }
     uris = lake.uri("history", "things"), lake.uri("history_tombstones", "things"), lake.uri("raw", "things")
     history_days(spark, *uris, START.date(), START.date(), spec)
     day = {r["id"]: r["colour"] for r in lake.read("history", "things").to_pylist()}
     assert day == {k[0]: r["colour"] for k, r in ordering.history_day(contract, rows, START.date()).items()}
+
+
+@pytest.mark.xfail(strict=True, reason="Sail 0.7.2 reads Delta decimals of more than 16 digits through a double")
+def test_decimals_of_more_than_sixteen_digits_stay_exact(spark, lake):
+    schema = pa.schema([("price", pa.decimal128(20, 4))])
+    lake.append("raw", "money", pa.Table.from_pylist([{"price": Decimal("12345678901234.0004")}], schema))
+    assert lake.read("raw", "money").to_pylist() == [{"price": Decimal("12345678901234.0004")}]  # delta-rs: exact
+    [row] = spark.read.format("delta").load(lake.uri("raw", "money")).collect()
+    assert row["price"] == Decimal("12345678901234.0004")

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from platform_assets.lib.connect_types import ColumnTypes, json_column_types, logical_value
 from platform_assets.lib.contract import (
     ENVELOPE_FIELDS,
     MAX_DECIMAL_PRECISION,
@@ -203,10 +204,22 @@ def _not_a_change(payload: dict[str, Any], schema: Any) -> _Skip | None:
     return None
 
 
-def _debezium(contract: Contract, record: LandingRecord, payload: dict[str, Any]) -> _Parsed:
-    envelope = payload.get("payload", payload) if "schema" in payload else payload
+def _debezium_json(contract: Contract, record: LandingRecord, payload: dict[str, Any]) -> _Parsed:
+    """A JsonConverter value, with its schema (`{"schema": .., "payload": ..}`) or without."""
+    if "schema" not in payload:
+        return _debezium(contract, record, payload, {})
+    envelope, schema = payload.get("payload"), payload.get("schema")
+    if isinstance(envelope, dict) and "op" not in envelope:
+        skip = _not_a_change(envelope, schema)
+        if skip is not None:
+            raise skip
+    return _debezium(contract, record, envelope, json_column_types(schema))
+
+
+def _debezium(contract: Contract, record: LandingRecord, envelope: Any, column_types: ColumnTypes) -> _Parsed:
+    """The change in a Debezium envelope (before/after/op/source), whichever converter wrote it."""
     if not isinstance(envelope, dict) or "op" not in envelope:
-        skip = _not_a_change(envelope, payload.get("schema")) if isinstance(envelope, dict) else None
+        skip = _not_a_change(envelope, None) if isinstance(envelope, dict) else None
         if skip is not None:
             raise skip
         raise _Reject("invalid_envelope", "Debezium value has no `op`; expected the before/after/op envelope")
@@ -218,11 +231,12 @@ def _debezium(contract: Contract, record: LandingRecord, payload: dict[str, Any]
         raise _Reject("unknown_operation", f"Debezium op {_describe(envelope['op'])} is not one of c, r, u, d, t, m")
     positions = _envelope_values(contract, envelope)
     if operation == "delete":
-        return _Parsed(operation, _deleted_row(contract, record, envelope.get("before")), positions, key_only=True)
+        row = _deleted_row(contract, record, envelope.get("before"))
+        return _Parsed(operation, row, positions, column_types, key_only=True)
     image = envelope.get("after")
     if not isinstance(image, dict):
         raise _Reject("invalid_envelope", f"Debezium op `{wire_operation}` needs an `after` object")
-    return _Parsed(operation, dict(image), positions)
+    return _Parsed(operation, dict(image), positions, column_types)
 
 
 def _deleted_row(contract: Contract, record: LandingRecord, before: Any) -> dict[str, Any]:
@@ -329,6 +343,8 @@ class _Parsed:
     operation: str
     row: dict[str, Any]
     envelope: dict[str, Any] = field(default_factory=dict)
+    # Debezium: the logical type of each column (microseconds, a decimal's scale, ...) by column name.
+    column_types: ColumnTypes = field(default_factory=dict)
     # A Debezium delete: only the key (and a row-field sequence or event time) of `row` are trusted.
     key_only: bool = False
 
@@ -350,7 +366,7 @@ def _payload(contract: Contract, record: LandingRecord, schema_lookup: SchemaLoo
             return _Parsed(operation, payload)
         return _Parsed(_operation_from_field(contract, payload), payload)
     if source.format == "debezium":
-        return _debezium(contract, record, _json_object(record.value))
+        return _debezium_json(contract, record, _json_object(record.value))
     payload = _avro(record.value, schema_lookup)
     return _Parsed(_operation_from_field(contract, payload), payload)
 
@@ -390,7 +406,7 @@ def _typed_change(contract: Contract, parsed: _Parsed) -> Change:
             values[spec.name] = None
             continue
         try:  # this loop runs for every field of every record
-            value = _convert(spec, wire)
+            value = _convert(spec, logical_value(wire, parsed.column_types.get(spec.name)))
         except (ValueError, TypeError, OverflowError, InvalidOperation) as error:
             raise _wrong_type(spec, wire) from error
         if (
@@ -434,7 +450,7 @@ def _readable_event_time(contract: Contract, parsed: _Parsed) -> datetime | None
     if wire is None:
         return None
     try:
-        moment: datetime = _CONVERTERS[contract.field(contract.event_time).type](wire)
+        moment: datetime = _parse_timestamp(logical_value(wire, parsed.column_types.get(contract.event_time)))
     except (ValueError, TypeError, OverflowError):
         return None
     return moment

@@ -3,9 +3,10 @@ timed by their source position, with the envelopes built in `debezium_envelopes`
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
 from debezium_envelopes import Table, column
 
@@ -289,3 +290,122 @@ def test_messages_heartbeats_transaction_boundaries_and_truncates_are_skipped_an
         "truncate": 1,
         "tombstone": 1,
     }
+
+
+def logical(type_: str, name: str, **parameters):
+    return {"type": type_, "name": name, "version": 1, **({"parameters": parameters} if parameters else {})}
+
+
+# Every encoding with the value Debezium's own tests and docs give for it (debezium.md §5).
+ENCODINGS = {
+    "d": (logical("int32", "io.debezium.time.Date"), 17109, "date", date(2016, 11, 4)),
+    "kd": (logical("int32", "org.apache.kafka.connect.data.Date"), 17109, "date", date(2016, 11, 4)),
+    "t": (logical("int32", "io.debezium.time.Time"), 49890123, "string", "13:51:30.123"),
+    "kt": (logical("int32", "org.apache.kafka.connect.data.Time"), 49890123, "string", "13:51:30.123"),
+    "mt": (logical("int64", "io.debezium.time.MicroTime"), 49890000000, "string", "13:51:30"),
+    "midnight": (logical("int64", "io.debezium.time.MicroTime"), 86400000000, "string", "24:00:00"),
+    "nt": (logical("int64", "io.debezium.time.NanoTime"), 49890123456789, "string", "13:51:30.123456"),
+    "zt": (logical("string", "io.debezium.time.ZonedTime"), "11:51:30.123789Z", "string", "11:51:30.123789Z"),
+    "ts": (
+        logical("int64", "io.debezium.time.Timestamp"),
+        1562630400000,
+        "timestamp",
+        datetime(2019, 7, 9, tzinfo=UTC),
+    ),
+    "kts": (
+        logical("int64", "org.apache.kafka.connect.data.Timestamp"),
+        1529476623000,
+        "timestamp",
+        datetime(2018, 6, 20, 6, 37, 3, tzinfo=UTC),
+    ),
+    "mts": (
+        logical("int64", "io.debezium.time.MicroTimestamp"),
+        1529507596945104,
+        "timestamp",
+        datetime(2018, 6, 20, 15, 13, 16, 945104, tzinfo=UTC),
+    ),
+    "nts": (
+        logical("int64", "io.debezium.time.NanoTimestamp"),
+        1529507596945104789,
+        "timestamp",
+        datetime(2018, 6, 20, 15, 13, 16, 945104, tzinfo=UTC),
+    ),
+    "zts": (
+        logical("string", "io.debezium.time.ZonedTimestamp"),
+        "2016-11-04T11:51:30.123456Z",
+        "timestamp",
+        datetime(2016, 11, 4, 11, 51, 30, 123456, tzinfo=UTC),
+    ),
+    "sal": (
+        logical("bytes", "org.apache.kafka.connect.data.Decimal", **{"scale": "4", "connect.decimal.precision": "19"}),
+        "dzWUAA==",
+        "decimal(19, 4)",
+        Decimal("200000.0000"),
+    ),
+    "negative": (
+        logical("bytes", "org.apache.kafka.connect.data.Decimal", scale="2"),
+        "/w==",  # -1 unscaled
+        "decimal(5, 2)",
+        Decimal("-0.01"),
+    ),
+    "dvs": (
+        {"type": "struct", "name": "io.debezium.data.VariableScaleDecimal", "version": 1, "fields": []},
+        {"scale": 4, "value": "AYr3"},
+        "decimal(10, 4)",
+        Decimal("10.1111"),
+    ),
+    "as_string": ({"type": "string"}, "1.10", "decimal(3, 2)", Decimal("1.10")),
+    "as_double": ({"type": "double"}, 1.1, "double", 1.1),
+    "doc": (logical("string", "io.debezium.data.Json"), '{"key": 123}', "string", '{"key": 123}'),
+    "uid": (
+        logical("string", "io.debezium.data.Uuid"),
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "string",
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    ),
+    "mood": (logical("string", "io.debezium.data.Enum", allowed="sad,ok,happy"), "ok", "string", "ok"),
+}
+TYPED = Table(
+    "postgresql",
+    [column("id", "int32", optional=False)]
+    + [{**schema, "optional": True, "field": name} for name, (schema, *_) in ENCODINGS.items()],
+)
+TYPED_CONTRACT = contract(
+    "pg.public.persons",
+    "source.lsn",
+    fields={"id": {"type": "int"}, **{name: {"type": spec[2]} for name, spec in ENCODINGS.items()}},
+)
+
+
+def test_debezium_encodings_are_read_by_the_schema_that_travels_with_the_value():
+    after = {"id": 1, **{name: wire for name, (_, wire, *_) in ENCODINGS.items()}}
+    [record] = landed("t", [TYPED.change("c", None, after, T0, lsn=1)])
+    change = decode(TYPED_CONTRACT, record)
+    assert isinstance(change, Change), change
+    assert {name: change.values[name] for name in ENCODINGS} == {name: spec[3] for name, spec in ENCODINGS.items()}
+    # the raw table keeps them exactly
+    [row] = decode_batch(TYPED_CONTRACT, [record], lambda v: v).rows
+    table = pa.Table.from_pylist([row], raw_schema(TYPED_CONTRACT))
+    assert table.to_pylist()[0]["sal"] == Decimal("200000.0000") and table.to_pylist()[0]["dvs"] == Decimal("10.1111")
+
+
+@pytest.mark.parametrize(
+    ("name", "wire", "hint"),
+    [
+        ("mts", 9223372036825200000, "must be timestamp"),  # PostgreSQL 'infinity'
+        ("zts", "infinity", "must be timestamp"),
+        ("sal", "not base64!", "must be decimal(19, 4)"),
+    ],
+)
+def test_an_encoding_that_cannot_be_represented_is_quarantined_with_its_field(name, wire, hint):
+    [record] = landed("t", [TYPED.change("c", None, {"id": 1, name: wire}, T0, lsn=1)])
+    rejected = decode(TYPED_CONTRACT, record)
+    assert isinstance(rejected, Rejected) and rejected.error == "wrong_type"
+    assert f"field `{name}` {hint}" in rejected.reason
+
+
+def test_a_decimal_with_more_digits_than_declared_is_refused():
+    money = contract("t", "source.lsn", fields={"id": {"type": "int"}, "sal": {"type": "decimal(6, 2)"}})
+    [record] = landed("t", [TYPED.change("c", None, {"id": 1, "sal": "dzWUAA=="}, T0, lsn=1)])  # 200000.0000
+    rejected = decode(money, record)
+    assert isinstance(rejected, Rejected) and "must be decimal(6, 2)" in rejected.reason
