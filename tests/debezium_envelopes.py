@@ -168,8 +168,21 @@ class Table:
         snapshot: str = "false",
         **position: Any,
     ) -> bytes:
-        """A change event's value; the envelope's own `ts_ms` (processing time) is a little later."""
-        payload = {
+        """A change event's value as the JsonConverter writes it, schema included."""
+        payload = self.payload(op, before, after, ts_ms, snapshot, **position)
+        return json.dumps({"schema": self.envelope_schema(), "payload": payload}).encode()
+
+    def payload(
+        self,
+        op: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        ts_ms: int,
+        snapshot: str = "false",
+        **position: Any,
+    ) -> dict[str, Any]:
+        """The envelope; its own `ts_ms` (processing time) is a little later than the source's."""
+        return {
             "before": before,
             "after": after,
             "source": self.source(ts_ms, snapshot, **position),
@@ -179,7 +192,6 @@ class Table:
             "ts_us": (ts_ms + 250) * 1000,
             "ts_ns": (ts_ms + 250) * 1_000_000,
         }
-        return json.dumps({"schema": self.envelope_schema(), "payload": payload}).encode()
 
     def key(self, **values: Any) -> bytes:
         """The key message: a struct of the key columns, schemas enabled."""
@@ -224,3 +236,87 @@ TRANSACTION_END = json.dumps(
         "data_collections": [{"data_collection": "s1.a", "event_count": 1}],
     }
 ).encode()
+
+
+# The AvroConverter's envelope schema for a PostgreSQL table (Debezium >= 2.6), as registered in the
+# schema registry (debezium.md §6): optional columns are unions with null, Debezium's logical types
+# carry `connect.name`, Kafka's Decimal also Avro's own `logicalType`.
+AVRO_POSTGRES_SOURCE = {
+    "type": "record",
+    "name": "Source",
+    "namespace": "io.debezium.connector.postgresql",
+    "fields": [
+        {"name": "version", "type": "string"},
+        {"name": "connector", "type": "string"},
+        {"name": "name", "type": "string"},
+        {"name": "ts_ms", "type": "long"},
+        {
+            "name": "snapshot",
+            "type": [
+                {
+                    "type": "string",
+                    "connect.version": 1,
+                    "connect.parameters": {"allowed": "true,last,false,incremental"},
+                    "connect.default": "false",
+                    "connect.name": "io.debezium.data.Enum",
+                },
+                "null",
+            ],
+            "default": "false",
+        },
+        {"name": "db", "type": "string"},
+        {"name": "sequence", "type": ["null", "string"], "default": None},
+        {"name": "ts_us", "type": ["null", "long"], "default": None},
+        {"name": "ts_ns", "type": ["null", "long"], "default": None},
+        {"name": "schema", "type": "string"},
+        {"name": "table", "type": "string"},
+        {"name": "txId", "type": ["null", "long"], "default": None},
+        {"name": "lsn", "type": ["null", "long"], "default": None},
+        {"name": "xmin", "type": ["null", "long"], "default": None},
+    ],
+    "connect.name": "io.debezium.connector.postgresql.Source",
+}
+
+
+def avro_envelope_schema(namespace: str, columns: list[dict[str, Any]]) -> dict[str, Any]:
+    """`columns` are Avro fields of the row record (`{"name": .., "type": ..}`)."""
+    value = {"type": "record", "name": "Value", "fields": columns, "connect.name": f"{namespace}.Value"}
+    block = {
+        "type": "record",
+        "name": "block",
+        "namespace": "event",
+        "fields": [
+            {"name": "id", "type": "string"},
+            {"name": "total_order", "type": "long"},
+            {"name": "data_collection_order", "type": "long"},
+        ],
+        "connect.version": 1,
+        "connect.name": "event.block",
+    }
+    return {
+        "type": "record",
+        "name": "Envelope",
+        "namespace": namespace,
+        "fields": [
+            {"name": "before", "type": ["null", value], "default": None},
+            {"name": "after", "type": ["null", "Value"], "default": None},
+            {"name": "source", "type": AVRO_POSTGRES_SOURCE},
+            {"name": "transaction", "type": ["null", block], "default": None},
+            {"name": "op", "type": "string"},
+            {"name": "ts_ms", "type": ["null", "long"], "default": None},
+            {"name": "ts_us", "type": ["null", "long"], "default": None},
+            {"name": "ts_ns", "type": ["null", "long"], "default": None},
+        ],
+        "connect.version": 2,
+        "connect.name": f"{namespace}.Envelope",
+    }
+
+
+def avro_key_schema(namespace: str) -> dict[str, Any]:
+    return {
+        "type": "record",
+        "name": "Key",
+        "namespace": namespace,
+        "fields": [{"name": "id", "type": "int"}],
+        "connect.name": f"{namespace}.Key",
+    }

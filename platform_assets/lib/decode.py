@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from platform_assets.lib.connect_types import ColumnTypes, json_column_types, logical_value
+from platform_assets.lib.connect_types import ColumnTypes, avro_column_types, json_column_types, logical_value
 from platform_assets.lib.contract import (
     ENVELOPE_FIELDS,
     MAX_DECIMAL_PRECISION,
@@ -204,6 +204,16 @@ def _not_a_change(payload: dict[str, Any], schema: Any) -> _Skip | None:
     return None
 
 
+def _debezium_value(contract: Contract, record: LandingRecord, schema_lookup: SchemaLookup | None) -> _Parsed:
+    """A Debezium value as the AvroConverter (Confluent wire format: it starts with the magic byte 0,
+    which no JSON text does) or the JsonConverter wrote it."""
+    assert record.value is not None
+    if record.value[:1] == bytes([AVRO_MAGIC_BYTE]):
+        envelope, schema = _avro_with_schema(record.value, schema_lookup)
+        return _debezium(contract, record, envelope, avro_column_types(schema), schema_lookup)
+    return _debezium_json(contract, record, _json_object(record.value))
+
+
 def _debezium_json(contract: Contract, record: LandingRecord, payload: dict[str, Any]) -> _Parsed:
     """A JsonConverter value, with its schema (`{"schema": .., "payload": ..}`) or without."""
     if "schema" not in payload:
@@ -216,7 +226,13 @@ def _debezium_json(contract: Contract, record: LandingRecord, payload: dict[str,
     return _debezium(contract, record, envelope, json_column_types(schema))
 
 
-def _debezium(contract: Contract, record: LandingRecord, envelope: Any, column_types: ColumnTypes) -> _Parsed:
+def _debezium(
+    contract: Contract,
+    record: LandingRecord,
+    envelope: Any,
+    column_types: ColumnTypes,
+    schema_lookup: SchemaLookup | None = None,
+) -> _Parsed:
     """The change in a Debezium envelope (before/after/op/source), whichever converter wrote it."""
     if not isinstance(envelope, dict) or "op" not in envelope:
         skip = _not_a_change(envelope, None) if isinstance(envelope, dict) else None
@@ -231,7 +247,7 @@ def _debezium(contract: Contract, record: LandingRecord, envelope: Any, column_t
         raise _Reject("unknown_operation", f"Debezium op {_describe(envelope['op'])} is not one of c, r, u, d, t, m")
     positions = _envelope_values(contract, envelope)
     if operation == "delete":
-        row = _deleted_row(contract, record, envelope.get("before"))
+        row = _deleted_row(contract, record, envelope.get("before"), schema_lookup)
         return _Parsed(operation, row, positions, column_types, key_only=True)
     image = envelope.get("after")
     if not isinstance(image, dict):
@@ -239,20 +255,29 @@ def _debezium(contract: Contract, record: LandingRecord, envelope: Any, column_t
     return _Parsed(operation, dict(image), positions, column_types)
 
 
-def _deleted_row(contract: Contract, record: LandingRecord, before: Any) -> dict[str, Any]:
+def _deleted_row(
+    contract: Contract, record: LandingRecord, before: Any, schema_lookup: SchemaLookup | None
+) -> dict[str, Any]:
     """The row a delete names. Under PostgreSQL's default REPLICA IDENTITY its `before` holds only
     the key (other columns null or a type's filler such as "" or 0), and a table without one sends no
     `before`: the key is then read from the Kafka record key."""
     row = dict(before) if isinstance(before, dict) else {}
     if any(row.get(name) is None for name in contract.key):
-        row.update({name: value for name, value in _record_key(record).items() if row.get(name) is None})
+        key = _record_key(record, schema_lookup)
+        row.update({name: value for name, value in key.items() if row.get(name) is None})
     return row
 
 
-def _record_key(record: LandingRecord) -> dict[str, Any]:
-    """A Debezium Kafka key: JSON with its schema (`{"schema": .., "payload": {"id": 1}}`) or a plain object."""
+def _record_key(record: LandingRecord, schema_lookup: SchemaLookup | None) -> dict[str, Any]:
+    """A Debezium Kafka key: Avro (Confluent wire format), JSON with its schema
+    (`{"schema": .., "payload": {"id": 1}}`) or a plain JSON object."""
     if record.key is None:
         return {}
+    if record.key[:1] == bytes([AVRO_MAGIC_BYTE]):
+        try:
+            return _avro(record.key, schema_lookup)
+        except _Reject:
+            return {}
     try:
         key = orjson.loads(record.key)
     except orjson.JSONDecodeError:
@@ -308,6 +333,11 @@ def _envelope_values(contract: Contract, envelope: dict[str, Any]) -> dict[str, 
 
 
 def _avro(value: bytes, schema_lookup: SchemaLookup | None) -> dict[str, Any]:
+    return _avro_with_schema(value, schema_lookup)[0]
+
+
+def _avro_with_schema(value: bytes, schema_lookup: SchemaLookup | None) -> tuple[dict[str, Any], Any]:
+    """A Confluent wire-format Avro record and the (parsed) writer schema it was read with."""
     import fastavro
 
     if len(value) < 5 or value[0] != AVRO_MAGIC_BYTE:
@@ -333,7 +363,7 @@ def _avro(value: bytes, schema_lookup: SchemaLookup | None) -> dict[str, Any]:
         raise _Reject("invalid_avro", f"value does not decode with schema id {schema_id}: {error}") from error
     if not isinstance(record, dict):
         raise _Reject("invalid_avro", f"schema id {schema_id} does not describe a record")
-    return record
+    return record, schema
 
 
 @dataclass(frozen=True)
@@ -366,7 +396,7 @@ def _payload(contract: Contract, record: LandingRecord, schema_lookup: SchemaLoo
             return _Parsed(operation, payload)
         return _Parsed(_operation_from_field(contract, payload), payload)
     if source.format == "debezium":
-        return _debezium_json(contract, record, _json_object(record.value))
+        return _debezium_value(contract, record, schema_lookup)
     payload = _avro(record.value, schema_lookup)
     return _Parsed(_operation_from_field(contract, payload), payload)
 

@@ -409,3 +409,128 @@ def test_a_decimal_with_more_digits_than_declared_is_refused():
     [record] = landed("t", [TYPED.change("c", None, {"id": 1, "sal": "dzWUAA=="}, T0, lsn=1)])  # 200000.0000
     rejected = decode(money, record)
     assert isinstance(rejected, Rejected) and "must be decimal(6, 2)" in rejected.reason
+
+
+AVRO_COLUMNS = [
+    {"name": "id", "type": {"type": "int", "connect.default": 0}, "default": 0},
+    {"name": "name", "type": ["null", "string"], "default": None},
+    {
+        "name": "updated_at",
+        "type": {"type": "long", "connect.version": 1, "connect.name": "io.debezium.time.MicroTimestamp"},
+    },
+    {
+        "name": "balance",
+        "type": [
+            "null",
+            {
+                "type": "bytes",
+                "scale": 2,
+                "precision": 12,
+                "connect.version": 1,
+                "connect.parameters": {"scale": "2", "connect.decimal.precision": "12"},
+                "connect.name": "org.apache.kafka.connect.data.Decimal",
+                "logicalType": "decimal",
+            },
+        ],
+        "default": None,
+    },
+    {
+        "name": "ratio",
+        "type": [
+            "null",
+            {
+                "type": "record",
+                "name": "VariableScaleDecimal",
+                "namespace": "io.debezium.data",
+                "fields": [{"name": "scale", "type": "int"}, {"name": "value", "type": "bytes"}],
+                "connect.doc": "Variable scaled decimal",
+                "connect.version": 1,
+                "connect.name": "io.debezium.data.VariableScaleDecimal",
+            },
+        ],
+        "default": None,
+    },
+    {
+        "name": "born",
+        "type": ["null", {"type": "int", "connect.version": 1, "connect.name": "io.debezium.time.Date"}],
+        "default": None,
+    },
+]
+AVRO_FIELDS = {
+    "id": {"type": "int"},
+    "name": {},
+    "updated_at": {"type": "timestamp"},
+    "balance": {"type": "decimal(12, 2)"},
+    "ratio": {"type": "decimal(10, 4)"},
+    "born": {"type": "date"},
+}
+
+
+def avro_lookup():
+    import fastavro
+    from debezium_envelopes import avro_envelope_schema, avro_key_schema
+
+    schemas = {
+        1: fastavro.parse_schema(avro_envelope_schema("pg.public.persons", AVRO_COLUMNS)),
+        2: fastavro.parse_schema(avro_key_schema("pg.public.persons")),
+    }
+    return schemas.__getitem__
+
+
+def confluent_avro(schema_id: int, value: dict, lookup) -> bytes:
+    import io
+    import struct
+
+    import fastavro
+
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, lookup(schema_id), value)
+    return b"\x00" + struct.pack(">I", schema_id) + buffer.getvalue()
+
+
+def test_debezium_over_avro_decodes_the_envelope_and_its_logical_types():
+    lookup = avro_lookup()
+    avro_contract = contract("pg.public.persons", "source.lsn", fields=AVRO_FIELDS)
+    row = {
+        "id": 1,
+        "name": "Ann",
+        "updated_at": 1529507596945104,
+        "balance": Decimal("1234.50"),
+        "ratio": {"scale": 4, "value": (101111).to_bytes(3, "big", signed=True)},
+        "born": 17109,
+    }
+    key = confluent_avro(2, {"id": 1}, lookup)
+    values = [
+        confluent_avro(1, POSTGRES.payload("c", None, row, T0, lsn=10), lookup),
+        confluent_avro(1, POSTGRES.payload("u", None, {**row, "name": "Bo"}, T0 + 1, lsn=20), lookup),
+        confluent_avro(1, POSTGRES.payload("d", None, None, T0 + 2, lsn=30), lookup),  # key from the Avro key
+        None,
+    ]
+    batch = decode_batch(avro_contract, landed("pg.public.persons", values, key), lambda v: v, lookup)
+    assert batch.quarantined == [] and batch.skipped == {"tombstone": 1}
+    first = batch.rows[0]
+    assert (first["updated_at"], first["balance"], first["ratio"], first["born"]) == (
+        datetime(2018, 6, 20, 15, 13, 16, 945104, tzinfo=UTC),
+        Decimal("1234.50"),
+        Decimal("10.1111"),
+        date(2016, 11, 4),
+    )
+    assert [(r["_op"], r["id"], r["_source_lsn"]) for r in batch.rows] == [
+        ("create", 1, 10),
+        ("update", 1, 20),
+        ("delete", 1, 30),
+    ]
+
+
+def test_json_and_avro_values_of_one_topic_decode_alike():
+    lookup = avro_lookup()
+    row = {"id": 1, "name": "Ann", "age": None}
+    as_json = decode(PG, landed("t", [POSTGRES.change("c", None, row, T0, lsn=10)])[0])
+    avro_row = {"id": 1, "name": "Ann", "updated_at": 0, "balance": None, "ratio": None, "born": None}
+    as_avro = decode(
+        PG, landed("t", [confluent_avro(1, POSTGRES.payload("c", None, avro_row, T0, lsn=10), lookup)])[0], lookup
+    )
+    assert isinstance(as_avro, Change) and isinstance(as_json, Change)
+    assert (as_avro.values["name"], as_avro.envelope) == (as_json.values["name"], as_json.envelope)
+    unknown = decode(PG, landed("t", [b"\x00\x00\x00\x00\x63rest"])[0], lookup)
+    assert isinstance(unknown, Rejected) and unknown.error == "unknown_schema_id"
