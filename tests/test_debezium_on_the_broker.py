@@ -305,3 +305,27 @@ def test_a_default_debezium_stream_lands_in_source_order(broker, tmp_path, conne
     for day in DAYS:
         end_of_day = datetime.combine(day.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
         assert state("history", day.date()) == database_state(events, end_of_day), day
+
+
+def test_a_contract_is_inferred_from_the_topic(broker, tmp_path, capsys):
+    from cli.__main__ import main
+    from platform_assets.lib.contract import load_contracts
+
+    topic = f"pg.public.persons-{uuid.uuid4().hex[:6]}"
+    ensure_topics(broker, [topic], partitions=3)
+    connector = CONNECTORS[0]
+    tombstone_first = [({"id": 0}, None, int(DAYS[0].timestamp() * 1000))]  # not a change event: passed over
+    produce(connector, broker, topic, SchemaRegistryResource(), tombstone_first + connector.records(source_log())[:3])
+    (tmp_path / "contracts").mkdir()
+    output = tmp_path / "contracts" / "persons.yaml"
+    main(["contracts", "infer", "--topic", topic, "--bootstrap", broker, "--output", str(output), "--name", "persons"])
+    assert f"wrote {output}: entity persons, 4 fields" in capsys.readouterr().out
+    [contract] = load_contracts(output.parent)
+    assert (contract.sequence, contract.event_time, contract.key) == (("source.lsn",), "source.ts_ms", ("id",))
+    assert [(f.name, f.type, f.nullable) for f in contract.fields] == [
+        ("id", "int", False),
+        ("name", "string", False),
+        ("balance", "decimal", True),
+        ("updated_at", "timestamp", True),
+    ]
+    assert (contract.field("balance").precision, contract.field("balance").scale) == (12, 2)
