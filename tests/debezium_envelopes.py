@@ -320,3 +320,22 @@ def avro_key_schema(namespace: str) -> dict[str, Any]:
         "fields": [{"name": "id", "type": "int"}],
         "connect.name": f"{namespace}.Key",
     }
+
+
+# A Kafka Connect Decimal column (NUMERIC(12, 2)) in Avro: Avro's own decimal plus the Connect names.
+AVRO_BALANCE = {
+    "name": "balance",
+    "type": [
+        "null",
+        {
+            "type": "bytes",
+            "scale": 2,
+            "precision": 12,
+            "connect.version": 1,
+            "connect.parameters": {"scale": "2", "connect.decimal.precision": "12"},
+            "connect.name": "org.apache.kafka.connect.data.Decimal",
+            "logicalType": "decimal",
+        },
+    ],
+    "default": None,
+}

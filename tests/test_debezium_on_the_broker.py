@@ -22,7 +22,7 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from dagster import AssetKey, DagsterInstance, materialize
-from debezium_envelopes import Table, avro_envelope_schema, avro_key_schema, column
+from debezium_envelopes import AVRO_BALANCE, Table, avro_envelope_schema, avro_key_schema, column
 
 from platform_assets.current import build_current_asset
 from platform_assets.history import build_history_asset
@@ -53,22 +53,7 @@ COLUMNS = [
 AVRO_COLUMNS = [
     {"name": "id", "type": "int"},
     {"name": "name", "type": "string"},
-    {
-        "name": "balance",
-        "type": [
-            "null",
-            {
-                "type": "bytes",
-                "scale": 2,
-                "precision": 12,
-                "connect.version": 1,
-                "connect.parameters": {"scale": "2", "connect.decimal.precision": "12"},
-                "connect.name": "org.apache.kafka.connect.data.Decimal",
-                "logicalType": "decimal",
-            },
-        ],
-        "default": None,
-    },
+    AVRO_BALANCE,
     {
         "name": "updated_at",
         "type": ["null", {"type": "long", "connect.version": 1, "connect.name": "io.debezium.time.MicroTimestamp"}],

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from debezium_envelopes import Table, column
+from debezium_envelopes import AVRO_BALANCE, Table, column
 
 from platform_assets.lib import ordering
 from platform_assets.lib.contract import ContractError, parse_contract
@@ -418,22 +418,7 @@ AVRO_COLUMNS = [
         "name": "updated_at",
         "type": {"type": "long", "connect.version": 1, "connect.name": "io.debezium.time.MicroTimestamp"},
     },
-    {
-        "name": "balance",
-        "type": [
-            "null",
-            {
-                "type": "bytes",
-                "scale": 2,
-                "precision": 12,
-                "connect.version": 1,
-                "connect.parameters": {"scale": "2", "connect.decimal.precision": "12"},
-                "connect.name": "org.apache.kafka.connect.data.Decimal",
-                "logicalType": "decimal",
-            },
-        ],
-        "default": None,
-    },
+    AVRO_BALANCE,
     {
         "name": "ratio",
         "type": [
