@@ -3,16 +3,19 @@ timed by their source position, with the envelopes built in `debezium_envelopes`
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pyarrow as pa
 import pytest
 from debezium_envelopes import AVRO_BALANCE, Table, column
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from platform_assets.lib import ordering
 from platform_assets.lib.contract import ContractError, parse_contract
-from platform_assets.lib.decode import decode, decode_batch
+from platform_assets.lib.decode import decode, decode_batch, event_hour, landing_hour
 from platform_assets.lib.records import Change, LandingRecord, Rejected
 from platform_assets.lib.tables import raw_schema
 from platform_assets.quality import raw_rules
@@ -519,3 +522,42 @@ def test_json_and_avro_values_of_one_topic_decode_alike():
     assert (as_avro.values["name"], as_avro.envelope) == (as_json.values["name"], as_json.envelope)
     unknown = decode(PG, landed("t", [b"\x00\x00\x00\x00\x63rest"])[0], lookup)
     assert isinstance(unknown, Rejected) and unknown.error == "unknown_schema_id"
+
+
+@st.composite
+def debezium_records(draw):
+    """Change events, skipped records and broken envelopes of a PostgreSQL topic, JSON or Avro."""
+    from debezium_envelopes import HEARTBEAT, TRANSACTION_BEGIN, logical_message, truncate
+
+    op = draw(st.sampled_from(["c", "r", "u", "d"]))
+    after = {"id": 1, "name": draw(st.sampled_from(["a", None, 3])), "age": None}
+    ts_ms = draw(st.integers(T0, T0 + 3 * 86_400_000))
+    payload = POSTGRES.payload(op, after if op == "d" else None, None if op == "d" else after, ts_ms, lsn=7)
+    broken = draw(st.sampled_from([None, "no source", "null ts", "no lsn", "bad lsn"]))
+    if broken == "no source":
+        del payload["source"]
+    elif broken == "null ts":
+        payload["source"]["ts_ms"] = None
+    elif broken == "no lsn":
+        del payload["source"]["lsn"]
+    elif broken == "bad lsn":
+        payload["source"]["lsn"] = "x"
+    shape = draw(st.sampled_from(["json", "avro", "tombstone", "heartbeat", "begin", "message", "truncate"]))
+    value = {
+        "json": json.dumps({"schema": POSTGRES.envelope_schema(), "payload": payload}).encode(),
+        "avro": b"\x00\x00\x00\x00\x09garbage",
+        "tombstone": None,
+        "heartbeat": HEARTBEAT,
+        "begin": TRANSACTION_BEGIN,
+        "message": logical_message(POSTGRES, ts_ms, lsn=8),
+        "truncate": truncate(POSTGRES, ts_ms, lsn=9),
+    }[shape]
+    return LandingRecord(PG.source.topic, 0, 0, draw(st.integers(T0, T0 + 86_400_000)), POSTGRES.key(id=1), value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(debezium_records())
+def test_landing_files_every_debezium_record_under_the_hour_raw_will_find(landed_record):
+    lookup = avro_lookup()
+    decoded = decode(PG, landed_record, lookup)
+    assert landing_hour(PG, landed_record, lookup) == event_hour(PG, landed_record, decoded)
