@@ -57,6 +57,7 @@ def merge_spec(contract: Contract) -> MergeSpec:
         columns=tuple(f.name for f in current_schema(contract)),
         event_time=contract.event_time_column,
         tombstone_retention_days=contract.tombstone_retention_days,
+        truncatable=contract.orders_by_source_position,
     )
 
 

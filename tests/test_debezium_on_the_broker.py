@@ -4,7 +4,7 @@ current and each history day equal to the source database's own state, replayed 
 
 The workload: an initial snapshot (op r, one shared position), updates of one key within one
 transaction, deletes carrying only the key (PostgreSQL REPLICA IDENTITY DEFAULT: NOT NULL columns as
-filler), updates without `before`, a re-create, a MySQL binlog rotation, and a connector restart that
+filler), updates without `before`, a re-create, a truncate, a MySQL binlog rotation, and a restart that
 sends the last changes again with their original positions, after everything else."""
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class Event:
     """One change in the source's log, in log order: `step` makes its position."""
 
     step: int
-    key: int
+    key: int | None  # None: a truncate
     op: str
     row: dict[str, Any] | None
     at: datetime
@@ -97,7 +97,10 @@ def source_log() -> list[Event]:
     change(3, "u", "three", first + timedelta(minutes=20), "1234567890.12")
     change(4, "d", None, first + timedelta(minutes=30))
     change(4, "c", "four-again", first + timedelta(minutes=40))
-    change(1, "u", "one-next-day", second)
+    events.append(Event(len(events), None, "t", None, first + timedelta(minutes=45)))  # TRUNCATE persons
+    change(5, "c", "five-again", first + timedelta(minutes=50))
+    change(6, "c", "six-again", first + timedelta(minutes=55))
+    change(1, "c", "one-next-day", second)
     change(5, "d", None, second + timedelta(minutes=5))
     change(2, "c", "two-again", second + timedelta(minutes=10))
     change(6, "u", "six", second + timedelta(minutes=15), "-0.01")
@@ -111,7 +114,9 @@ def database_state(events: list[Event], until: datetime) -> dict[int, tuple]:
     for event in events:
         if event.at >= until:
             continue
-        if event.row is None:
+        if event.op == "t":
+            state.clear()
+        elif event.row is None:
             state.pop(event.key, None)
         else:
             state[event.key] = (event.row["name"], event.row["balance"], event.row["updated_at"])
@@ -147,13 +152,18 @@ class Connector:
             return self.wire_row(previous)
         return {"id": event.key, "name": "", "balance": None, "updated_at": None}
 
-    def records(self, events: list[Event]) -> list[tuple[dict, dict | None, int]]:
+    def records(self, events: list[Event]) -> list[tuple[dict | None, dict | None, int]]:
         """(key, envelope payload or None for a tombstone, Kafka timestamp) per record, in send order."""
         rows: dict[int, dict[str, Any]] = {}
         sent = []
         for event in events:
             ts_ms = int(event.at.timestamp() * 1000)
             snapshot = "true" if event.op == "r" else "false"
+            if event.op == "t":  # sent with a null Kafka key
+                payload = self.table.payload("t", None, None, ts_ms, **self.position(event))
+                sent.append((None, payload, ts_ms + 250))
+                rows.clear()
+                continue
             if event.op == "d":
                 before, after = self.before_of_delete(event, rows.pop(event.key)), None
             else:
@@ -203,12 +213,12 @@ def produce(
         key_serializer = AvroSerializer(registry.client(), json.dumps(avro_key_schema(namespace)))
     for key, payload, timestamp in records:
         if connector.avro:
-            key_bytes = key_serializer(key, SerializationContext(topic, MessageField.KEY))
+            key_bytes = None if key is None else key_serializer(key, SerializationContext(topic, MessageField.KEY))
             value = (
                 None if payload is None else value_serializer(payload, SerializationContext(topic, MessageField.VALUE))
             )
         else:
-            key_bytes = connector.table.key(**key)
+            key_bytes = None if key is None else connector.table.key(**key)
             envelope = {"schema": connector.table.envelope_schema(), "payload": payload}
             value = None if payload is None else json.dumps(envelope).encode()
         producer.produce(topic, key=key_bytes, value=value, timestamp=timestamp)

@@ -155,6 +155,13 @@ class Contract:
         return _column(self.event_time)
 
     @cached_property
+    def orders_by_source_position(self) -> bool:
+        """Ordered and timed by the Debezium envelope alone, so that a change without a row (a
+        truncate) can be placed among the rows' changes."""
+        paths = (*self.sequence, self.event_time)
+        return all(path in ENVELOPE_FIELDS and path not in KAFKA_PATHS for path in paths)
+
+    @cached_property
     def envelope_fields(self) -> tuple[EnvelopeField, ...]:
         """Envelope metadata the contract orders or times changes by, kept in raw columns of their own
         (the Kafka position is kept for every record anyway)."""

@@ -28,6 +28,7 @@ from platform_assets.lib.contract import (
     FieldSpec,
 )
 from platform_assets.lib.records import (
+    TRUNCATE,
     Change,
     Decoded,
     LandingRecord,
@@ -175,16 +176,17 @@ def _operation_from_field(contract: Contract, payload: dict[str, Any]) -> str:
     return operation
 
 
-_DEBEZIUM_OPERATIONS = {"c": "create", "r": "create", "u": "update", "d": "delete"}
+_DEBEZIUM_OPERATIONS = {"c": "create", "r": "create", "u": "update", "d": "delete", "t": TRUNCATE}
 # Debezium records that carry no change of a row, by what they are.
 _DEBEZIUM_SKIPPED_OPERATIONS = {
     "m": ("logical_message", "PostgreSQL logical decoding message (op m): not a change of a row"),
-    "t": (
-        "truncate",
-        "truncate (op t): not applied; deleting every key of the entity is not supported yet, "
-        "so reload the table through a new snapshot or keep Debezium's default `skipped.operations: t`",
-    ),
 }
+_UNORDERED_TRUNCATE = (
+    "truncate",
+    "truncate (op t) not applied: it has no key, so only the source position orders it against the rows' "
+    "changes; set `sequence` and `event_time` to the envelope (e.g. `sequence: source.lsn`, "
+    "`event_time: source.ts_ms`)",
+)
 
 
 class _Skip(Exception):
@@ -245,6 +247,10 @@ def _debezium(
     operation = _DEBEZIUM_OPERATIONS.get(wire_operation)
     if operation is None:
         raise _Reject("unknown_operation", f"Debezium op {_describe(envelope['op'])} is not one of c, r, u, d, t, m")
+    if wire_operation == "t":
+        if not contract.orders_by_source_position:
+            raise _Skip(*_UNORDERED_TRUNCATE)
+        return _Parsed(TRUNCATE, {}, _envelope_values(contract, envelope))
     positions = _envelope_values(contract, envelope)
     if operation == "delete":
         row = _deleted_row(contract, record, envelope.get("before"), schema_lookup)
@@ -427,6 +433,8 @@ def decode(contract: Contract, record: LandingRecord, schema_lookup: SchemaLooku
 
 def _typed_change(contract: Contract, parsed: _Parsed) -> Change:
     operation, payload = parsed.operation, parsed.row
+    if operation == TRUNCATE:  # no row: every key older than its position is deleted
+        return Change(operation, dict.fromkeys(spec.name for spec in contract.fields), {}, parsed.envelope)
     values: dict[str, Any] = {}
     for spec in contract.fields:
         trusted = not parsed.key_only or spec.name in contract.key or spec.name in contract.identity_fields

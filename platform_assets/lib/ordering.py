@@ -13,6 +13,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from platform_assets.lib.contract import Contract
+from platform_assets.lib.records import TRUNCATE
+
+DELETES = ("delete", TRUNCATE)
 
 # Kafka position columns that break ties between changes with the same sequence.
 POSITION_COLUMNS = ("_kafka_timestamp", "_topic", "_partition", "_offset")
@@ -32,19 +35,29 @@ def key_of(contract: Contract, row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def newest_per_key(contract: Contract, changes: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
-    """Newest change per key, tombstones included."""
+    """Newest change per key, tombstones included. Truncates have no key: the newest of them (under
+    the all-null key) deletes every key whose newest change is older, at its own position."""
     newest: dict[tuple, dict[str, Any]] = {}
     for change in changes:
         key = key_of(contract, change)
         held = newest.get(key)
         if held is None or order_of(contract, change) >= order_of(contract, held):
             newest[key] = change
-    return newest
+    truncate = newest.get(tuple(None for _ in contract.key))
+    if truncate is None:
+        return newest
+    return {
+        key: {**truncate, **dict(zip(contract.key, key, strict=True))}
+        if order_of(contract, row) < order_of(contract, truncate)
+        else row
+        for key, row in newest.items()
+    }
 
 
 def live_rows(contract: Contract, changes: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
-    """The `current` table as readers see it: the newest state of every key whose newest change is not a delete."""
-    return {key: row for key, row in newest_per_key(contract, changes).items() if row["_op"] != "delete"}
+    """The `current` table as readers see it: the newest state of every key whose newest change is not
+    a delete (or a truncate)."""
+    return {key: row for key, row in newest_per_key(contract, changes).items() if row["_op"] not in DELETES}
 
 
 def end_of_day(day: date) -> datetime:

@@ -13,6 +13,9 @@ from typing import Any, NamedTuple
 from platform_assets.lib.contract import Contract
 
 SNAPSHOT_TOPIC_PREFIX = "_snapshot."
+# The operation of a Debezium truncate in raw: no key; every key whose newest change is older than its
+# source position is deleted at that position.
+TRUNCATE = "truncate"
 
 
 class LandingRecord(NamedTuple):
@@ -46,7 +49,7 @@ class Change:
 
     @property
     def is_delete(self) -> bool:
-        return self.operation == "delete"
+        return self.operation in ("delete", TRUNCATE)
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def key_string(contract: Contract, values: dict[str, Any]) -> str:
 def record_identity(contract: Contract, record: LandingRecord, decoded: Decoded) -> str | None:
     """The key a record is about: its decoded key, or its Kafka message key when it does not decode."""
     if isinstance(decoded, Change):
-        return key_string(contract, decoded.values)
+        return None if decoded.operation == TRUNCATE else key_string(contract, decoded.values)
     return record.key.decode("utf-8", "replace") if record.key is not None else None
 
 

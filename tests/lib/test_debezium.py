@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from platform_assets.lib import ordering
 from platform_assets.lib.contract import ContractError, parse_contract
 from platform_assets.lib.decode import decode, decode_batch, event_hour, landing_hour
-from platform_assets.lib.records import Change, LandingRecord, Rejected
+from platform_assets.lib.records import Change, LandingRecord, Rejected, Skipped
 from platform_assets.lib.tables import raw_schema
 from platform_assets.quality import raw_rules
 
@@ -273,26 +273,46 @@ def test_a_key_only_delete_cannot_be_ordered_by_a_row_field_and_says_what_to_do(
     assert "sequence: source.lsn" in rejected.reason and "REPLICA IDENTITY FULL" in rejected.reason
 
 
-def test_messages_heartbeats_transaction_boundaries_and_truncates_are_skipped_and_counted():
-    from debezium_envelopes import HEARTBEAT, TRANSACTION_BEGIN, TRANSACTION_END, logical_message, truncate
+def test_messages_heartbeats_and_transaction_boundaries_are_skipped_and_counted():
+    from debezium_envelopes import HEARTBEAT, TRANSACTION_BEGIN, TRANSACTION_END, logical_message
 
-    values = [
-        TRANSACTION_BEGIN,
-        logical_message(CUSTOMERS, T0, lsn=5),
-        HEARTBEAT,
-        truncate(CUSTOMERS, T0, lsn=6),
-        TRANSACTION_END,
-        None,
-    ]
+    values = [TRANSACTION_BEGIN, logical_message(CUSTOMERS, T0, lsn=5), HEARTBEAT, TRANSACTION_END, None]
     batch = decode_batch(PG_CUSTOMERS, landed(PG_CUSTOMERS.source.topic, values, None), lambda v: v)
     assert batch.rows == [] and batch.quarantined == []
-    assert batch.skipped == {
-        "transaction_metadata": 2,
-        "logical_message": 1,
-        "heartbeat": 1,
-        "truncate": 1,
-        "tombstone": 1,
-    }
+    assert batch.skipped == {"transaction_metadata": 2, "logical_message": 1, "heartbeat": 1, "tombstone": 1}
+
+
+def test_a_truncate_deletes_every_key_older_than_its_position():
+    from debezium_envelopes import truncate
+
+    values = [
+        CUSTOMERS.change("c", None, {"id": 1, "first_name": "Ann", "email": "a@x.org", "nickname": None}, T0, lsn=10),
+        CUSTOMERS.change("c", None, {"id": 2, "first_name": "Bo", "email": "a@x.org", "nickname": None}, T0, lsn=20),
+        truncate(CUSTOMERS, T0 + 1, lsn=30),
+        CUSTOMERS.change("c", None, {"id": 2, "first_name": "Cy", "email": "a@x.org", "nickname": None}, T0, lsn=40),
+    ]
+    batch = decode_batch(PG_CUSTOMERS, landed(PG_CUSTOMERS.source.topic, values, None), lambda v: v)
+    assert batch.quarantined == [] and not batch.skipped
+    assert (batch.rows[2]["_op"], batch.rows[2]["id"], batch.rows[2]["_source_lsn"]) == ("truncate", None, 30)
+    newest = ordering.newest_per_key(PG_CUSTOMERS, batch.rows)
+    assert (newest[(1,)]["_op"], newest[(1,)]["_source_lsn"]) == ("truncate", 30)  # deleted at the truncate
+    assert {k: r["first_name"] for k, r in ordering.live_rows(PG_CUSTOMERS, batch.rows).items()} == {(2,): "Cy"}
+    # The raw check requires keys on every row but a truncate.
+    [key_rule] = [
+        r
+        for r in raw_rules(PG_CUSTOMERS)
+        if r.kwargs.get("column") == "id" and r.expectation == "expect_column_values_to_not_be_null"
+    ]
+    assert key_rule.kwargs["row_condition"] == '_op!="truncate"'
+    # Ordered by a row field, a truncate cannot be placed among the rows' changes: skipped, with the fix.
+    by_row = contract(
+        PG_CUSTOMERS.source.topic,
+        "source.lsn",
+        "nickname_at",
+        {**CUSTOMER_FIELDS, "nickname_at": {"type": "timestamp"}},
+    )
+    skipped = decode(by_row, landed("t", [truncate(CUSTOMERS, T0, lsn=30)], None)[0])
+    assert isinstance(skipped, Skipped) and skipped.kind == "truncate" and "event_time: source.ts_ms" in skipped.reason
 
 
 def logical(type_: str, name: str, **parameters):
