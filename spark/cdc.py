@@ -164,16 +164,7 @@ def merge_into_current(
     still_live = spark.read.format("delta").load(current_uri).select(*spec.key)
     winning_deletes = unbeaten.where(F.col("_deleted")).join(still_live, on=list(spec.key), how="left_anti")
     unbeaten.where(~F.col("_deleted")).unionByName(winning_deletes).createOrReplaceTempView("platform_current_decided")
-    spark.sql(
-        f"""
-        MERGE INTO delta.`{tombstones_uri}` AS t
-        USING platform_current_decided AS s
-        ON {_tombstone_key(spec)}
-        WHEN MATCHED AND s._deleted THEN UPDATE SET {updates}
-        WHEN MATCHED THEN DELETE
-        WHEN NOT MATCHED AND s._deleted THEN INSERT ({inserted}) VALUES ({values})
-        """
-    ).collect()
+    _merge_tombstones(spark, tombstones_uri, "platform_current_decided", spec)
     return {"changes_in": source.count(), "tombstones_expired": _expire_tombstones(spark, tombstones_uri, spec, as_of)}
 
 
@@ -187,10 +178,22 @@ def _expire_tombstones(spark: SparkSession, tombstones_uri: str, spec: MergeSpec
     return expired
 
 
-def _tombstone_key(spec: MergeSpec) -> str:
-    """The MERGE condition of a tombstone: null-safe where a truncate is kept as the tombstone without a key."""
+def _merge_tombstones(spark: SparkSession, tombstones_uri: str, decided_view: str, spec: MergeSpec) -> None:
+    """Deletes that won become tombstones, live changes that won clear theirs. The key matches
+    null-safely where a truncate is kept as the tombstone without a key."""
     equal = "<=>" if spec.truncatable else "="
-    return " AND ".join(f"t.{k} {equal} s.{k}" for k in spec.key)
+    updates = ", ".join(f"t.{c} = s.{c}" for c in spec.columns)
+    inserted, values = ", ".join(spec.columns), ", ".join(f"s.{c}" for c in spec.columns)
+    spark.sql(
+        f"""
+        MERGE INTO delta.`{tombstones_uri}` AS t
+        USING {decided_view} AS s
+        ON {" AND ".join(f"t.{k} {equal} s.{k}" for k in spec.key)}
+        WHEN MATCHED AND s._deleted THEN UPDATE SET {updates}
+        WHEN MATCHED THEN DELETE
+        WHEN NOT MATCHED AND s._deleted THEN INSERT ({inserted}) VALUES ({values})
+        """
+    ).collect()
 
 
 def _merge_truncate(
@@ -207,18 +210,9 @@ def _merge_truncate(
     stored = stored_state(spark.read.format("delta").load(current_uri), spark.read.format("delta").load(tombstones_uri))
     decided = truncated(spark, newest_per_key(stored.unionByName(as_state(changes, spec)), spec), spec)
     decided.createOrReplaceTempView("platform_current_truncated")
+    _merge_tombstones(spark, tombstones_uri, "platform_current_truncated", spec)
     updates = ", ".join(f"t.{c} = s.{c}" for c in spec.columns)
     inserted, values = ", ".join(spec.columns), ", ".join(f"s.{c}" for c in spec.columns)
-    spark.sql(
-        f"""
-        MERGE INTO delta.`{tombstones_uri}` AS t
-        USING platform_current_truncated AS s
-        ON {_tombstone_key(spec)}
-        WHEN MATCHED AND s._deleted THEN UPDATE SET {updates}
-        WHEN MATCHED THEN DELETE
-        WHEN NOT MATCHED AND s._deleted THEN INSERT ({inserted}) VALUES ({values})
-        """
-    ).collect()
     spark.sql(
         f"""
         MERGE INTO delta.`{current_uri}` AS t
