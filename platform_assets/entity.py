@@ -64,8 +64,9 @@ def merge_spec(contract: Contract) -> MergeSpec:
         key=contract.key,
         order=order_columns(contract),
         columns=tuple(f.name for f in current_schema(contract)),
-        event_time=contract.event_time,
+        event_time=contract.event_time_column,
         tombstone_retention_days=contract.tombstone_retention_days,
+        truncatable=contract.orders_by_source_position,
     )
 
 

@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from platform_assets.lib.contract import Contract
+from platform_assets.lib.records import TRUNCATE
 from resources.spark import use_client_only_spark_home
 
 SAMPLE_SIZE = 5
@@ -40,12 +41,24 @@ class Outcome:
 
 
 def _identity_columns(contract: Contract) -> list[str]:
-    return [*contract.key, contract.sequence, contract.event_time]
+    """Columns every change has; an envelope position may be null (e.g. a snapshot row's change LSN)."""
+    sequence = [name for name in contract.sequence if name in contract.identity_fields]
+    return [*contract.key, *sequence, contract.event_time_column]
+
+
+def _keyed_rows(contract: Contract, column: str) -> dict[str, str]:
+    """A truncate has no key: key rules apply to the other rows."""
+    if column not in contract.key or not contract.orders_by_source_position:
+        return {}
+    return {"row_condition": f'_op!="{TRUNCATE}"', "condition_parser": "pandas"}
 
 
 def raw_rules(contract: Contract) -> list[Rule]:
     """Every change carries its identity; declared values are accepted; the contract's own rules hold."""
-    rules = [Rule("expect_column_values_to_not_be_null", {"column": c}) for c in _identity_columns(contract)]
+    rules = [
+        Rule("expect_column_values_to_not_be_null", {"column": c, **_keyed_rows(contract, c)})
+        for c in _identity_columns(contract)
+    ]
     rules += [Rule("expect_column_to_exist", {"column": spec.name}) for spec in contract.stored_fields]
     rules += [
         Rule("expect_column_values_to_be_in_set", {"column": spec.name, "value_set": list(spec.accepted_values)})

@@ -174,7 +174,8 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
                 "dagster/row_count": len(batch.rows),
                 "records_in": len(records),
                 "quarantined": len(batch.quarantined),
-                "skipped_tombstones": batch.skipped,
+                "skipped_tombstones": batch.skipped["tombstone"],
+                "skipped": MetadataValue.json(dict(batch.skipped)),
                 "dropped_erased": batch.erased,
                 "operations": MetadataValue.json(dict(operations)),
                 "unknown_fields": MetadataValue.json(dict(sorted(batch.unknown_fields.items()))),
@@ -199,7 +200,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
             label,
             [(record.topic, record.partition, record.offset) for record in records],
             _stored_positions(lake, contract, window.start, window.end),
-            batch.skipped + batch.erased,
+            sum(batch.skipped.values()) + batch.erased,
         )
         outcomes = validate(raw_table.to_pandas(), raw_rules(contract))
         yield checks.from_outcomes(raw_key, checks.VALID_CHANGES, label, outcomes)

@@ -6,12 +6,16 @@ mirror `platform_assets.lib.ordering`, the plain-Python reference that tests com
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+
+# A Debezium truncate in raw (`platform_assets.lib.records.TRUNCATE`; spark/ imports no platform code).
+TRUNCATE = "truncate"
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,8 @@ class MergeSpec:
     columns: tuple[str, ...]
     event_time: str = ""
     tombstone_retention_days: int | None = None
+    # Ordered by the source position alone, so raw may hold truncates (rows without a key).
+    truncatable: bool = False
 
     def expired_at(self, moment: datetime | None) -> str | None:
         """SQL true for a tombstone past its retention at `moment` (None when nothing expires)."""
@@ -33,13 +39,14 @@ class MergeSpec:
 
 
 def at_least(left: str, right: str, columns: tuple[str, ...]) -> str:
-    """SQL for `left >= right` in the lexicographic order of `columns` (no struct comparison needed)."""
+    """SQL for `left >= right` in the lexicographic order of `columns` (no struct comparison needed),
+    nulls first as `newest_per_key` sorts them (an envelope position can be null)."""
     head, *rest = columns
+    lhs, rhs = f"{left}.{head}", f"{right}.{head}"
     if not rest:
-        return f"{left}.{head} >= {right}.{head}"
-    return (
-        f"({left}.{head} > {right}.{head} OR ({left}.{head} = {right}.{head} AND {at_least(left, right, tuple(rest))}))"
-    )
+        return f"({lhs} >= {rhs} OR {rhs} IS NULL)"
+    greater = f"{lhs} > {rhs} OR ({lhs} IS NOT NULL AND {rhs} IS NULL)"
+    return f"({greater} OR ({lhs} <=> {rhs} AND {at_least(left, right, tuple(rest))}))"
 
 
 def newest_per_key(changes: DataFrame, spec: MergeSpec) -> DataFrame:
@@ -49,7 +56,31 @@ def newest_per_key(changes: DataFrame, spec: MergeSpec) -> DataFrame:
 
 def as_state(changes: DataFrame, spec: MergeSpec) -> DataFrame:
     """Raw changes as rows of state: the stored columns plus the tombstone flag."""
-    return changes.withColumn("_deleted", F.col("_op") == F.lit("delete")).select(*spec.columns, "_deleted")
+    deleted = F.col("_op").isin("delete", TRUNCATE)
+    return changes.withColumn("_deleted", deleted).select(*spec.columns, "_deleted")
+
+
+def truncated(spark: SparkSession, state: DataFrame, spec: MergeSpec) -> DataFrame:
+    """The newest state per key after the newest truncate in it (the row with a null key, which
+    `newest_per_key` keeps once): every key whose state is older becomes a tombstone at the
+    truncate's position. The truncate row stays, as a tombstone that also beats older changes of keys
+    not seen yet."""
+    view = f"platform_truncated_{uuid.uuid4().hex}"  # unique: history chains several lazily
+    state.createOrReplaceTempView(view)
+    first = spec.key[0]
+    older = f"(t._offset IS NOT NULL AND NOT {at_least('s', 't', spec.order)})"
+    columns = ", ".join(
+        f"s.{c}" if c in spec.key else f"CASE WHEN {older} THEN t.{c} ELSE s.{c} END AS {c}" for c in spec.columns
+    )
+    return spark.sql(
+        f"""
+        SELECT {columns}, (s._deleted OR {older}) AS _deleted
+        FROM (SELECT * FROM {view} WHERE {first} IS NOT NULL) AS s
+        LEFT JOIN (SELECT * FROM {view} WHERE {first} IS NULL) AS t ON TRUE
+        UNION ALL
+        SELECT * FROM {view} WHERE {first} IS NULL
+        """
+    )
 
 
 def stored_state(live: DataFrame, tombstones: DataFrame) -> DataFrame:
@@ -110,9 +141,16 @@ def merge_into_current(
     newest change it re-applies. With a tombstone retention, tombstones of deletes older than the
     retention before `as_of` (the end of the partition) are dropped last.
     """
-    source = as_state(newest_per_key(changes, spec), spec)
+    stored_tombstones = spark.read.format("delta").load(tombstones_uri)
+    source = newest_per_key(as_state(changes, spec), spec)
+    if spec.truncatable:
+        if changes.where(F.col(spec.key[0]).isNull()).limit(1).count():
+            return _merge_truncate(spark, changes, current_uri, tombstones_uri, spec, as_of)
+        # The stored truncate (the tombstone without a key) beats older changes of every key.
+        stored_truncate = stored_tombstones.where(F.col(spec.key[0]).isNull()).withColumn("_deleted", F.lit(True))
+        source = truncated(spark, newest_per_key(source.unionByName(stored_truncate), spec), spec)
     source.createOrReplaceTempView("platform_current_changes")
-    spark.read.format("delta").load(tombstones_uri).createOrReplaceTempView("platform_current_tombstones")
+    stored_tombstones.createOrReplaceTempView("platform_current_tombstones")
     on = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
     newer = at_least("s", "t", spec.order)
     unbeaten = spark.sql(
@@ -138,23 +176,66 @@ def merge_into_current(
     still_live = spark.read.format("delta").load(current_uri).select(*spec.key)
     winning_deletes = unbeaten.where(F.col("_deleted")).join(still_live, on=list(spec.key), how="left_anti")
     unbeaten.where(~F.col("_deleted")).unionByName(winning_deletes).createOrReplaceTempView("platform_current_decided")
-    spark.sql(
-        f"""
-        MERGE INTO delta.`{tombstones_uri}` AS t
-        USING platform_current_decided AS s
-        ON {on}
-        WHEN MATCHED AND s._deleted THEN UPDATE SET {updates}
-        WHEN MATCHED THEN DELETE
-        WHEN NOT MATCHED AND s._deleted THEN INSERT ({inserted}) VALUES ({values})
-        """
-    ).collect()
+    _merge_tombstones(spark, tombstones_uri, "platform_current_decided", spec)
+    return {"changes_in": source.count(), "tombstones_expired": _expire_tombstones(spark, tombstones_uri, spec, as_of)}
+
+
+def _expire_tombstones(spark: SparkSession, tombstones_uri: str, spec: MergeSpec, as_of: datetime | None) -> int:
     condition = spec.expired_at(as_of)
     expired = 0
     if condition is not None:
         expired = spark.read.format("delta").load(tombstones_uri).where(condition).count()
         if expired:
             spark.sql(f"DELETE FROM delta.`{tombstones_uri}` WHERE {condition}").collect()
-    return {"changes_in": source.count(), "tombstones_expired": expired}
+    return expired
+
+
+def _merge_tombstones(spark: SparkSession, tombstones_uri: str, decided_view: str, spec: MergeSpec) -> None:
+    """Deletes that won become tombstones, live changes that won clear theirs. The key matches
+    null-safely where a truncate is kept as the tombstone without a key."""
+    equal = "<=>" if spec.truncatable else "="
+    updates = ", ".join(f"t.{c} = s.{c}" for c in spec.columns)
+    inserted, values = ", ".join(spec.columns), ", ".join(f"s.{c}" for c in spec.columns)
+    spark.sql(
+        f"""
+        MERGE INTO delta.`{tombstones_uri}` AS t
+        USING {decided_view} AS s
+        ON {" AND ".join(f"t.{k} {equal} s.{k}" for k in spec.key)}
+        WHEN MATCHED AND s._deleted THEN UPDATE SET {updates}
+        WHEN MATCHED THEN DELETE
+        WHEN NOT MATCHED AND s._deleted THEN INSERT ({inserted}) VALUES ({values})
+        """
+    ).collect()
+
+
+def _merge_truncate(
+    spark: SparkSession,
+    changes: DataFrame,
+    current_uri: str,
+    tombstones_uri: str,
+    spec: MergeSpec,
+    as_of: datetime | None,
+) -> dict[str, Any]:
+    """A batch with a truncate touches every key: the whole stored state and the changes decide, and
+    two MERGEs write the outcome. Tombstones go first and the outcome, computed again for the second
+    MERGE from the tables as they then are, is the same; so is a rerun after a crash between them."""
+    stored = stored_state(spark.read.format("delta").load(current_uri), spark.read.format("delta").load(tombstones_uri))
+    decided = truncated(spark, newest_per_key(stored.unionByName(as_state(changes, spec)), spec), spec)
+    decided.createOrReplaceTempView("platform_current_truncated")
+    _merge_tombstones(spark, tombstones_uri, "platform_current_truncated", spec)
+    updates = ", ".join(f"t.{c} = s.{c}" for c in spec.columns)
+    inserted, values = ", ".join(spec.columns), ", ".join(f"s.{c}" for c in spec.columns)
+    spark.sql(
+        f"""
+        MERGE INTO delta.`{current_uri}` AS t
+        USING (SELECT * FROM platform_current_truncated WHERE {spec.key[0]} IS NOT NULL) AS s
+        ON {" AND ".join(f"t.{k} = s.{k}" for k in spec.key)}
+        WHEN MATCHED AND s._deleted THEN DELETE
+        WHEN MATCHED THEN UPDATE SET {updates}
+        WHEN NOT MATCHED AND NOT s._deleted THEN INSERT ({inserted}) VALUES ({values})
+        """
+    ).collect()
+    return {"changes_in": changes.count(), "tombstones_expired": _expire_tombstones(spark, tombstones_uri, spec, as_of)}
 
 
 def since_latest_snapshot(changes: DataFrame, snapshot_topic: str) -> DataFrame:
@@ -182,7 +263,8 @@ def rebuild_current(
     Plain overwrites keep the tables' declared (nullable) schemas; each is one atomic commit. Tombstones
     past their retention at `as_of` are left out, as the incremental merge drops them.
     """
-    state = as_state(newest_per_key(changes, spec), spec)
+    state = newest_per_key(as_state(changes, spec), spec)
+    state = truncated(spark, state, spec) if spec.truncatable else state
     conform(spark, live_rows(state), current_uri).write.format("delta").mode("overwrite").save(current_uri)
     tombstones = tombstone_rows(state)
     condition = spec.expired_at(as_of)
@@ -199,6 +281,7 @@ def _day_state(spark: SparkSession, previous: DataFrame, raw_uri: str, day: date
     end = start + timedelta(days=1)
     todays = as_state(changes_between(spark, raw_uri, start, end), spec)
     state = newest_per_key(previous.unionByName(todays), spec)
+    state = truncated(spark, state, spec) if spec.truncatable else state
     condition = spec.expired_at(end)
     return state if condition is None else state.where(f"NOT (_deleted AND {condition})")
 

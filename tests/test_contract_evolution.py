@@ -153,7 +153,7 @@ def test_a_breaking_change_is_refused_and_the_migration_equals_a_rebuild_from_sc
     by_time = parse_contract({**_document(topic), "sequence": "ts"}, "contracts/members.yaml")
     refusal = contract_changes_refused(lake, by_time)
     assert (
-        refusal and "sequence changed from `v` to `ts`" in refusal and "contracts migrate --entity members" in refusal
+        refusal and "sequence changed from [v] to [ts]" in refusal and "contracts migrate --entity members" in refusal
     )
     refused = materialize(
         [build_raw_assets(by_time)],

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-FIELD_TYPES = ("string", "int", "long", "double", "boolean", "timestamp", "date")
+FIELD_TYPES = ("string", "int", "long", "double", "boolean", "timestamp", "date", "decimal(precision, scale)")
 FORMATS = ("json", "debezium", "avro")
 PII_POLICIES = ("hash", "mask", "drop")
 OPERATIONS = ("create", "update", "delete")
@@ -68,6 +68,42 @@ class FieldSpec:
     # The entity whose key this field holds when it names a person (e.g. a transaction's customer):
     # erasing that person's key erases the rows that name them too.
     subject: str | None = None
+    # Digits in all and after the point of a `decimal(precision, scale)` field (None for other types).
+    precision: int | None = None
+    scale: int | None = None
+
+
+@dataclass(frozen=True)
+class EnvelopeField:
+    """Change metadata outside the row (Debezium's `source` block, the envelope's `ts_ms`, the Kafka
+    position) that a contract can name as its sequence or event time, and the raw column that keeps it."""
+
+    path: str
+    column: str
+    type: str
+    doc: str
+
+
+ENVELOPE_FIELDS = {
+    spec.path: spec
+    for spec in (
+        EnvelopeField("source.lsn", "_source_lsn", "long", "PostgreSQL: log position of the change"),
+        EnvelopeField("source.file", "_source_file_number", "long", "MySQL: binlog file, kept as its numeric suffix"),
+        EnvelopeField("source.pos", "_source_pos", "long", "MySQL: binlog position of the row's event"),
+        EnvelopeField("source.row", "_source_row", "long", "MySQL: row number within the binlog event"),
+        EnvelopeField("source.commit_lsn", "_source_commit_lsn", "string", "SQL Server: commit LSN (fixed-width hex)"),
+        EnvelopeField("source.change_lsn", "_source_change_lsn", "string", "SQL Server: change LSN (fixed-width hex)"),
+        EnvelopeField("source.event_serial_no", "_source_event_serial_no", "long", "SQL Server: event serial number"),
+        EnvelopeField("source.ts_ms", "_source_ts_ms", "timestamp", "when the change happened in the database"),
+        EnvelopeField("source.ts_us", "_source_ts_us", "timestamp", "source.ts_ms with microseconds"),
+        EnvelopeField("ts_ms", "_ts_ms", "timestamp", "when Debezium processed the change"),
+        EnvelopeField("kafka.offset", "_offset", "long", "the record's Kafka offset (its partition keeps a key)"),
+    )
+}
+# Envelope metadata that every record has, whatever its format (the others exist only in Debezium envelopes).
+KAFKA_PATHS = ("kafka.offset",)
+_DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+MAX_DECIMAL_PRECISION = 38  # Arrow decimal128
 
 
 @dataclass(frozen=True)
@@ -101,7 +137,8 @@ class Contract:
     owner: str
     source: SourceSpec
     key: tuple[str, ...]
-    sequence: str
+    # Row fields or envelope paths (`ENVELOPE_FIELDS`), compared in this order; `event_time` is either too.
+    sequence: tuple[str, ...]
     event_time: str
     fields: tuple[FieldSpec, ...]
     snapshot_url: str | None = None
@@ -130,8 +167,36 @@ class Contract:
 
     @cached_property
     def identity_fields(self) -> frozenset[str]:
-        """Fields that say which change this is (key, sequence, event time), never checked against accepted values."""
-        return frozenset({*self.key, self.sequence, self.event_time})
+        """Row fields that say which change this is (key, sequence, event time), never checked against
+        accepted values."""
+        return frozenset({*self.key, *self.sequence, self.event_time} - ENVELOPE_FIELDS.keys())
+
+    @cached_property
+    def sequence_columns(self) -> tuple[str, ...]:
+        """The raw columns that order the changes of a key, most significant first."""
+        return tuple(_column(path) for path in self.sequence)
+
+    @cached_property
+    def event_time_column(self) -> str:
+        return _column(self.event_time)
+
+    @cached_property
+    def orders_by_source_position(self) -> bool:
+        """Ordered and timed by the Debezium envelope alone, so that a change without a row (a
+        truncate) can be placed among the rows' changes."""
+        paths = (*self.sequence, self.event_time)
+        return all(path in ENVELOPE_FIELDS and path not in KAFKA_PATHS for path in paths)
+
+    @cached_property
+    def envelope_fields(self) -> tuple[EnvelopeField, ...]:
+        """Envelope metadata the contract orders or times changes by, kept in raw columns of their own
+        (the Kafka position is kept for every record anyway)."""
+        paths = dict.fromkeys((*self.sequence, self.event_time))
+        return tuple(ENVELOPE_FIELDS[p] for p in paths if p in ENVELOPE_FIELDS and p not in KAFKA_PATHS)
+
+
+def _column(name: str) -> str:
+    return ENVELOPE_FIELDS[name].column if name in ENVELOPE_FIELDS else name
 
 
 def _expand_env(value: str) -> str:
@@ -232,8 +297,11 @@ def _parse_field(name: str, raw: Any, where: str) -> FieldSpec:
     unknown = set(raw) - {"type", "nullable", "pii", "description", "accepted_values", "subject"}
     if unknown:
         raise ContractError(f"{where}: field `{name}` has unknown keys {sorted(unknown)}")
-    field_type = raw.get("type", "string")
-    if field_type not in FIELD_TYPES:
+    field_type = str(raw.get("type", "string"))
+    precision, scale = _decimal_digits(name, field_type, where)
+    if precision is not None:
+        field_type = "decimal"
+    elif field_type not in FIELD_TYPES:
         raise ContractError(f"{where}: field `{name}` has type `{field_type}`; use one of {', '.join(FIELD_TYPES)}")
     pii = raw.get("pii")
     if pii is not None and pii not in PII_POLICIES:
@@ -255,7 +323,23 @@ def _parse_field(name: str, raw: Any, where: str) -> FieldSpec:
         description=str(raw.get("description", "")),
         accepted_values=tuple(accepted) if accepted is not None else None,
         subject=str(subject) if subject is not None else None,
+        precision=precision,
+        scale=scale,
     )
+
+
+def _decimal_digits(name: str, field_type: str, where: str) -> tuple[int | None, int | None]:
+    """Precision and scale of a `decimal(precision, scale)` type, (None, None) for other types."""
+    if not field_type.startswith("decimal"):
+        return None, None
+    match = _DECIMAL.match(field_type)
+    precision, scale = (int(match.group(1)), int(match.group(2))) if match else (0, -1)
+    if not 1 <= precision <= MAX_DECIMAL_PRECISION or not 0 <= scale <= precision:
+        raise ContractError(
+            f"{where}: field `{name}` has type `{field_type}`; write `decimal(precision, scale)` with "
+            f"1 <= precision <= {MAX_DECIMAL_PRECISION} and 0 <= scale <= precision, e.g. `decimal(12, 2)`"
+        )
+    return precision, scale
 
 
 def _parse_source(raw: Any, where: str) -> SourceSpec:
@@ -351,19 +435,14 @@ def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contra
     key = (key,) if isinstance(key, str) else tuple(key or ())
     if not key:
         raise ContractError(f"{where}: missing `key`; list the field(s) that identify an entity, e.g. `key: [id]`")
-    sequence = _require(document, "sequence", where, "name the field that increases with every change")
-    event_time = _require(document, "event_time", where, "name the timestamp field that decides the hour")
-    for role, names_used in (("key", key), ("sequence", (sequence,)), ("event_time", (event_time,))):
-        for used in names_used:
-            _checked_name(used, role, where)
-            if used not in names:
-                raise ContractError(f"{where}: {role} field `{used}` is not declared under `fields`")
-            if next(s for s in fields if s.name == used).pii == "drop":
-                raise ContractError(f"{where}: {role} field `{used}` cannot be dropped as PII")
-    if next(s for s in fields if s.name == event_time).type != "timestamp":
-        raise ContractError(f"{where}: event_time field `{event_time}` must have type timestamp")
-    if next(s for s in fields if s.name == sequence).type not in ("int", "long", "timestamp"):
-        raise ContractError(f"{where}: sequence field `{sequence}` must be int, long or timestamp")
+    for used in key:
+        _checked_name(used, "key", where)
+        if used not in names:
+            raise ContractError(f"{where}: key field `{used}` is not declared under `fields`")
+        if next(s for s in fields if s.name == used).pii == "drop":
+            raise ContractError(f"{where}: key field `{used}` cannot be dropped as PII")
+    source = _parse_source(_require(document, "source", where, "say where the events come from"), where)
+    sequence, event_time = _parse_order(document, fields, source.format, where)
     retention = document.get("tombstone_retention_days")
     if retention is not None and (isinstance(retention, bool) or not isinstance(retention, int) or retention < 1):
         raise ContractError(
@@ -372,20 +451,80 @@ def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contra
         )
     snapshot = document.get("snapshot")
     snapshot_url = _expand_env(str(snapshot["url"])) if isinstance(snapshot, dict) and snapshot.get("url") else None
+    if snapshot_url is not None and set(sequence) & ENVELOPE_FIELDS.keys():
+        raise ContractError(
+            f"{where}: `snapshot` rows carry no envelope, so they cannot be ordered by `sequence: {list(sequence)}`; "
+            "remove `snapshot` (a Debezium connector re-snapshots through the topic, as `op: r` records) or "
+            "order by a row field"
+        )
     return Contract(
         name=str(name),
         description=str(document.get("description", "")),
         owner=str(document.get("owner", "")),
-        source=_parse_source(_require(document, "source", where, "say where the events come from"), where),
+        source=source,
         key=tuple(str(k) for k in key),
-        sequence=str(sequence),
-        event_time=str(event_time),
+        sequence=sequence,
+        event_time=event_time,
         fields=fields,
         snapshot_url=snapshot_url,
         tombstone_retention_days=retention,
         quality=_parse_quality(document.get("quality"), where),
         path=path,
     )
+
+
+def _parse_order(
+    document: dict[str, Any], fields: tuple[FieldSpec, ...], source_format: str, where: str
+) -> tuple[tuple[str, ...], str]:
+    """`sequence` (one name or a list, compared in order) and `event_time`: row fields, or envelope
+    metadata (`source.lsn`, `ts_ms`, `kafka.offset`, ...) that Debezium sends with every change."""
+    by_name = {spec.name: spec for spec in fields}
+    raw_sequence = _require(
+        document,
+        "sequence",
+        where,
+        "name the field that increases with every change, or the source position, e.g. `sequence: source.lsn`",
+    )
+    sequence = (raw_sequence,) if isinstance(raw_sequence, str) else tuple(raw_sequence or ())
+    if not sequence or not all(isinstance(name, str) for name in sequence):
+        raise ContractError(
+            f"{where}: `sequence` is {raw_sequence!r}; give a field name or a list of names, "
+            "e.g. `sequence: [source.file, source.pos, source.row]`"
+        )
+    event_time = str(_require(document, "event_time", where, "name the timestamp that decides the hour"))
+    for role, name, types in (
+        *(("sequence", name, ("int", "long", "timestamp", "string")) for name in sequence),
+        ("event_time", event_time, ("timestamp",)),
+    ):
+        envelope = ENVELOPE_FIELDS.get(name)
+        if envelope is not None:
+            if source_format != "debezium" and name not in KAFKA_PATHS:
+                raise ContractError(
+                    f"{where}: {role} `{name}` is Debezium envelope metadata, but the source format is "
+                    f"`{source_format}`; use `format: debezium`, `kafka.offset` or a row field"
+                )
+            if envelope.type not in types:
+                raise ContractError(
+                    f"{where}: {role} `{name}` is a {envelope.type}; use one of "
+                    f"{sorted(p for p, f in ENVELOPE_FIELDS.items() if f.type in types)} or a row field"
+                )
+            continue
+        _checked_name(name, role, where)
+        spec = by_name.get(name)
+        if spec is None:
+            hint = (
+                f"declare it under `fields` or use envelope metadata: {', '.join(ENVELOPE_FIELDS)}"
+                if "." in name or name == "ts_ms"
+                else "declare it under `fields`"
+            )
+            raise ContractError(f"{where}: {role} field `{name}` is not declared under `fields`; {hint}")
+        if spec.pii == "drop":
+            raise ContractError(f"{where}: {role} field `{name}` cannot be dropped as PII")
+        if role == "event_time" and spec.type != "timestamp":
+            raise ContractError(f"{where}: event_time field `{name}` must have type timestamp")
+        if role == "sequence" and spec.type not in ("int", "long", "timestamp"):
+            raise ContractError(f"{where}: sequence field `{name}` must be int, long or timestamp")
+    return sequence, event_time
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,21 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
-from platform_assets.lib.contract import Contract, FieldSpec
+from platform_assets.lib.connect_types import ColumnTypes, avro_column_types, json_column_types, logical_value
+from platform_assets.lib.contract import (
+    ENVELOPE_FIELDS,
+    MAX_DECIMAL_PRECISION,
+    Contract,
+    EnvelopeField,
+    FieldSpec,
+)
 from platform_assets.lib.records import (
+    TRUNCATE,
     Change,
     Decoded,
     HourRange,
@@ -82,9 +91,24 @@ def _in_range(value: Any, bounds: tuple[int, int]) -> int:
 
 
 def _as_double(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or not math.isfinite(value):
         raise ValueError
     return float(value)
+
+
+def _as_decimal(spec: FieldSpec, value: Any) -> Decimal:
+    """An exact decimal with the field's scale; a value that would need rounding or more digits is
+    refused (the reason names the declared precision and scale)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError
+    number = Decimal(repr(value) if isinstance(value, float) else str(value) if isinstance(value, int) else value)
+    assert spec.precision is not None and spec.scale is not None
+    if not number.is_finite():
+        raise ValueError
+    exact = number.quantize(Decimal(1).scaleb(-spec.scale), context=Context(prec=MAX_DECIMAL_PRECISION + 2))
+    if exact != number or len(exact.as_tuple().digits) > spec.precision:
+        raise ValueError
+    return exact
 
 
 def _as_string(value: Any) -> str:
@@ -110,10 +134,15 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def _convert(spec: FieldSpec, wire: Any) -> Any:
+    return _as_decimal(spec, wire) if spec.type == "decimal" else _CONVERTERS[spec.type](wire)
+
+
 def _wrong_type(spec: FieldSpec, value: Any) -> _Reject:
+    declared = f"decimal({spec.precision}, {spec.scale})" if spec.type == "decimal" else spec.type
     return _Reject(
         "wrong_type",
-        f"field `{spec.name}` must be {spec.type} but is {_describe(value)}; "
+        f"field `{spec.name}` must be {declared} but is {_describe(value)}; "
         "fix the producer or change the field's type in the contract",
     )
 
@@ -148,24 +177,174 @@ def _operation_from_field(contract: Contract, payload: dict[str, Any]) -> str:
     return operation
 
 
-_DEBEZIUM_OPERATIONS = {"c": "create", "r": "create", "u": "update", "d": "delete"}
+_DEBEZIUM_OPERATIONS = {"c": "create", "r": "create", "u": "update", "d": "delete", "t": TRUNCATE}
+# Debezium records that carry no change of a row, by what they are.
+_DEBEZIUM_SKIPPED_OPERATIONS = {
+    "m": ("logical_message", "PostgreSQL logical decoding message (op m): not a change of a row"),
+}
+_UNORDERED_TRUNCATE = (
+    "truncate",
+    "truncate (op t) not applied: it has no key, so only the source position orders it against the rows' "
+    "changes; set `sequence` and `event_time` to the envelope (e.g. `sequence: source.lsn`, "
+    "`event_time: source.ts_ms`)",
+)
 
 
-def _debezium(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    envelope = payload.get("payload", payload) if "schema" in payload else payload
+class _Skip(Exception):
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+def _not_a_change(payload: dict[str, Any], schema: Any) -> _Skip | None:
+    """Heartbeats and transaction boundaries, which Debezium sends beside the change events."""
+    name = schema.get("name", "") if isinstance(schema, dict) else ""
+    if name == "io.debezium.connector.common.Heartbeat" or (name == "" and payload.keys() == {"ts_ms"}):
+        return _Skip("heartbeat", "Debezium heartbeat: carries only the connector's progress")
+    if payload.get("status") in ("BEGIN", "END") and "id" in payload:
+        return _Skip("transaction_metadata", f"Debezium transaction {payload['status']} of {payload['id']}")
+    return None
+
+
+def _debezium_value(contract: Contract, record: LandingRecord, schema_lookup: SchemaLookup | None) -> _Parsed:
+    """A Debezium value as the AvroConverter (Confluent wire format: it starts with the magic byte 0,
+    which no JSON text does) or the JsonConverter wrote it."""
+    assert record.value is not None
+    if record.value[:1] == bytes([AVRO_MAGIC_BYTE]):
+        envelope, schema = _avro_with_schema(record.value, schema_lookup)
+        return _debezium(contract, record, envelope, avro_column_types(schema), schema_lookup)
+    return _debezium_json(contract, record, _json_object(record.value))
+
+
+def _debezium_json(contract: Contract, record: LandingRecord, payload: dict[str, Any]) -> _Parsed:
+    """A JsonConverter value, with its schema (`{"schema": .., "payload": ..}`) or without."""
+    if "schema" not in payload:
+        return _debezium(contract, record, payload, {})
+    envelope, schema = payload.get("payload"), payload.get("schema")
+    if isinstance(envelope, dict) and "op" not in envelope:
+        skip = _not_a_change(envelope, schema)
+        if skip is not None:
+            raise skip
+    return _debezium(contract, record, envelope, json_column_types(schema))
+
+
+def _debezium(
+    contract: Contract,
+    record: LandingRecord,
+    envelope: Any,
+    column_types: ColumnTypes,
+    schema_lookup: SchemaLookup | None = None,
+) -> _Parsed:
+    """The change in a Debezium envelope (before/after/op/source), whichever converter wrote it."""
     if not isinstance(envelope, dict) or "op" not in envelope:
+        skip = _not_a_change(envelope, None) if isinstance(envelope, dict) else None
+        if skip is not None:
+            raise skip
         raise _Reject("invalid_envelope", "Debezium value has no `op`; expected the before/after/op envelope")
-    operation = _DEBEZIUM_OPERATIONS.get(str(envelope["op"]))
+    wire_operation = str(envelope["op"])
+    if wire_operation in _DEBEZIUM_SKIPPED_OPERATIONS:
+        raise _Skip(*_DEBEZIUM_SKIPPED_OPERATIONS[wire_operation])
+    operation = _DEBEZIUM_OPERATIONS.get(wire_operation)
     if operation is None:
-        raise _Reject("unknown_operation", f"Debezium op {_describe(envelope['op'])} is not one of c, r, u, d")
-    image = envelope.get("before") if operation == "delete" else envelope.get("after")
+        raise _Reject("unknown_operation", f"Debezium op {_describe(envelope['op'])} is not one of c, r, u, d, t, m")
+    if wire_operation == "t":
+        if not contract.orders_by_source_position:
+            raise _Skip(*_UNORDERED_TRUNCATE)
+        return _Parsed(TRUNCATE, {}, _envelope_values(contract, envelope))
+    positions = _envelope_values(contract, envelope)
+    if operation == "delete":
+        row = _deleted_row(contract, record, envelope.get("before"), schema_lookup)
+        return _Parsed(operation, row, positions, column_types, key_only=True)
+    image = envelope.get("after")
     if not isinstance(image, dict):
-        side = "before" if operation == "delete" else "after"
-        raise _Reject("invalid_envelope", f"Debezium op `{envelope['op']}` needs a `{side}` object")
-    return operation, dict(image)
+        raise _Reject("invalid_envelope", f"Debezium op `{wire_operation}` needs an `after` object")
+    return _Parsed(operation, dict(image), positions, column_types)
+
+
+def _deleted_row(
+    contract: Contract, record: LandingRecord, before: Any, schema_lookup: SchemaLookup | None
+) -> dict[str, Any]:
+    """The row a delete names. Under PostgreSQL's default REPLICA IDENTITY its `before` holds only
+    the key (other columns null or a type's filler such as "" or 0), and a table without one sends no
+    `before`: the key is then read from the Kafka record key."""
+    row = dict(before) if isinstance(before, dict) else {}
+    if any(row.get(name) is None for name in contract.key):
+        key = _record_key(record, schema_lookup)
+        row.update({name: value for name, value in key.items() if row.get(name) is None})
+    return row
+
+
+def _record_key(record: LandingRecord, schema_lookup: SchemaLookup | None) -> dict[str, Any]:
+    """A Debezium Kafka key: Avro (Confluent wire format), JSON with its schema
+    (`{"schema": .., "payload": {"id": 1}}`) or a plain JSON object."""
+    if record.key is None:
+        return {}
+    if record.key[:1] == bytes([AVRO_MAGIC_BYTE]):
+        try:
+            return _avro(record.key, schema_lookup)
+        except _Reject:
+            return {}
+    try:
+        key = orjson.loads(record.key)
+    except orjson.JSONDecodeError:
+        return {}
+    if isinstance(key, dict) and "schema" in key and isinstance(key.get("payload"), dict):
+        key = key["payload"]
+    return key if isinstance(key, dict) else {}
+
+
+def _binlog_number(file: Any) -> int:
+    """A MySQL binlog file's numeric suffix: `mysql-bin.000010` comes after `mysql-bin.000009` and
+    `mysql-bin.1000111` after `mysql-bin.200001`, as Debezium itself compares them."""
+    return int(_as_string(file).rsplit(".", 1)[1])
+
+
+_ENVELOPE_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "source.file": _binlog_number,
+    "source.ts_us": lambda v: datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=_in_range(v, INT64)),
+    "source.ts_ms": lambda v: datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=_in_range(v, INT64)),
+    "ts_ms": lambda v: datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=_in_range(v, INT64)),
+}
+
+
+def _envelope_value(contract: Contract, spec: EnvelopeField, envelope: dict[str, Any]) -> Any:
+    role = "event time" if spec.path == contract.event_time else "sequence"
+    error = "missing_event_time" if role == "event time" else "missing_sequence"
+    *parents, name = spec.path.split(".")
+    holder: Any = envelope
+    for parent in parents:
+        holder = holder.get(parent) if isinstance(holder, dict) else None
+    if not isinstance(holder, dict) or name not in holder:
+        raise _Reject(
+            error,
+            f"the Debezium envelope has no `{spec.path}`, the contract's {role} ({spec.doc}); "
+            "name the position this connector sends (see the README's Debezium section)",
+        )
+    wire = holder[name]
+    if wire is None:
+        if role == "event time":
+            raise _Reject(error, f"`{spec.path}`, the contract's event time, is null")
+        return None  # ordered before every known position (e.g. a SQL Server snapshot row's change_lsn)
+    try:
+        return _ENVELOPE_CONVERTERS.get(spec.path, _CONVERTERS[spec.type])(wire)
+    except (ValueError, TypeError, OverflowError, IndexError) as failure:
+        raise _Reject(
+            "invalid_envelope", f"`{spec.path}` is {_describe(wire)}, not a {spec.type} ({spec.doc})"
+        ) from failure
+
+
+def _envelope_values(contract: Contract, envelope: dict[str, Any]) -> dict[str, Any]:
+    """The envelope metadata the contract orders or times changes by, by raw column."""
+    return {spec.column: _envelope_value(contract, spec, envelope) for spec in contract.envelope_fields}
 
 
 def _avro(value: bytes, schema_lookup: SchemaLookup | None) -> dict[str, Any]:
+    return _avro_with_schema(value, schema_lookup)[0]
+
+
+def _avro_with_schema(value: bytes, schema_lookup: SchemaLookup | None) -> tuple[dict[str, Any], Any]:
+    """A Confluent wire-format Avro record and the (parsed) writer schema it was read with."""
     import fastavro
 
     if len(value) < 5 or value[0] != AVRO_MAGIC_BYTE:
@@ -191,14 +370,27 @@ def _avro(value: bytes, schema_lookup: SchemaLookup | None) -> dict[str, Any]:
         raise _Reject("invalid_avro", f"value does not decode with schema id {schema_id}: {error}") from error
     if not isinstance(record, dict):
         raise _Reject("invalid_avro", f"schema id {schema_id} does not describe a record")
-    return record
+    return record, schema
 
 
-def _payload(contract: Contract, record: LandingRecord, schema_lookup: SchemaLookup | None) -> tuple[str, dict]:
+@dataclass(frozen=True)
+class _Parsed:
+    """A record's operation, its row as sent, and the envelope metadata the contract names (by column)."""
+
+    operation: str
+    row: dict[str, Any]
+    envelope: dict[str, Any] = field(default_factory=dict)
+    # Debezium: the logical type of each column (microseconds, a decimal's scale, ...) by column name.
+    column_types: ColumnTypes = field(default_factory=dict)
+    # A Debezium delete: only the key (and a row-field sequence or event time) of `row` are trusted.
+    key_only: bool = False
+
+
+def _payload(contract: Contract, record: LandingRecord, schema_lookup: SchemaLookup | None) -> _Parsed:
     source = contract.source
     assert record.value is not None
     if is_snapshot(record):
-        return "create", _json_object(record.value)
+        return _Parsed("create", _json_object(record.value))
     if source.format == "json":
         payload = _json_object(record.value)
         if source.topics_by_operation:
@@ -208,19 +400,19 @@ def _payload(contract: Contract, record: LandingRecord, schema_lookup: SchemaLoo
                     "unknown_topic",
                     f"topic `{record.topic}` is not one of the contract's topics {sorted(source.topics)}",
                 )
-            return operation, payload
-        return _operation_from_field(contract, payload), payload
+            return _Parsed(operation, payload)
+        return _Parsed(_operation_from_field(contract, payload), payload)
     if source.format == "debezium":
-        return _debezium(_json_object(record.value))
+        return _debezium_value(contract, record, schema_lookup)
     payload = _avro(record.value, schema_lookup)
-    return _operation_from_field(contract, payload), payload
+    return _Parsed(_operation_from_field(contract, payload), payload)
 
 
 def decode(contract: Contract, record: LandingRecord, schema_lookup: SchemaLookup | None = None) -> Decoded:
     """Decode one landed record; PII is not applied here (see `pii.protect`)."""
     if record.value is None:
         if contract.source.format == "debezium":
-            return Skipped("Kafka tombstone after a Debezium delete")
+            return Skipped("tombstone", "Kafka tombstone after a Debezium delete")
         return Rejected("null_value", "record has no value; producers must send a JSON body for every change")
     if len(record.value) > contract.source.max_value_bytes:
         return Rejected(
@@ -229,26 +421,32 @@ def decode(contract: Contract, record: LandingRecord, schema_lookup: SchemaLooku
             f"{contract.source.max_value_bytes}; raise the limit in the contract or split the record",
         )
     try:
-        operation, payload = _payload(contract, record, schema_lookup)
+        parsed = _payload(contract, record, schema_lookup)
     except _Reject as rejection:
         return Rejected(rejection.error, rejection.reason)
+    except _Skip as skip:
+        return Skipped(skip.kind, skip.reason)
     try:
-        return _typed_change(contract, operation, payload)
+        return _typed_change(contract, parsed)
     except _Reject as rejection:
-        return Rejected(rejection.error, rejection.reason, _readable_event_time(contract, payload))
+        return Rejected(rejection.error, rejection.reason, _readable_event_time(contract, parsed))
 
 
-def _typed_change(contract: Contract, operation: str, payload: dict[str, Any]) -> Change:
+def _typed_change(contract: Contract, parsed: _Parsed) -> Change:
+    operation, payload = parsed.operation, parsed.row
+    if operation == TRUNCATE:  # no row: every key older than its position is deleted
+        return Change(operation, dict.fromkeys(spec.name for spec in contract.fields), {}, parsed.envelope)
     values: dict[str, Any] = {}
     for spec in contract.fields:
-        wire = payload.get(spec.name)
+        trusted = not parsed.key_only or spec.name in contract.key or spec.name in contract.identity_fields
+        wire = payload.get(spec.name) if trusted else None
         if wire is None:
             _may_be_absent(contract, spec, operation)
             values[spec.name] = None
             continue
         try:  # this loop runs for every field of every record
-            value = _CONVERTERS[spec.type](wire)
-        except (ValueError, TypeError, OverflowError) as error:
+            value = _convert(spec, logical_value(wire, parsed.column_types.get(spec.name)))
+        except (ValueError, TypeError, OverflowError, InvalidOperation) as error:
             raise _wrong_type(spec, wire) from error
         if (
             spec.accepted_values is not None
@@ -261,27 +459,37 @@ def _typed_change(contract: Contract, operation: str, payload: dict[str, Any]) -
             )
         values[spec.name] = value
     extra = {} if payload.keys() <= values.keys() else {k: v for k, v in payload.items() if k not in values}
-    return Change(operation, values, extra)
+    return Change(operation, values, extra, parsed.envelope)
 
 
 def _may_be_absent(contract: Contract, spec: FieldSpec, operation: str) -> None:
     """A field the payload lacks is null, unless the change cannot be placed or applied without it."""
     if spec.name in contract.key:
         raise _Reject("missing_key", f"key field `{spec.name}` is missing; every change must carry its key")
-    if spec.name == contract.sequence:
-        raise _Reject("missing_sequence", f"sequence field `{spec.name}` is missing; it orders the changes")
+    # A Debezium delete carries the key only, unless the source table logs whole old rows.
+    fix = (
+        "; a Debezium delete carries only the key: order by the source position (e.g. `sequence: source.lsn`, "
+        "`event_time: source.ts_ms`) or set REPLICA IDENTITY FULL on the PostgreSQL table"
+        if operation == "delete" and contract.source.format == "debezium"
+        else ""
+    )
+    if spec.name in contract.sequence:
+        raise _Reject("missing_sequence", f"sequence field `{spec.name}` is missing; it orders the changes{fix}")
     if spec.name == contract.event_time:
-        raise _Reject("missing_event_time", f"event time field `{spec.name}` is missing")
+        raise _Reject("missing_event_time", f"event time field `{spec.name}` is missing{fix}")
     if not spec.nullable and operation != "delete":
         raise _Reject("missing_field", f"non-nullable field `{spec.name}` is missing in a {operation}")
 
 
-def _readable_event_time(contract: Contract, payload: dict[str, Any]) -> datetime | None:
-    wire = payload.get(contract.event_time)
+def _readable_event_time(contract: Contract, parsed: _Parsed) -> datetime | None:
+    if contract.event_time in ENVELOPE_FIELDS:
+        envelope_time: datetime | None = parsed.envelope.get(contract.event_time_column)
+        return envelope_time
+    wire = parsed.row.get(contract.event_time)
     if wire is None:
         return None
     try:
-        moment: datetime = _CONVERTERS[contract.field(contract.event_time).type](wire)
+        moment: datetime = _parse_timestamp(logical_value(wire, parsed.column_types.get(contract.event_time)))
     except (ValueError, TypeError, OverflowError):
         return None
     return moment
@@ -304,8 +512,7 @@ def _own_time(contract: Contract, record: LandingRecord, decoded: Decoded) -> da
     if is_snapshot(record):
         return kafka_time(record)
     if isinstance(decoded, Change):
-        moment: datetime = decoded.values[contract.event_time]
-        return moment
+        return decoded.time(contract)
     return decoded.event_time if isinstance(decoded, Rejected) else None
 
 
@@ -337,11 +544,9 @@ def landing_hour(
         moment = kafka_time(record)
     elif value is not None and len(value) <= contract.source.max_value_bytes:
         try:
-            _, payload = _payload(contract, record, schema_lookup)
-        except _Reject:
-            payload = None
-        if payload is not None:
-            moment = _readable_event_time(contract, payload)
+            moment = _readable_event_time(contract, _payload(contract, record, schema_lookup))
+        except (_Reject, _Skip):
+            moment = None
     return _filed(moment, record, hours)[0]
 
 
@@ -363,7 +568,7 @@ class DecodedBatch:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
-    skipped: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # by kind: tombstone, heartbeat, ...
     erased: int = 0
     # Fields that arrived but the contract does not name (kept in `_extra`), with how many records had them.
     unknown_fields: Counter[str] = field(default_factory=Counter)
@@ -373,17 +578,16 @@ def named_subject(
     contract: Contract, record: LandingRecord, decoded: Decoded, name: str, schema_lookup: SchemaLookup | None = None
 ) -> str | None:
     """The value of a `subject` field as an erasure names it, also when the record was rejected for
-    another reason (its original bytes still name the person)."""
-    if isinstance(decoded, Change):
-        value = decoded.values.get(name)
-    else:
+    another reason, or is a Debezium delete whose row is not kept (its original bytes still name the
+    person)."""
+    value = decoded.values.get(name) if isinstance(decoded, Change) else None
+    if value is None:
         if record.value is None or len(record.value) > contract.source.max_value_bytes:
             return None
         try:
-            _, payload = _payload(contract, record, schema_lookup)
-        except _Reject:
+            value = _payload(contract, record, schema_lookup).row.get(name)
+        except (_Reject, _Skip):
             return None
-        value = payload.get(name)
     return None if value is None else str(value)
 
 
@@ -415,7 +619,7 @@ def decode_batch(
             decoded = _out_of_range(contract, record, moment, hours, hour)
         position = position_columns(record, hour)
         if isinstance(decoded, Skipped):
-            batch.skipped += 1
+            batch.skipped[decoded.kind] += 1
         elif isinstance(decoded, Rejected):
             batch.quarantined.append(
                 {
@@ -429,5 +633,7 @@ def decode_batch(
         else:
             batch.unknown_fields.update(decoded.extra.keys())
             extra = json.dumps(decoded.extra, sort_keys=True, default=str) if decoded.extra else None
-            batch.rows.append({"_op": decoded.operation, **protect(decoded.values), "_extra": extra, **position})
+            batch.rows.append(
+                {"_op": decoded.operation, **protect(decoded.values), "_extra": extra, **decoded.envelope, **position}
+            )
     return batch

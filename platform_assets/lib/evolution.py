@@ -22,7 +22,7 @@ def identity_properties(contract: Contract) -> dict[str, str]:
     """What of the contract the stored rows depend on, as Delta table properties of its raw table."""
     return {
         KEY_PROPERTY: ",".join(contract.key),
-        SEQUENCE_PROPERTY: contract.sequence,
+        SEQUENCE_PROPERTY: ",".join(contract.sequence),
         REQUIRED_PROPERTY: ",".join(sorted(spec.name for spec in contract.fields if not spec.nullable)),
     }
 
@@ -36,7 +36,7 @@ def breaking_changes(stored: dict[str, str], contract: Contract) -> list[str]:
     if stored[KEY_PROPERTY] != wanted[KEY_PROPERTY]:
         changes.append(f"key changed from [{stored[KEY_PROPERTY]}] to [{wanted[KEY_PROPERTY]}]")
     if stored[SEQUENCE_PROPERTY] != wanted[SEQUENCE_PROPERTY]:
-        changes.append(f"sequence changed from `{stored[SEQUENCE_PROPERTY]}` to `{wanted[SEQUENCE_PROPERTY]}`")
+        changes.append(f"sequence changed from [{stored[SEQUENCE_PROPERTY]}] to [{wanted[SEQUENCE_PROPERTY]}]")
     was_required = set(filter(None, stored.get(REQUIRED_PROPERTY, "").split(",")))
     newly_required = set(filter(None, wanted[REQUIRED_PROPERTY].split(","))) - was_required
     changes += [f"field `{name}` changed from nullable to nullable: false" for name in sorted(newly_required)]

@@ -13,6 +13,9 @@ from typing import Any, NamedTuple
 from platform_assets.lib.contract import Contract
 
 SNAPSHOT_TOPIC_PREFIX = "_snapshot."
+# The operation of a Debezium truncate in raw: no key; every key whose newest change is older than its
+# source position is deleted at that position.
+TRUNCATE = "truncate"
 
 
 class LandingRecord(NamedTuple):
@@ -30,15 +33,24 @@ class LandingRecord(NamedTuple):
 
 @dataclass(frozen=True)
 class Change:
-    """A decoded, typed change: `values` holds every contract field (None where absent)."""
+    """A decoded, typed change: `values` holds every contract field (None where absent), `envelope`
+    the envelope metadata the contract orders or times changes by, by raw column."""
 
     operation: str
     values: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    envelope: dict[str, Any] = field(default_factory=dict)
+
+    def time(self, contract: Contract) -> datetime | None:
+        """The change's event time, from its row or its envelope as the contract says."""
+        if contract.event_time_column in self.envelope:
+            moment: datetime | None = self.envelope[contract.event_time_column]
+            return moment
+        return self.values.get(contract.event_time)
 
     @property
     def is_delete(self) -> bool:
-        return self.operation == "delete"
+        return self.operation in ("delete", TRUNCATE)
 
 
 @dataclass(frozen=True)
@@ -52,8 +64,10 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A record that carries no change by design (a Debezium tombstone that follows a delete)."""
+    """A record that carries no change by design: a Debezium tombstone that follows a delete, a
+    heartbeat, a transaction boundary, a logical decoding message, a truncate. `kind` counts them."""
 
+    kind: str
     reason: str
 
 
@@ -124,7 +138,7 @@ def key_string(contract: Contract, values: dict[str, Any]) -> str:
 def record_identity(contract: Contract, record: LandingRecord, decoded: Decoded) -> str | None:
     """The key a record is about: its decoded key, or its Kafka message key when it does not decode."""
     if isinstance(decoded, Change):
-        return key_string(contract, decoded.values)
+        return None if decoded.operation == TRUNCATE else key_string(contract, decoded.values)
     return record.key.decode("utf-8", "replace") if record.key is not None else None
 
 

@@ -57,13 +57,30 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
+def arrow_type(spec: FieldSpec) -> pa.DataType:
+    """A field's storage type; `decimal(p, s)` stays exact as Arrow decimal128(p, s)."""
+    if spec.type == "decimal":
+        assert spec.precision is not None and spec.scale is not None
+        return pa.decimal128(spec.precision, spec.scale)
+    return ARROW_TYPES[spec.type]
+
+
 def _fields(specs: tuple[FieldSpec, ...]) -> list[tuple[str, pa.DataType]]:
-    return [(spec.name, ARROW_TYPES[spec.type]) for spec in specs]
+    return [(spec.name, arrow_type(spec)) for spec in specs]
 
 
 def raw_schema(contract: Contract) -> pa.Schema:
+    """The decoded change: its operation, its fields, what it carried beyond the contract, the envelope
+    metadata the contract orders or times it by (`_source_lsn`, ...), and where it came from."""
+    envelope = [(spec.column, ARROW_TYPES[spec.type]) for spec in contract.envelope_fields]
     return pa.schema(
-        [("_op", pa.string()), *_fields(contract.stored_fields), ("_extra", pa.string()), *POSITION_FIELDS]
+        [
+            ("_op", pa.string()),
+            *_fields(contract.stored_fields),
+            ("_extra", pa.string()),
+            *envelope,
+            *POSITION_FIELDS,
+        ]
     )
 
 

@@ -157,7 +157,7 @@ AVRO_VALUE = {
         (TOPICS, None, "null_value", "no value"),
         (OP_FIELD, {**GOOD, "op": "x"}, "unknown_operation", "operation field `op`"),
         (OP_FIELD, dict(GOOD), "unknown_operation", "operation field `op`"),
-        (DEBEZIUM, {"op": "t", "after": GOOD}, "unknown_operation", "Debezium op"),
+        (DEBEZIUM, {"op": "x", "after": GOOD}, "unknown_operation", "Debezium op"),
         (DEBEZIUM, {"before": GOOD}, "invalid_envelope", "no `op`"),
         (DEBEZIUM, {**GOOD, "name": "x" * 3000}, "oversized_value", "max_value_bytes"),
         (AVRO, avro_bytes(AVRO_VALUE, magic=1), "bad_magic_byte", "magic byte"),
