@@ -41,9 +41,9 @@ def lake():
 
 def expected_row(contract, event_value):
     """What the platform must hold for a source record: typed, with PII protected."""
-    from platform_assets.lib.decode import _typed_change
+    from platform_assets.lib.decode import _Parsed, _typed_change
 
-    change = _typed_change(contract, "update", dict(event_value))
+    change = _typed_change(contract, _Parsed("update", dict(event_value)))
     return protect(contract, change.values, pii_key())
 
 
