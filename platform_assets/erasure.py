@@ -23,9 +23,9 @@ from platform_assets.lib import erasure as policy
 from platform_assets.lib.archive import ERASURE_GENERATION
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, decode
-from platform_assets.lib.erasure import ERASED_LAYERS, KAFKA_POSITION_COLUMNS, KEYED_LAYERS, ErasureError, Target
+from platform_assets.lib.erasure import ERASED_LAYERS, KEYED_LAYERS, ErasureError, Target
 from platform_assets.lib.pii import hash_value, pii_key
-from platform_assets.lib.records import Decoded, LandingRecord, landing_record
+from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, Decoded, LandingRecord, landing_record
 from platform_assets.lib.tables import AUDIT_SCHEMA, ERASURE_SCHEMA, LANDING_SCHEMA
 from resources.lake import LakeCommitConflictError, LakeResource
 

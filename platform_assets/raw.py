@@ -36,9 +36,8 @@ from platform_assets.entity import (
 from platform_assets.erasure import erased_record_test
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import decode_batch
-from platform_assets.lib.erasure import KAFKA_POSITION_COLUMNS
 from platform_assets.lib.pii import pii_key, protect
-from platform_assets.lib.records import LandingRecord, landing_record
+from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, LandingRecord, landing_record
 from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
 from platform_assets.quality import raw_rules, validate

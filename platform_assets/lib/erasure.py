@@ -13,8 +13,6 @@ from platform_assets.lib.decode import SchemaLookup, decode, named_subject
 from platform_assets.lib.pii import hash_value, protect
 from platform_assets.lib.records import Decoded, LandingRecord, record_identity
 
-# Where raw and quarantine keep a record's Kafka position (landing calls them topic, partition, offset).
-KAFKA_POSITION_COLUMNS = ("_topic", "_partition", "_offset")
 # The layers that hold rows by key after landing (tombstones keep the key of a deleted row).
 KEYED_LAYERS = ("raw", "current", "current_tombstones", "history", "history_tombstones")
 ERASED_LAYERS = ("landing", "quarantine", *KEYED_LAYERS)

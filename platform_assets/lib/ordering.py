@@ -18,11 +18,11 @@ from platform_assets.lib.records import TRUNCATE
 DELETES = ("delete", TRUNCATE)
 
 # Kafka position columns that break ties between changes with the same sequence.
-POSITION_COLUMNS = ("_kafka_timestamp", "_topic", "_partition", "_offset")
+TIE_BREAK_COLUMNS = ("_kafka_timestamp", "_topic", "_partition", "_offset")
 
 
 def order_columns(contract: Contract) -> tuple[str, ...]:
-    return (*contract.sequence_columns, *POSITION_COLUMNS)
+    return (*contract.sequence_columns, *TIE_BREAK_COLUMNS)
 
 
 def order_of(contract: Contract, row: dict[str, Any]) -> tuple[Any, ...]:

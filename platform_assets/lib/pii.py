@@ -43,8 +43,8 @@ def pii_key() -> bytes:
     )
 
 
-def hash_value(value: str, key: bytes) -> str:
-    return hmac.digest(key, value.encode("utf-8"), "sha256").hex()
+def hash_value(value: str, secret: bytes) -> str:
+    return hmac.digest(secret, value.encode("utf-8"), "sha256").hex()
 
 
 def mask_value(value: str) -> str:
@@ -54,11 +54,11 @@ def mask_value(value: str) -> str:
     return f"{masked}{at}{domain}"
 
 
-def protect(contract: Contract, values: dict[str, Any], key: bytes) -> dict[str, Any]:
+def protect(contract: Contract, values: dict[str, Any], secret: bytes) -> dict[str, Any]:
     """Return the stored fields with every PII policy of the contract applied (`drop` fields left out)."""
     protected = {spec.name: values.get(spec.name) for spec in contract.stored_fields}
     for spec in contract.protected_fields:
         value = protected[spec.name]
         if value is not None:
-            protected[spec.name] = hash_value(value, key) if spec.pii == "hash" else mask_value(value)
+            protected[spec.name] = hash_value(value, secret) if spec.pii == "hash" else mask_value(value)
     return protected

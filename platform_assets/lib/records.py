@@ -119,6 +119,10 @@ def landing_record(row: dict[str, Any]) -> LandingRecord:
     )
 
 
+# Where raw and quarantine keep a record's Kafka position (landing calls them topic, partition, offset).
+KAFKA_POSITION_COLUMNS = ("_topic", "_partition", "_offset")
+
+
 def position_columns(record: LandingRecord, hour: datetime) -> dict[str, Any]:
     """Where a record came from, as the platform columns of its raw or quarantine row."""
     return {
