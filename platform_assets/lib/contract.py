@@ -509,12 +509,14 @@ def _parse_order(
                     f"{sorted(p for p, f in ENVELOPE_FIELDS.items() if f.type in types)} or a row field"
                 )
             continue
-        _checked_name(name, role, where)
         spec = by_name.get(name)
         if spec is None:
+            looks_like_metadata = "." in name or name == "ts_ms"
+            if not looks_like_metadata:
+                _checked_name(name, role, where)
             hint = (
                 f"declare it under `fields` or use envelope metadata: {', '.join(ENVELOPE_FIELDS)}"
-                if "." in name or name == "ts_ms"
+                if looks_like_metadata
                 else "declare it under `fields`"
             )
             raise ContractError(f"{where}: {role} field `{name}` is not declared under `fields`; {hint}")
