@@ -159,9 +159,19 @@ def _column_exists(frame: Any, rule: Rule) -> Outcome:
     return Outcome(rule, rule.kwargs["column"] in frame.columns, 0, len(frame), [])
 
 
+def _judged_rows(frame: Any, rule: Rule) -> Any:
+    """The rows a rule judges: those its `row_condition` selects (pandas syntax, as Great Expectations
+    reads it with `condition_parser: pandas`), or all of them."""
+    condition = rule.kwargs.get("row_condition")
+    return frame if condition is None else frame.query(condition)
+
+
 def _not_null(frame: Any, rule: Rule) -> Outcome:
     column = rule.kwargs["column"]
-    return _missing(frame, rule, [column]) or _from_mask(frame, rule, frame[column].isna(), frame[column])
+    if missing := _missing(frame, rule, [column]):
+        return missing
+    judged = _judged_rows(frame, rule)
+    return _from_mask(judged, rule, judged[column].isna(), judged[column])
 
 
 def _in_set(frame: Any, rule: Rule) -> Outcome:

@@ -59,11 +59,17 @@ EDGE_CASES = pd.DataFrame(
         "day": ["d1", "d1", "d1", None, "d2", "d2"],
         "segment": ["standard", "gold", None, "premium", "gold", "business"],
         "amount": [1.0, None, 3.0, float("nan"), 5.0, 6.0],
+        "_op": ["create", "update", "update", "truncate", "create", "delete"],
     }
 )
 BUILT_IN_RULES = [
     Rule("expect_column_values_to_not_be_null", {"column": "id"}),
     Rule("expect_column_values_to_not_be_null", {"column": "amount"}),
+    # A truncate carries no key: key rules judge the other rows (as raw's rules for Debezium contracts).
+    Rule(
+        "expect_column_values_to_not_be_null",
+        {"column": "id", "row_condition": '_op!="truncate"', "condition_parser": "pandas"},
+    ),
     Rule("expect_column_to_exist", {"column": "segment"}),
     Rule("expect_column_to_exist", {"column": "absent"}),
     Rule("expect_column_values_to_be_in_set", {"column": "segment", "value_set": ["standard", "premium", "business"]}),
