@@ -92,7 +92,7 @@ def test_history_holds_each_days_end_state(demo, lake, contracts):
         by_day[row["snapshot_date"]][row["customer_id"]] = row
     assert sorted(by_day) == [date(2026, 1, 1), date(2026, 1, 2)]
     source_rows = [
-        {**expected_row(customers, e.value), "_op": e.topic.split("-")[1], **_position(i)}
+        {**expected_row(customers, e.value), "_op": e.topic.split("-")[1], **_position(i), "_event_hour": e.event_time}
         for i, e in enumerate(demo.changes)
         if e.topic.startswith("customer-")
     ]
