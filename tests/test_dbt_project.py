@@ -127,9 +127,14 @@ def test_a_unit_test_catches_a_broken_kpi(dbt_env, workdir):
     results = dbt(UNIT_TESTS_AND_THEIR_MODELS, dbt_env, workdir / "broken-target", project_dir=project)
     assert results["returncode"] != 0
     catching = "customer_kpis_daily_counts_each_customer_once_per_kind_and_day"
-    assert unit_test_statuses(results) == {name: "fail" if name == catching else "pass" for name in UNIT_TESTS}, (
-        results["output"]
-    )
+    statuses = unit_test_statuses(results)
+    assert statuses[catching] == "fail", results["output"]
+    # Once a unit test of a model fails, dbt build skips that model's unit tests it has not run yet, in
+    # an order of its choosing; every unit test of the other models runs and passes.
+    for name, model in UNIT_TESTS.items():
+        if name != catching:
+            expected = {"pass", "skipped"} if model == UNIT_TESTS[catching] else {"pass"}
+            assert statuses[name] in expected, (name, results["output"])
 
 
 def test_every_model_passes_sqlfluff(dbt_env, workdir):
