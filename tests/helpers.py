@@ -2,6 +2,7 @@
 
 import json
 import logging
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -125,6 +126,9 @@ def loaded_location(instance) -> Iterator[Any]:
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 
+    # Dagster reuses a module it already imported from the same file, which would keep the contract
+    # and settings another test configured: each test loads the location afresh from its environment.
+    sys.modules.pop("daemon_location", None)
     root = Path(__file__).resolve().parents[1]
     target = LoadableTargetOrigin(
         python_file=str(root / "tests" / "daemon_location.py"), attribute="defs", working_directory=str(root)
