@@ -25,6 +25,8 @@ def test_lag_sensor_ticks_queue_prioritised_runs_and_record_lag(broker, tmp_path
         "TEST_GROUP_PREFIX": resources["kafka"].group_prefix,
         "PLATFORM_LAG_THRESHOLD": "1",
         "PLATFORM_LAKE_ROOT": str(tmp_path / "lake"),
+        # This test's broker: an in-process demo of an earlier test leaves the variable naming its own.
+        "KAFKA_BOOTSTRAP_SERVERS": broker,
     }.items():
         monkeypatch.setenv(name, value)
     landing_key = AssetKey(["landing", "ticked"])
