@@ -378,10 +378,10 @@ class PipelineStack:
 
 def hour_end_to_end(events: int, workdir: Path) -> Result:
     """One hour of events through landing, raw, current and history, against the hour itself."""
-    from dagster import AssetKey
+    from platform_assets.entity import layer_asset_key
 
     stack = PipelineStack(workdir / "e2e", hours=1, events_per_hour=events)
-    history = [AssetKey(["history", name]) for name in ("customers", "card_transactions")]
+    history = [layer_asset_key("history", name) for name in ("customers", "card_transactions")]
 
     def pipeline() -> None:
         stack.run("landing_job")

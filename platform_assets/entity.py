@@ -18,9 +18,15 @@ from resources.lake import IncompatibleSchemaError, LakeResource, schema_change,
 from spark.cdc import MergeSpec
 
 
+def layer_asset_key(layer: str, entity: str) -> AssetKey:
+    """`<layer>/<layer>_<entity>`, e.g. `raw/raw_customers`. The prefix selects a layer (`key:"raw/*"`);
+    the last component names layer and entity because it is all a lineage-graph node shows."""
+    return AssetKey([layer, f"{layer}_{entity}"])
+
+
 def asset_key(layer: str, contract: Contract) -> AssetKey:
     """The key of the entity's asset in `layer` (`landing`, `raw`, `quarantine`, `current`, ...)."""
-    return AssetKey([layer, contract.name])
+    return layer_asset_key(layer, contract.name)
 
 
 def entity_asset_properties(contract: Contract, layer: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from platform_assets.entity import ensure_tables
+from platform_assets.entity import ensure_tables, layer_asset_key
 from platform_assets.lib.contract import Contract
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
 from resources.lake import LakeResource
@@ -115,11 +115,12 @@ def mart_models(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 class PlatformDbtTranslator(DagsterDbtTranslator):
-    """Marts under `marts/<model>`, staging views under `staging/<model>`, owners from model meta."""
+    """Marts under `marts/<model>`, staging views under `staging/<model>`, sources under the keys of the
+    layer assets they read (`history/history_customers`), owners from model meta."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
-            return super().get_asset_key(dbt_resource_props)
+            return layer_asset_key(dbt_resource_props["source_name"], dbt_resource_props["name"])
         layer = "marts" if "marts" in dbt_resource_props["fqn"] else "staging"
         return AssetKey([layer, dbt_resource_props["name"]])
 

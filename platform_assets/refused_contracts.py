@@ -23,7 +23,7 @@ def _name(refused: RefusedContract) -> str:
 
 
 def refused_contract_key(refused: RefusedContract) -> AssetKey:
-    return AssetKey([GROUP, _name(refused)])
+    return AssetKey([GROUP, f"refused_{_name(refused)}"])
 
 
 def refused_contract_specs(refused: list[RefusedContract]) -> list[AssetSpec]:

@@ -87,13 +87,13 @@ def test_failed_check_and_failed_run_each_post_one_alert(broker, tmp_path, recei
     run_alerts = [b for b in bodies if b["title"].startswith("Run failed")]
     assert len(bodies) == 2, bodies
     [check_alert] = check_alerts
-    assert check_alert["asset"] == "raw/alerted" and check_alert["rule"] == "quarantine_rate"
+    assert check_alert["asset"] == "raw/raw_alerted" and check_alert["rule"] == "quarantine_rate"
     assert check_alert["partition"] == HOUR
     assert "1 of 2 records" in check_alert["detail"] and "quarantine" in check_alert["detail"]
     assert check_alert["link"] == f"{UI}/runs/{checked.run_id}"
     # The run that failed on the check is reported once, by the check; the broken run by its error.
     [run_alert] = run_alerts
-    assert run_alert["asset"] == "quarantine/alerted, raw/alerted"
+    assert run_alert["asset"] == "quarantine/quarantine_alerted, raw/raw_alerted"
     assert run_alert["partition"] == HOUR
     assert run_alert["link"] == f"{UI}/runs/{broken.run_id}"
     assert run_alert["rule"] and "raw_alerted" in run_alert["detail"]

@@ -9,7 +9,7 @@ from platform_assets import checks
 
 pytestmark = pytest.mark.unit
 
-RAW = AssetKey(["raw", "customers"])
+RAW = AssetKey(["raw", "raw_customers"])
 NOW = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
 
 
@@ -17,7 +17,8 @@ def test_freshness_judges_only_the_latest_partition_of_a_contract_that_sets_a_li
     stale = NOW - timedelta(hours=5)
     failed = checks.freshness(RAW, "2026-11-24-11:00", stale, NOW, limit_hours=2, latest=True)
     assert not failed.passed
-    assert "raw/customers partition 2026-11-24-11:00: the newest record is 5.0 h old, above 2 h" in failed.description
+    expected = "raw/raw_customers partition 2026-11-24-11:00: the newest record is 5.0 h old, above 2 h"
+    assert expected in failed.description
     assert checks.freshness(RAW, "2026-11-24-11:00", None, NOW, limit_hours=2, latest=True).passed is False
     assert checks.freshness(RAW, "2026-11-24-11:00", NOW - timedelta(hours=1), NOW, 2, latest=True).passed
     assert checks.freshness(RAW, "2026-01-01-00:00", stale, NOW, limit_hours=2, latest=False).passed  # a backfill

@@ -21,10 +21,11 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import DagsterInstance, materialize
 from debezium_envelopes import AVRO_BALANCE, Table, avro_envelope_schema, avro_key_schema, column
 
 from platform_assets.current import build_current_asset
+from platform_assets.entity import asset_key
 from platform_assets.history import build_history_asset
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import parse_contract
@@ -261,7 +262,7 @@ def test_a_default_debezium_stream_lands_in_source_order(broker, tmp_path, conne
         [metadata] = [
             m.metadata
             for m in raw.asset_materializations_for_node(f"raw_{contract.name}")
-            if m.asset_key == AssetKey(["raw", contract.name])
+            if m.asset_key == asset_key("raw", contract)
         ]
         assert metadata["quarantined"].value == 0
         return int(metadata["skipped_tombstones"].value)

@@ -21,15 +21,15 @@ def test_every_contract_has_its_whole_chain_and_the_marts_depend_on_them():
     asset_keys = keys(defs)
     for entity in ("customers", "card_transactions"):
         for layer in ("landing", "raw", "quarantine", "current", "history"):
-            assert f"{layer}/{entity}" in asset_keys
+            assert f"{layer}/{layer}_{entity}" in asset_keys
     assert {"marts/customer_kpis_daily", "marts/card_spend_hourly", "marts/card_spend_daily_by_city"} <= asset_keys
     graph = defs.resolve_asset_graph()
     upstream = graph.get(AssetKey(["marts", "customer_kpis_daily"])).parent_keys
     assert AssetKey(["staging", "stg_customers_daily"]) in upstream
     staging = graph.get(AssetKey(["staging", "stg_customers_daily"])).parent_keys
-    assert AssetKey(["history", "customers"]) in staging
+    assert AssetKey(["history", "history_customers"]) in staging
     # Lineage reaches back from the marts to the contracts' Kafka topics.
-    assert graph.get(AssetKey(["landing", "customers"])).parent_keys == {
+    assert graph.get(AssetKey(["landing", "landing_customers"])).parent_keys == {
         AssetKey(["kafka", t]) for t in ("customer-create", "customer-update", "customer-delete")
     }
     assert AssetKey(["kafka", "customer-update"]) in graph.get_ancestor_asset_keys(
@@ -38,6 +38,18 @@ def test_every_contract_has_its_whole_chain_and_the_marts_depend_on_them():
     assert AssetKey(["kafka", "card-transactions"]) in graph.get_ancestor_asset_keys(
         AssetKey(["marts", "card_spend_daily_by_city"])
     )
+
+
+def test_every_lineage_node_reads_its_layer_and_entity_in_full():
+    """The graph shows only a key's last component, cut in the middle beyond 31 characters: each must be
+    unique, whole and start with its layer."""
+    labels = [key.path[-1] for key in defs.resolve_asset_graph().get_all_asset_keys()]
+    assert len(labels) == len(set(labels)), "two nodes would read the same"
+    assert all(len(label) <= 31 for label in labels), [label for label in labels if len(label) > 31]
+    entity_layers = ("landing", "raw", "quarantine", "current", "history", "snapshot")
+    entity_keys = [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[0] in entity_layers]
+    assert len(entity_keys) >= 2 * (len(entity_layers) - 1)  # two entities; one has a snapshot
+    assert all(key.path[-1].startswith(f"{key.path[0]}_") for key in entity_keys), entity_keys
 
 
 def test_adding_a_contract_adds_a_chain_without_code(tmp_path):
@@ -53,11 +65,12 @@ def test_adding_a_contract_adds_a_chain_without_code(tmp_path):
     (tmp_path / "accounts.yaml").write_text(yaml.safe_dump(document))
     contracts = load_contracts() + load_contracts(tmp_path)
     extended = build_definitions(contracts)
-    assert {f"{layer}/accounts" for layer in ("landing", "raw", "quarantine", "current", "history")} <= keys(extended)
+    layers = ("landing", "raw", "quarantine", "current", "history")
+    assert {f"{layer}/{layer}_accounts" for layer in layers} <= keys(extended)
     assert {"lag_sensor_accounts", "history_sensor_accounts"} <= {s.name for s in extended.sensors}
     owners = (
-        extended.resolve_assets_def(AssetKey(["current", "accounts"]))
-        .specs_by_key[AssetKey(["current", "accounts"])]
+        extended.resolve_assets_def(AssetKey(["current", "current_accounts"]))
+        .specs_by_key[AssetKey(["current", "current_accounts"])]
         .owners
     )
     assert owners == ["team:ledger"]
@@ -68,12 +81,12 @@ def test_checks_are_blocking_and_jobs_and_schedules_exist():
     blocking = {
         (k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys if graph.get_check_spec(k).blocking
     }
-    assert ("raw/customers", "valid_changes") in blocking
-    assert ("raw/customers", "quarantine_rate") in blocking
-    assert ("current/customers", "unique_key") in blocking
-    assert ("history/customers", "one_row_per_key_per_day") in blocking
-    assert ("raw/customers", "row_count_sanity") in blocking and ("raw/customers", "freshness") in blocking
-    warnings = {("raw/customers", "unknown_fields"), ("raw/card_transactions", "unknown_fields")}
+    assert ("raw/raw_customers", "valid_changes") in blocking
+    assert ("raw/raw_customers", "quarantine_rate") in blocking
+    assert ("current/current_customers", "unique_key") in blocking
+    assert ("history/history_customers", "one_row_per_key_per_day") in blocking
+    assert ("raw/raw_customers", "row_count_sanity") in blocking and ("raw/raw_customers", "freshness") in blocking
+    warnings = {("raw/raw_customers", "unknown_fields"), ("raw/raw_card_transactions", "unknown_fields")}
     every_check = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert blocking == every_check - warnings, "every check blocks but the schema-drift warning"
     assert not any(graph.get_check_spec(k).blocking for k in graph.asset_check_keys if k.name == "unknown_fields")
@@ -118,7 +131,7 @@ def test_declared_types_and_freshness_checks():
 
     from platform_assets import checks
 
-    key = AssetKey(["raw", "things"])
+    key = AssetKey(["raw", "raw_things"])
     declared = pa.schema([("id", pa.string()), ("v", pa.int64())])
     assert checks.declared_types(key, "h", declared, declared).passed
     drifted = checks.declared_types(key, "h", pa.schema([("id", pa.string()), ("v", pa.string())]), declared)
@@ -132,8 +145,8 @@ def test_declared_types_and_freshness_checks():
 
 def test_history_days_depend_on_the_day_before():
     graph = defs.resolve_asset_graph()
-    history = AssetKey(["history", "customers"])
-    assert graph.get(history).parent_keys == {AssetKey(["current", "customers"]), history}
+    history = AssetKey(["history", "history_customers"])
+    assert graph.get(history).parent_keys == {AssetKey(["current", "current_customers"]), history}
     mapping = graph.get_partition_mapping(history, history)
     assert isinstance(mapping, TimeWindowPartitionMapping)
     assert (mapping.start_offset, mapping.end_offset) == (-1, -1)

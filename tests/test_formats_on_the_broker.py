@@ -128,5 +128,5 @@ def test_debezium_envelopes_with_tombstones(broker, tmp_path):
     assert [(r["_op"], r["v"]) for r in raw] == [("create", 1), ("update", 2), ("delete", 3)]
     assert quarantine == []
     materialization = result.asset_materializations_for_node("raw_dbz_things")
-    raw_metadata = next(m for m in materialization if m.asset_key == AssetKey(["raw", "dbz_things"])).metadata
+    raw_metadata = next(m for m in materialization if m.asset_key == AssetKey(["raw", "raw_dbz_things"])).metadata
     assert raw_metadata["skipped_tombstones"].value == 1

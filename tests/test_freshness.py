@@ -14,8 +14,8 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.freshness import FreshnessDaemon
 
-CURRENT = AssetKey(["current", "customers"])  # customers.yaml: quality.freshness_hours: 2
-NO_POLICY = AssetKey(["current", "card_transactions"])  # no freshness_hours
+CURRENT = AssetKey(["current", "current_customers"])  # customers.yaml: quality.freshness_hours: 2
+NO_POLICY = AssetKey(["current", "current_card_transactions"])  # no freshness_hours
 
 
 def freshness_after_daemon_tick(instance) -> dict[AssetKey, FreshnessState]:

@@ -9,7 +9,7 @@ from platform_assets.lib.contract import load_contracts
 
 pytestmark = pytest.mark.unit
 
-LANDING = AssetKey(["landing", "customers"])
+LANDING = AssetKey(["landing", "landing_customers"])
 
 
 def test_records_expired_before_landing_fail_a_check_naming_how_many_and_where():
@@ -17,7 +17,7 @@ def test_records_expired_before_landing_fail_a_check_naming_how_many_and_where()
     assert not result.passed
     assert result.metadata["expired_records"].value == 15
     for named in (
-        "landing/customers",
+        "landing/landing_customers",
         "15 records",
         "customer-create[0] offsets 10..19",
         "customer-update[2] offsets 0..4",
@@ -36,7 +36,7 @@ def test_every_landing_asset_declares_the_blocking_check():
     assert spec.name == checks.NOTHING_EXPIRED_BEFORE_LANDING and spec.blocking
 
 
-RAW = AssetKey(["raw", "customers"])
+RAW = AssetKey(["raw", "raw_customers"])
 LANDED = [("t", 0, offset) for offset in range(6)]
 
 
@@ -49,7 +49,7 @@ def test_a_landed_record_found_nowhere_fails_the_reconciliation():
     stored = [("t", 0, 0), ("t", 0, 1), ("t", 0, 3)]
     result = checks.every_record_accounted(RAW, "2026-01-01-10:00", LANDED, stored, set_aside=2)
     assert not result.passed
-    assert "raw/customers partition 2026-01-01-10:00" in (result.description or "")
+    assert "raw/raw_customers partition 2026-01-01-10:00" in (result.description or "")
     assert "1 of 6 landed records" in (result.description or "")
 
 

@@ -71,20 +71,19 @@ def test_a_bad_partition_stops_downstream_and_leaves_published_marts_untouched(s
     hourly = run(stack.defs, stack.instance, "hourly_job", "2026-01-02-03:00", "2026-01-02-03:00")
     assert not hourly.success
     checks = {
-        (
-            e.asset_check_evaluation_data.asset_key.path[1],
-            e.asset_check_evaluation_data.check_name,
-        ): e.asset_check_evaluation_data
+        (e.asset_check_evaluation_data.asset_key.to_user_string(), e.asset_check_evaluation_data.check_name): (
+            e.asset_check_evaluation_data
+        )
         for e in hourly.all_events
         if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
     }
-    failed = checks[("card_transactions", "valid_changes")]
+    failed = checks[("raw/raw_card_transactions", "valid_changes")]
     assert not failed.passed
-    assert "raw/card_transactions partition 2026-01-02-03:00" in failed.description
+    assert "raw/raw_card_transactions partition 2026-01-02-03:00" in failed.description
     assert "expect_column_values_to_be_between" in failed.description and "1 of" in failed.description
     # Every asset downstream of the failed check in the run was stopped; the other entity flowed on.
-    assert not materialized(stack.instance, AssetKey(["current", "card_transactions"]), hourly.run_id)
-    assert materialized(stack.instance, AssetKey(["current", "customers"]), hourly.run_id)
+    assert not materialized(stack.instance, AssetKey(["current", "current_card_transactions"]), hourly.run_id)
+    assert materialized(stack.instance, AssetKey(["current", "current_customers"]), hourly.run_id)
 
     # The history sensors start nothing past the failed blocking check: not card_transactions' history,
     # and not the marts, which read raw/card_transactions too; customers' history flows on.
@@ -94,9 +93,9 @@ def test_a_bad_partition_stops_downstream_and_leaves_published_marts_untouched(s
 
     waiting = history_sensor("card_transactions")
     assert isinstance(waiting, SkipReason)
-    assert "raw/card_transactions:valid_changes" in waiting.skip_message
+    assert "raw/raw_card_transactions:valid_changes" in waiting.skip_message
     [customers] = history_sensor("customers").run_requests
-    assert customers.asset_selection == [AssetKey(["history", "customers"])]
+    assert customers.asset_selection == [AssetKey(["history", "history_customers"])]
     assert published_versions(stack.lake) == before
 
 
@@ -143,10 +142,10 @@ def test_a_surge_beyond_the_contracts_row_count_limit_stops_downstream(stack):
         for e in surge.all_events
         if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
         and e.asset_check_evaluation_data.check_name == "row_count_sanity"
-        and e.asset_check_evaluation_data.asset_key == AssetKey(["raw", "card_transactions"])
+        and e.asset_check_evaluation_data.asset_key == AssetKey(["raw", "raw_card_transactions"])
     ]
     assert not check.passed
-    assert "raw/card_transactions partition 2026-01-02-09:00" in check.description
+    assert "raw/raw_card_transactions partition 2026-01-02-09:00" in check.description
     assert "above `quality.max_row_count_change` 50%" in check.description and "raise the limit" in check.description
-    assert not materialized(stack.instance, AssetKey(["current", "card_transactions"]), surge.run_id)
-    assert materialized(stack.instance, AssetKey(["current", "customers"]), surge.run_id)
+    assert not materialized(stack.instance, AssetKey(["current", "current_card_transactions"]), surge.run_id)
+    assert materialized(stack.instance, AssetKey(["current", "current_customers"]), surge.run_id)

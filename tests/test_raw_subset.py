@@ -20,7 +20,7 @@ def test_raw_alone_writes_and_records_quarantine(broker, tmp_path):
     instance = DagsterInstance.ephemeral()
     assert materialize([build_landing_asset(contract)], instance=instance, resources=resources).success
 
-    raw_key, quarantine_key = AssetKey(["raw", "gadgets"]), AssetKey(["quarantine", "gadgets"])
+    raw_key, quarantine_key = AssetKey(["raw", "raw_gadgets"]), AssetKey(["quarantine", "quarantine_gadgets"])
     result = materialize(
         [build_raw_assets(contract)], instance=instance, resources=resources, partition_key=HOUR, selection=[raw_key]
     )

@@ -65,16 +65,16 @@ def test_the_code_location_keeps_the_valid_chains_and_shows_each_refused_file(co
     contracts, refused = read_contracts(contracts_dir)
     defs = build_definitions(contracts, refused=refused)
     keys = set(defs.resolve_all_asset_keys())
-    assert {AssetKey(["landing", "customers"]), AssetKey(["current", "card_transactions"])} <= keys
-    shown = defs.resolve_assets_def(AssetKey(["refused_contracts", "accounts"])).specs_by_key[
-        AssetKey(["refused_contracts", "accounts"])
+    assert {AssetKey(["landing", "landing_customers"]), AssetKey(["current", "current_card_transactions"])} <= keys
+    shown = defs.resolve_assets_def(AssetKey(["refused_contracts", "refused_accounts"])).specs_by_key[
+        AssetKey(["refused_contracts", "refused_accounts"])
     ]
     assert "`fields.first-name`" in (shown.description or "")
     sensor = next(s for s in defs.sensors if s.name == "refused_contract_accounts")
     assert sensor.default_status == DefaultSensorStatus.RUNNING
     with pytest.raises(Exception, match="first-name"):
         sensor.evaluate_tick(build_sensor_context())
-    assert AssetKey(["refused_contracts", "ledger"]) in keys
+    assert AssetKey(["refused_contracts", "refused_ledger"]) in keys
 
 
 def test_contracts_validate_fails_ci_listing_every_refused_file(contracts_dir):

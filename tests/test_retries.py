@@ -9,6 +9,7 @@ from dagster import DagsterEventType, materialize
 from devstack.broker import free_port
 from platform_assets import retries
 from platform_assets.current import build_current_asset
+from platform_assets.entity import asset_key
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import ContractError, load_contracts
 from resources.kafka import KafkaResource, KafkaUnavailableError
@@ -71,7 +72,7 @@ def test_current_retries_an_unreachable_spark_server_then_fails_naming_it(lake, 
         [build_current_asset(contract)],
         partition_key="2026-01-01-00:00",
         resources={"lake": lake, "spark": SparkResource(remote=nowhere, connect_retries=1)},
-        selection=[f"current/{contract.name}"],
+        selection=[asset_key("current", contract)],
         raise_on_error=False,
     )
     assert_retried_then_failed_naming(result, nowhere)

@@ -29,7 +29,7 @@ def test_lag_sensor_ticks_queue_prioritised_runs_and_record_lag(broker, tmp_path
         "KAFKA_BOOTSTRAP_SERVERS": broker,
     }.items():
         monkeypatch.setenv(name, value)
-    landing_key = AssetKey(["landing", "ticked"])
+    landing_key = AssetKey(["landing", "landing_ticked"])
     with instance_for_test() as instance, loaded_location(instance) as workspace:
         started = datetime.now(UTC)
         tick(workspace, started)

@@ -25,6 +25,7 @@ from dagster._core.test_utils import create_run_for_test
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from platform_assets.current import build_current_asset
+from platform_assets.entity import asset_key
 from platform_assets.history import build_history_asset
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import parse_contract
@@ -89,7 +90,7 @@ def test_lag_sensor_requests_landing_then_the_hours_landing_touched(setup, broke
     first = evaluate(sensor, instance, None, {"kafka": kafka})
     assert isinstance(first, SensorResult)
     [landing_request] = first.run_requests
-    assert landing_request.asset_selection == [contract_key("landing", contract)]
+    assert landing_request.asset_selection == [asset_key("landing", contract)]
     assert landing_request.tags["lag"] == "6"
     # The sensor commits nothing: the group still has no committed offsets.
     assert all(p.committed_offset is None for p in kafka.lag(contract.name, contract.source.topics))
@@ -106,9 +107,9 @@ def test_lag_sensor_requests_landing_then_the_hours_landing_touched(setup, broke
     assert hourly_request.tags[RANGE_END] == "2026-03-02-10:00"
     assert hourly_request.tags["dagster/priority"] == "-1" and landing_request.tags["dagster/priority"] == "-1"
     assert hourly_request.asset_selection == [
-        contract_key("raw", contract),
-        contract_key("quarantine", contract),
-        contract_key("current", contract),
+        asset_key("raw", contract),
+        asset_key("quarantine", contract),
+        asset_key("current", contract),
     ]
 
     third = evaluate(sensor, instance, second.cursor, {"kafka": kafka})
@@ -116,7 +117,7 @@ def test_lag_sensor_requests_landing_then_the_hours_landing_touched(setup, broke
     assert third.skip_reason.skip_message == f"{contract.name}: nothing to land (lag 0)"
     # Every tick records lag and delay on landing as numbers, which the asset's page plots over time.
     assert [lag_of(result) for result in (first, second, third)] == [6, 0, 0]
-    assert first.asset_events[0].asset_key == contract_key("landing", contract)
+    assert first.asset_events[0].asset_key == asset_key("landing", contract)
     assert isinstance(first.asset_events[0].metadata["oldest_pending_age_s"], FloatMetadataValue)
 
     # Below both limits the skip reason names the rule and the numbers.
@@ -134,7 +135,7 @@ def test_lag_sensor_requests_landing_then_the_hours_landing_touched(setup, broke
     patient = build_lag_sensor(contract, lag_threshold=100, max_delay_s=0)
     fourth = evaluate(patient, instance, second.cursor, {"kafka": kafka})
     assert isinstance(fourth, SensorResult)
-    assert [r.asset_selection for r in fourth.run_requests] == [[contract_key("landing", contract)]]
+    assert [r.asset_selection for r in fourth.run_requests] == [[asset_key("landing", contract)]]
 
     # While that landing run is in flight, the sensor waits for it and says so.
     in_flight = queue_run(instance, "landing_job", {"entity": contract.name, "layer": "landing"})
@@ -218,7 +219,7 @@ def test_history_sensor_requests_late_days_onward(setup, broker):
     )
     assets = [build_landing_asset(contract), build_raw_assets(contract), build_current_asset(contract)]
     assert materialize(assets[:1], instance=instance, resources=resources).success
-    hourly = [contract_key(layer, contract) for layer in ("raw", "quarantine", "current")]
+    hourly = [asset_key(layer, contract) for layer in ("raw", "quarantine", "current")]
     for hour in ("2026-01-03-05:00", "2026-01-01-05:00"):
         assert materialize(assets, instance=instance, resources=resources, partition_key=hour, selection=hourly).success
     result = evaluate(build_history_sensor(contract), instance, None)
@@ -229,13 +230,13 @@ def test_history_sensor_requests_late_days_onward(setup, broker):
     assert isinstance(evaluate(build_history_sensor(contract), instance, result.cursor), SkipReason)
 
     # current counts its whole table under its own names; `dagster/row_count` stays a partition's count.
-    merged = instance.get_latest_materialization_event(contract_key("current", contract)).asset_materialization
+    merged = instance.get_latest_materialization_event(asset_key("current", contract)).asset_materialization
     assert merged.metadata["table_live_rows"].value == 2 and "dagster/row_count" not in merged.metadata
 
     # History already runs up to day 5; a late event for day 2 must recompute days 2..5.
     history = build_history_asset(contract)
     assert materialize([history], instance=instance, resources=resources, partition_key="2026-01-05").success
-    day = instance.get_latest_materialization_event(contract_key("history", contract)).asset_materialization
+    day = instance.get_latest_materialization_event(asset_key("history", contract)).asset_materialization
     # A one-day run: the count of that day.
     assert day.metadata["dagster/row_count"].value == day.metadata["live_rows_per_day"].value["2026-01-05"]
     produce(broker, topic, [("c", datetime(2026, 1, 2, 8, tzinfo=UTC), 1)])
@@ -248,9 +249,3 @@ def test_history_sensor_requests_late_days_onward(setup, broker):
     [request] = late.run_requests
     assert request.tags["dagster/asset_partition_range_start"] == "2026-01-02"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-01-05"
-
-
-def contract_key(layer, contract):
-    from dagster import AssetKey
-
-    return AssetKey([layer, contract.name])

@@ -42,15 +42,15 @@ def test_snapshot_brings_the_history_kafka_never_delivered(stack):
     for hour in range(12):
         stack.source.hour(START + timedelta(hours=hour))
     defs = stack.defs
-    snapshot = defs.resolve_assets_def(AssetKey(["snapshot", "customers"]))
+    snapshot = defs.resolve_assets_def(AssetKey(["snapshot", "snapshot_customers"]))
     as_of = START + timedelta(hours=12)
     result = materialize(
         [snapshot],
         instance=stack.instance,
-        run_config={"ops": {"snapshot__customers": {"config": {"as_of": as_of.isoformat(), "page_size": 7}}}},
+        run_config={"ops": {"snapshot__snapshot_customers": {"config": {"as_of": as_of.isoformat(), "page_size": 7}}}},
     )
     assert result.success
-    [materialization] = result.asset_materializations_for_node("snapshot__customers")
+    [materialization] = result.asset_materializations_for_node("snapshot__snapshot_customers")
     assert materialization.metadata["rows"].value == len(stack.source.customers)
 
     for hour in range(12, 24):
@@ -70,7 +70,7 @@ def test_snapshot_brings_the_history_kafka_never_delivered(stack):
     refreshed = defs.resolve_job_def("hourly_job").execute_in_process(
         instance=stack.instance,
         partition_key=hour_key(START + timedelta(hours=23)),
-        run_config={"ops": {"current__customers": {"config": {"full_refresh": True}}}},
+        run_config={"ops": {"current__current_customers": {"config": {"full_refresh": True}}}},
     )
     assert refreshed.success
     after = sorted(stack.lake.read("current", "customers").to_pylist(), key=lambda r: r["customer_id"])

@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.broker]
 ONE_HOUR = hour_key(START + timedelta(hours=1))
 RANGE = [hour_key(START + timedelta(hours=h)) for h in (2, 3, 4)]
 BAD = hour_key(BAD_HOUR)
-TRANSACTION_ASSETS = ("raw/card_transactions", "quarantine/card_transactions")  # one multi-asset
+ENTITY_LAYERS = ("landing", "raw", "quarantine", "current", "history")
+TRANSACTION_ASSETS = ("raw/raw_card_transactions", "quarantine/quarantine_card_transactions")  # one multi-asset
 GRAPHQL_RANGE = [hour_key(START + timedelta(hours=h)) for h in (0, 1, 2)]
 CLI_RANGE = [hour_key(START + timedelta(hours=h)) for h in (3, 4, 5)]
 RUN_PAGE = re.compile(r"/runs/([0-9a-f-]{36})$")
@@ -75,13 +76,13 @@ def wait_for_run_page(page: Page) -> Locator:
 
 
 def materialize_raw_customers(page: Page, shot: Any, hour: str) -> str:
-    """From the asset page of raw/customers: Materialize…, pick one hour, launch; return the run id."""
-    page.goto("/assets/raw/customers")
+    """From the asset page of raw/raw_customers: Materialize…, pick one hour, launch; return the run id."""
+    page.goto("/assets/raw/raw_customers")
     expect(page.get_by_text("Hourly change log of customers")).to_be_visible()
     page.get_by_role("button", name="Materialize…").click()
     picker = partition_picker(page)
     # raw alone: its multi-asset is subsettable, so quarantine is not pulled in (it is written all the same)
-    expect(picker.get_by_text("Launch runs to materialize raw / customers")).to_be_visible()
+    expect(picker.get_by_text("Launch runs to materialize raw / raw_customers")).to_be_visible()
     choose_partitions(picker, hour, 1)
     shot("partition-picker")
     picker.get_by_role("button", name="Launch 1 run").click()
@@ -99,10 +100,23 @@ def test_asset_graph_shows_the_platform_assets(page: Page, shot: Any) -> None:
     page.get_by_role("menuitem", name="Expand all groups").click()
     page.get_by_role("button", name="settings", exact=True).click()  # close the menu again
     expect(page.get_by_role("menuitem")).to_have_count(0)
-    # every group opened into its asset nodes: the customers group and at least five customers assets
-    expect(graph.get_by_text("customers", exact=True).nth(5)).to_be_visible()
+    # every group opened into its asset nodes, and each node reads its layer and entity: in full, or, where
+    # the zoomed-out graph cuts a long name in the middle, in the tooltip that hovering the node shows
+    labels = set()
+    for name in graph.locator('[class*="minimalName"]').all():
+        shown = name.inner_text()
+        if "…" in shown:
+            head, tail = shown.split("…")
+            name.hover()
+            tooltip = page.get_by_role("tooltip").filter(has_text=re.compile(f"^{re.escape(head)}.*{re.escape(tail)}$"))
+            expect(tooltip).to_have_count(1)
+            labels.add(tooltip.inner_text())
+        else:
+            labels.add(shown)
+    expected = {f"{layer}_{entity}" for layer in ENTITY_LAYERS for entity in ("customers", "card_transactions")}
+    assert expected <= labels, f"nodes not found by their labels: {sorted(expected - labels)}"
     shot("asset-graph")
-    for key in ("current/customers", "marts/customer_kpis_daily", "raw/card_transactions"):
+    for key in ("current/current_customers", "marts/customer_kpis_daily", "raw/raw_card_transactions"):
         jump = page.get_by_placeholder("Jump to…")
         jump.fill(key)
         jump.press("Enter")
@@ -129,7 +143,7 @@ def test_materialize_one_partition_from_the_asset_page(page: Page, shot: Any, da
 
 def test_backfill_a_partition_range_from_the_catalog(page: Page, shot: Any, dagster_ui: DagsterUI) -> None:
     page.goto("/assets?asset-selection=" + 'group:"customers"'.replace(":", "%3A").replace('"', "%22"))
-    for key in ("raw/customers", "quarantine/customers", "current/customers"):
+    for key in ("raw/raw_customers", "quarantine/quarantine_customers", "current/current_customers"):
         checkbox = page.get_by_test_id(f"checkbox-{key}")
         page.locator("label").filter(has=checkbox).click()
         expect(checkbox).to_be_checked()
@@ -145,7 +159,7 @@ def test_backfill_a_partition_range_from_the_catalog(page: Page, shot: Any, dags
     expect(page.get_by_text(f"{RANGE[0]}...{RANGE[-1]}")).to_be_visible()
     status = page.get_by_text("Status", exact=True).locator("xpath=following-sibling::*[1]")
     expect(status).to_have_text("Succeeded", timeout=RUN_TIMEOUT_S * 1000)
-    for asset in ("raw / customers", "quarantine / customers", "current / customers"):
+    for asset in ("raw / raw_customers", "quarantine / quarantine_customers", "current / current_customers"):
         expect(page.get_by_role("link", name=asset).first).to_be_visible()
     expect(page.get_by_text("100% completed")).to_have_count(3)
     shot("backfill-succeeded")
@@ -177,13 +191,13 @@ def test_a_failed_blocking_check_is_shown_as_failed(page: Page, shot: Any, dagst
     shot("run-failed")
     assert dagster_ui.run_status(run_id) == "FAILURE"
 
-    page.goto("/assets/raw/customers")
+    page.goto("/assets/raw/raw_customers")
     page.get_by_role("tab", name="Checks").click()
     expect(page.get_by_text("Latest execution")).to_be_visible()
     listed = page.locator("span").filter(has_text="quarantine_rate").filter(has_text="Failed")
     expect(listed.first).to_be_visible()
     listed.first.click()
-    expect(page.get_by_text(f"raw/customers partition {BAD}: {BROKEN_RECORDS} of")).to_be_visible()
+    expect(page.get_by_text(f"raw/raw_customers partition {BAD}: {BROKEN_RECORDS} of")).to_be_visible()
     expect(page.get_by_text("went to quarantine, above the limit 5.0%", exact=False)).to_be_visible()
     result = page.get_by_text("Evaluation result", exact=True).locator("xpath=following-sibling::*[1]")
     expect(result).to_have_text("Failed")

@@ -116,7 +116,7 @@ def test_landing_raw_and_current_round_trip_on_the_object_store(object_lake: Lak
     [quarantined] = lake.read("quarantine", "things").to_pylist()
     assert quarantined["value"] == b"{not json" and quarantined["reason"]
     metadata = {m.asset_key: m.metadata for m in result.asset_materializations_for_node("raw_things")}
-    assert metadata[AssetKey(["raw", "things"])]["records_in"].value == 5
+    assert metadata[AssetKey(["raw", "raw_things"])]["records_in"].value == 5
 
     layers = ("current", "current_tombstones")
     for layer in layers:
