@@ -1,0 +1,182 @@
+"""The schema registry in the contract's loop: a contract inferred from an Avro topic's subjects, each
+new schema version reported once by the sensor (compatible or not, with the change that adopts it), and
+that change proposed as a diff of the contract file by `contracts sync`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka.schema_registry import Schema
+from dagster import AssetObservation, DagsterInstance, SensorResult, build_sensor_context
+from debezium_envelopes import AVRO_BALANCE, avro_envelope_schema, avro_key_schema
+
+from cli.__main__ import main
+from platform_assets.landing import topic_key
+from platform_assets.lib.contract import load_contracts
+from platform_assets.sensors import build_schema_registry_sensor
+from resources.schema_registry import SchemaRegistryResource
+
+pytestmark = pytest.mark.unit
+
+NAMESPACE = "pg.public.persons"
+MICRO_TIMESTAMP = {"type": "long", "connect.version": 1, "connect.name": "io.debezium.time.MicroTimestamp"}
+VERSION_1 = [
+    {"name": "id", "type": "int"},
+    {"name": "name", "type": "string"},
+    AVRO_BALANCE,
+    {"name": "updated_at", "type": ["null", MICRO_TIMESTAMP], "default": None},
+    {"name": "score", "type": ["null", "int"], "default": None},
+]
+# The producer adds a nullable column and widens one: the contract can follow in place.
+VERSION_2 = [
+    *VERSION_1[:4],
+    {"name": "score", "type": ["null", "long"], "default": None},
+    {"name": "tier", "type": ["null", "string"], "default": None},
+]
+# ...then turns a number into text: the stored numbers cannot take it.
+VERSION_3 = [*VERSION_2[:4], {"name": "score", "type": ["null", "string"], "default": None}, VERSION_2[5]]
+
+
+@pytest.fixture
+def registry(monkeypatch) -> SchemaRegistryResource:
+    """A private in-memory registry (confluent-kafka's mock client), named by SCHEMA_REGISTRY_URL as the
+    commands read it."""
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", f"mock://loop-{uuid.uuid4().hex[:8]}")
+    return SchemaRegistryResource.from_env()
+
+
+def register(registry: SchemaRegistryResource, topic: str, columns: list[dict]) -> int:
+    """Registers the value schema (and the key schema) as the AvroConverter does; the value's version."""
+    client = registry.client()
+    client.register_schema(f"{topic}-key", Schema(json.dumps(avro_key_schema(NAMESPACE)), "AVRO"))
+    client.register_schema(f"{topic}-value", Schema(json.dumps(avro_envelope_schema(NAMESPACE, columns)), "AVRO"))
+    return client.get_version(f"{topic}-value", "latest").version
+
+
+def infer(topic: str, output: Path) -> None:
+    main(["contracts", "infer", "--topic", topic, "--registry", "--output", str(output), "--name", "persons"])
+
+
+def test_a_contract_is_inferred_from_the_registry_subjects(registry, tmp_path, capsys):
+    topic = "pg.public.persons"
+    register(registry, topic, VERSION_1)
+    output = tmp_path / "persons.yaml"
+    infer(topic, output)
+    assert f"wrote {output}: entity persons, 5 fields" in capsys.readouterr().out
+    assert output.read_text().startswith("# Inferred from the schema registry subjects of pg.public.persons")
+    [contract] = load_contracts(tmp_path)
+    assert (contract.source.format, contract.source.topics) == ("debezium", (topic,))
+    assert (contract.key, contract.sequence, contract.event_time) == (("id",), ("source.lsn",), "source.ts_ms")
+    assert [(f.name, f.type, f.nullable) for f in contract.fields] == [
+        ("id", "int", False),
+        ("name", "string", False),
+        ("balance", "decimal", True),
+        ("updated_at", "timestamp", True),
+        ("score", "int", True),
+    ]
+    assert (contract.field("balance").precision, contract.field("balance").scale) == (12, 2)
+
+
+def test_a_topic_without_a_subject_is_named_with_the_fix(registry):
+    with pytest.raises(SystemExit, match=r"no subject `pg\.public\.nobody-value`.*AvroConverter"):
+        main(["contracts", "infer", "--topic", "pg.public.nobody", "--registry"])
+
+
+def observations(result: SensorResult | object) -> list[AssetObservation]:
+    assert isinstance(result, SensorResult) and not result.run_requests
+    return [event for event in result.asset_events if isinstance(event, AssetObservation)]
+
+
+def test_the_sensor_reports_each_new_version_once_with_the_change_that_adopts_it(registry, tmp_path):
+    topic = "pg.public.persons"
+    register(registry, topic, VERSION_1)
+    infer(topic, tmp_path / "persons.yaml")
+    # A Debezium topic read with the JsonConverter has no subject: passed over.
+    (tmp_path / "orders.yaml").write_text(
+        "name: orders\nsource: {format: debezium, topic: pg.public.orders}\nkey: [id]\nsequence: source.lsn\n"
+        "event_time: source.ts_ms\nfields:\n  id: {type: int, nullable: false}\n"
+    )
+    sensor = build_schema_registry_sensor(load_contracts(tmp_path))
+    instance = DagsterInstance.ephemeral()
+
+    def tick(cursor: str | None) -> SensorResult:
+        context = build_sensor_context(instance=instance, cursor=cursor, resources={"schema_registry": registry})
+        result = sensor(context)
+        assert isinstance(result, SensorResult)
+        return result
+
+    first = tick(None)
+    assert observations(first) == [], "version 1 is the contract"
+    assert json.loads(first.cursor or "") == {f"{topic}-value": 1}
+
+    assert register(registry, topic, VERSION_2) == 2
+    second = tick(first.cursor)
+    [compatible] = observations(second)
+    assert compatible.asset_key == topic_key(topic)
+    metadata = {name: value.value for name, value in compatible.metadata.items()}
+    assert (metadata["entity"], metadata["subject"], metadata["schema_version"], metadata["compatible"]) == (
+        "persons",
+        f"{topic}-value",
+        2,
+        True,
+    )
+    assert second.skip_reason is not None
+    message = second.skip_reason.skip_message
+    assert f"`persons` ({tmp_path / 'persons.yaml'}): subject `{topic}-value` version 2 is compatible" in message
+    assert "widen field `score` from int to long" in message and "add field `tier` {type: string}" in message
+    change = str(metadata["contract_change"])
+    assert (
+        change.startswith(message)
+        and "   score:\n-    type: int\n+    type: long\n+  tier:\n+    type: string\n" in change
+    )
+
+    third = tick(second.cursor)
+    assert observations(third) == [], "a version is reported once"
+
+    assert register(registry, topic, VERSION_3) == 3
+    fourth = tick(third.cursor)
+    [incompatible] = observations(fourth)
+    assert incompatible.metadata["compatible"].value is False
+    assert incompatible.metadata["schema_version"].value == 3
+    message = fourth.skip_reason.skip_message if fourth.skip_reason else ""
+    assert "version 3 is incompatible with the contract" in message
+    assert "change field `score` from int to string" in message
+    assert "field `score` changed from int32 to string, which does not hold every stored value" in message
+    assert "python -m cli contracts migrate --entity persons" in message
+    assert observations(tick(fourth.cursor)) == []
+
+
+def test_sync_shows_the_change_as_a_diff_and_writes_it_when_asked(registry, tmp_path, capsys):
+    topic = "pg.public.persons"
+    register(registry, topic, VERSION_1)
+    path = tmp_path / "persons.yaml"
+    infer(topic, path)
+    path.write_text(path.read_text().replace("owner: ''", "owner: people-team  # reviewed"))
+    before = path.read_text()
+    register(registry, topic, VERSION_2)
+    capsys.readouterr()
+
+    main(["contracts", "sync", str(path)])
+    shown = capsys.readouterr().out
+    assert path.read_text() == before, "sync writes nothing unless asked"
+    assert f"--- {path}\n+++ {path}\n" in shown
+    assert "-    type: int\n+    type: long\n" in shown
+    assert "+  tier:\n+    type: string\n" in shown
+    assert "version 2 is compatible with the contract" in shown
+    changed = [line for line in shown.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert len(changed) == 4, "only the adopted change: score's type, and tier"
+
+    main(["contracts", "sync", str(path), "--write"])
+    assert f"wrote {path}" in capsys.readouterr().out
+    assert "owner: people-team  # reviewed" in path.read_text(), "comments and edits are kept"
+    [contract] = load_contracts(tmp_path)
+    assert (contract.field("score").type, contract.field("tier").type, contract.field("tier").nullable) == (
+        "long",
+        "string",
+        True,
+    )
+    main(["contracts", "sync", str(path)])
+    assert "version 2 matches the contract" in capsys.readouterr().out
