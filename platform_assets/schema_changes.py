@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -102,11 +104,11 @@ def propose(contract: Contract, value: RegisteredSchema, key: RegisteredSchema |
     except InferenceError as error:
         refusal = f"{value.subject} version {value.version} cannot be read: {error}"
         return ContractProposal(contract, value, (), (refusal,), (), original, original)
-    yaml = _round_trip(original)
-    document = yaml.load(original)
+    editor = _round_trip(original)
+    document = editor.load(original)
     changes, refusals = _adopt(contract, row, document)
     out = io.StringIO()
-    yaml.dump(document, out)
+    editor.dump(document, out)
     if changes:
         try:
             proposed = parse_contract(_plain(document), contract.path)
@@ -133,7 +135,7 @@ def _adopt(contract: Contract, row: RowSchema, document: Any) -> tuple[list[str]
             continue
         old, new = declared[name], parse_field(name, inferred, contract.path)
         old_type, new_type = arrow_type(old), arrow_type(new)
-        if old_type != new_type and not is_widening(new_type, old_type):  # the contract holds it already
+        if not _holds(old_type, new_type):
             fields[name]["type"] = inferred["type"]
             verb = "widen" if is_widening(old_type, new_type) else "change"
             changes.append(f"{verb} field `{name}` from {_type(old)} to {inferred['type']}")
@@ -141,7 +143,7 @@ def _adopt(contract: Contract, row: RowSchema, document: Any) -> tuple[list[str]
             del fields[name]["nullable"]
             changes.append(f"make field `{name}` nullable")
     identity = {*contract.key, *contract.sequence, contract.event_time}
-    for name in declared.keys() - set(row.columns):
+    for name in [name for name in declared if name not in row.columns]:
         if name in identity:
             refusals.append(
                 f"field `{name}` is in the contract's key, sequence or event_time, and the schema has it not"
@@ -156,12 +158,23 @@ def _adopt(contract: Contract, row: RowSchema, document: Any) -> tuple[list[str]
     return changes, refusals
 
 
+def _holds(declared: pa.DataType, registered: pa.DataType) -> bool:
+    """Whether a field of the contract's type takes every value of the registered type as decoding reads
+    it: the same or a wider type, or a number read as a double."""
+    return (
+        declared == registered
+        or is_widening(registered, declared)
+        or (pa.types.is_floating(declared) and (pa.types.is_integer(registered) or pa.types.is_decimal(registered)))
+    )
+
+
 def _type(spec: Any) -> str:
     return f"decimal({spec.precision}, {spec.scale})" if spec.type == "decimal" else str(spec.type)
 
 
 def _shown(spec: dict[str, Any]) -> str:
-    return "{" + ", ".join(f"{key}: {value}" for key, value in spec.items()) + "}"
+    """A field as the contract writes it: `{type: string, nullable: false}`."""
+    return yaml.safe_dump(spec, default_flow_style=True, sort_keys=False, width=4096).strip()
 
 
 def _mapping(spec: dict[str, Any], flow: bool) -> CommentedMap:

@@ -9,15 +9,17 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from confluent_kafka.schema_registry import Schema
 from dagster import AssetObservation, DagsterInstance, SensorResult, build_sensor_context
 from debezium_envelopes import AVRO_BALANCE, avro_envelope_schema, avro_key_schema
 
 from cli.__main__ import main
 from platform_assets.landing import topic_key
-from platform_assets.lib.contract import load_contracts
+from platform_assets.lib.contract import Contract, load_contracts, parse_contract
+from platform_assets.schema_changes import propose
 from platform_assets.sensors import build_schema_registry_sensor
-from resources.schema_registry import SchemaRegistryResource
+from resources.schema_registry import RegisteredSchema, SchemaRegistryResource
 
 pytestmark = pytest.mark.unit
 
@@ -180,3 +182,98 @@ def test_sync_shows_the_change_as_a_diff_and_writes_it_when_asked(registry, tmp_
     )
     main(["contracts", "sync", str(path)])
     assert "version 2 matches the contract" in capsys.readouterr().out
+
+
+PAYMENTS = """# Owned by the payments team.
+name: payments
+source: {format: avro, topic: payments}
+key: [payment_id]
+sequence: version
+event_time: paid_at
+fields:
+  payment_id: {type: string, nullable: false}
+  version: {type: long, nullable: false}
+  paid_at: {type: timestamp, nullable: false}
+  amount: {type: 'decimal(10, 2)', nullable: false}
+  memo: {type: string}
+  rate: {type: double}
+"""
+
+
+def payment_schema(*fields: dict) -> RegisteredSchema:
+    """A plain Avro value (no Debezium envelope): the record's fields are the row."""
+    always = [
+        {"name": "payment_id", "type": "string"},
+        {"name": "version", "type": "long"},
+        {"name": "paid_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "rate", "type": ["null", "int"]},  # the contract's double takes it as it is
+    ]
+    schema = {"type": "record", "name": "Payment", "fields": [*always, *fields]}
+    return RegisteredSchema("payments-value", 7, 70, json.dumps(schema))
+
+
+def payments(tmp_path: Path) -> Contract:
+    path = tmp_path / "payments.yaml"
+    path.write_text(PAYMENTS)
+    return parse_contract(yaml.safe_load(PAYMENTS), str(path))
+
+
+def test_a_plain_avro_value_is_adopted_in_the_contracts_own_style(tmp_path):
+    """A decimal made nullable and wider, a field removed and one added: compatible, written as the file
+    writes its fields (flow style), its comment kept."""
+    amount = {"type": "bytes", "logicalType": "decimal", "precision": 14, "scale": 2}
+    proposal = propose(
+        payments(tmp_path),
+        payment_schema({"name": "amount", "type": ["null", amount]}, {"name": "fee", "type": ["null", amount]}),
+        None,
+    )
+    assert proposal.changes == (
+        "widen field `amount` from decimal(10, 2) to decimal(14, 2)",
+        "make field `amount` nullable",
+        "add field `fee` {type: 'decimal(14, 2)'}",
+        "remove field `memo` (its column stays, no longer filled)",
+    )
+    assert proposal.compatible, proposal.refusals
+    assert proposal.text == PAYMENTS.replace(
+        "  amount: {type: 'decimal(10, 2)', nullable: false}\n  memo: {type: string}\n  rate: {type: double}\n",
+        "  amount: {type: 'decimal(14, 2)'}\n  rate: {type: double}\n  fee: {type: 'decimal(14, 2)'}\n",
+    )
+    assert parse_contract(yaml.safe_load(proposal.text)).field("fee").precision == 14
+
+
+def test_what_the_tables_cannot_follow_is_named_with_the_way_forward(tmp_path):
+    contract = payments(tmp_path)
+    required = propose(
+        contract,
+        payment_schema(
+            {"name": "amount", "type": "int"}, {"name": "memo", "type": "string"}, {"name": "region", "type": "string"}
+        ),
+        None,
+    )
+    assert required.changes == (
+        "change field `amount` from decimal(10, 2) to int",
+        "add field `region` {type: string, nullable: false}",
+    )
+    assert required.refusals == (
+        "field `region` changed from nullable to nullable: false",
+        "field `amount` changed from decimal128(10, 2) to int32, which does not hold every stored value",
+    )
+    assert "python -m cli contracts migrate --entity payments" in required.message()
+    # The producer drops `version` (the contract's sequence) and keys the topic by `memo`.
+    key = {"type": "record", "name": "PaymentKey", "fields": [{"name": "memo", "type": "string"}]}
+    value = json.loads(payment_schema({"name": "memo", "type": "string"}).schema)
+    value["fields"] = [f for f in value["fields"] if f["name"] != "version"]
+    rekeyed = propose(
+        contract,
+        RegisteredSchema("payments-value", 8, 80, json.dumps(value)),
+        RegisteredSchema("payments-key", 1, 81, json.dumps(key)),
+    )
+    assert rekeyed.changes == (
+        "remove field `amount` (its column stays, no longer filled)",
+        "change the key from ['payment_id'] to ['memo']",
+    )
+    assert rekeyed.refusals == (
+        "field `version` is in the contract's key, sequence or event_time, and the schema has it not",
+        "key changed from [payment_id] to [memo]",
+    )
+    assert not rekeyed.compatible
