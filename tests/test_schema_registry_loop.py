@@ -277,3 +277,15 @@ def test_what_the_tables_cannot_follow_is_named_with_the_way_forward(tmp_path):
         "key changed from [payment_id] to [memo]",
     )
     assert not rekeyed.compatible
+
+
+def test_the_sensor_is_part_of_a_location_that_has_an_avro_or_debezium_entity(registry, tmp_path):
+    from platform_assets.definitions import build_definitions
+
+    shipped = load_contracts()  # JSON entities only: nothing to watch
+    assert "schema_registry_sensor" not in {s.name for s in build_definitions(shipped).sensors}
+    register(registry, "pg.public.persons", VERSION_1)
+    infer("pg.public.persons", tmp_path / "persons.yaml")
+    with_avro = build_definitions(shipped + load_contracts(tmp_path))
+    sensor = {s.name: s for s in with_avro.sensors}["schema_registry_sensor"]
+    assert sensor.required_resource_keys == {"schema_registry"}
