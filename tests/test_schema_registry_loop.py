@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -289,3 +290,31 @@ def test_the_sensor_is_part_of_a_location_that_has_an_avro_or_debezium_entity(re
     with_avro = build_definitions(shipped + load_contracts(tmp_path))
     sensor = {s.name: s for s in with_avro.sensors}["schema_registry_sensor"]
     assert sensor.required_resource_keys == {"schema_registry"}
+
+
+def test_the_daemon_records_each_version_once_on_the_topic(registry, tmp_path, monkeypatch):
+    """Through the sensor daemon: the observations land on the topic's asset and the cursor that keeps
+    a version from being reported twice survives between ticks."""
+    from dagster._core.test_utils import instance_for_test
+    from helpers import loaded_location, tick
+
+    topic = "pg.public.persons"
+    register(registry, topic, VERSION_1)
+    infer(topic, tmp_path / "persons.yaml")
+    monkeypatch.setenv("TEST_CONTRACTS_DIR", str(tmp_path))
+    start = datetime.now(UTC)
+
+    def reported_versions(instance) -> list[int]:
+        records = instance.fetch_observations(topic_key(topic), limit=10, ascending=True).records
+        return [record.asset_observation.metadata["schema_version"].value for record in records]
+
+    with instance_for_test() as instance, loaded_location(instance, "registry_location") as workspace:
+        tick(workspace, start)
+        register(registry, topic, VERSION_2)
+        tick(workspace, start + timedelta(minutes=1))
+        tick(workspace, start + timedelta(minutes=2))
+        assert reported_versions(instance) == [2]
+        register(registry, topic, VERSION_3)
+        tick(workspace, start + timedelta(minutes=3))
+        tick(workspace, start + timedelta(minutes=4))
+        assert reported_versions(instance) == [2, 3]
