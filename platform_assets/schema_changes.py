@@ -60,7 +60,7 @@ class ContractProposal:
 
     def diff(self) -> str:
         """The change as a unified diff of the contract file."""
-        path = self.contract.path  # both names the file's own, as `patch -p0` applies it
+        path = self.contract.path  # the file's own name on both sides, as `patch -p0` applies it
         lines = difflib.unified_diff(
             self.original.splitlines(keepends=True), self.text.splitlines(keepends=True), path, path
         )
@@ -195,7 +195,7 @@ def _plain(node: Any) -> Any:
 
 def _round_trip(text: str) -> YAML:
     """A YAML reader and writer that gives `text` back unchanged (list indentation as the file has it),
-    so the diff shows the proposed change only."""
+    so the diff shows the proposed change only; a file laid out otherwise gets ruamel's layout."""
     for sequence, offset in ((2, 0), (4, 2)):
         yaml = YAML()
         yaml.width = 4096

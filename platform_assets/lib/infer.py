@@ -183,7 +183,7 @@ def _row_schema(columns: list[dict[str, Any]], key: list[str], connector: str, c
     return RowSchema(tuple(column["field"] for column in columns), fields, key, left_out, connector, captured, table)
 
 
-def json_row_schema(topic: str, key: bytes | None, value: bytes | None) -> RowSchema:
+def _json_row_schema(topic: str, key: bytes | None, value: bytes | None) -> RowSchema:
     """The rows of a JsonConverter change event (schemas enabled) and its record key."""
     envelope = _json(value, "value")
     row_schema = next(
@@ -246,7 +246,7 @@ def infer_contract(
 ) -> tuple[dict[str, Any], list[str]]:
     """The contract document for the Debezium topic that sent this key and value, and why any column
     was left out of it."""
-    return contract_document(topic, json_row_schema(topic, key, value), name)
+    return _contract_document(topic, _json_row_schema(topic, key, value), name)
 
 
 def infer_contract_from_registry(
@@ -254,10 +254,10 @@ def infer_contract_from_registry(
 ) -> tuple[dict[str, Any], list[str]]:
     """The contract document for the Avro Debezium topic whose value and key schemas are these, and why
     any column was left out of it."""
-    return contract_document(topic, avro_row_schema(value_schema, key_schema), name)
+    return _contract_document(topic, avro_row_schema(value_schema, key_schema), name)
 
 
-def contract_document(topic: str, row: RowSchema, name: str | None = None) -> tuple[dict[str, Any], list[str]]:
+def _contract_document(topic: str, row: RowSchema, name: str | None = None) -> tuple[dict[str, Any], list[str]]:
     if not row.connector:
         raise InferenceError(
             "the value is not a Debezium change event (no `after` record and `source` block in its schema); "
