@@ -318,3 +318,22 @@ def test_the_daemon_records_each_version_once_on_the_topic(registry, tmp_path, m
         tick(workspace, start + timedelta(minutes=3))
         tick(workspace, start + timedelta(minutes=4))
         assert reported_versions(instance) == [2, 3]
+
+
+def test_the_newest_version_is_asked_of_the_registry_every_time(monkeypatch):
+    """Over HTTP, as a deployed registry answers: a version registered after the first look is seen (the
+    client's own `get_latest_version` would keep answering with the first one), and a missing subject
+    is None."""
+    from schema_registry_standin import Registry, serve_registry
+
+    first, second = (json.dumps(avro_envelope_schema(NAMESPACE, columns)) for columns in (VERSION_1, VERSION_2))
+    standin = Registry({11: first}, "platform", "registry-password", "token", subjects={"persons-value": [11]})
+    with serve_registry(standin) as running:
+        monkeypatch.setenv("SCHEMA_REGISTRY_URL", running.url)
+        monkeypatch.setenv("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "platform:registry-password")
+        registry = SchemaRegistryResource.from_env()
+        assert registry.latest_schema("persons-value") == RegisteredSchema("persons-value", 1, 11, first)
+        running.schemas[12] = second
+        running.subjects["persons-value"].append(12)
+        assert registry.latest_schema("persons-value") == RegisteredSchema("persons-value", 2, 12, second)
+        assert registry.latest_schema("nobody-value") is None
