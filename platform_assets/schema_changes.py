@@ -159,12 +159,16 @@ def _adopt(contract: Contract, row: RowSchema, document: Any) -> tuple[list[str]
 
 
 def _holds(declared: pa.DataType, registered: pa.DataType) -> bool:
-    """Whether a field of the contract's type takes every value of the registered type as decoding reads
-    it: the same or a wider type, or a number read as a double."""
+    """Whether the contract's type is a deliberate reading of the registered type that decoding does: the
+    same or a wider type, a number read as a double, or a double read as a declared decimal (how Debezium
+    sends an unconstrained NUMERIC or `decimal.handling.mode=double`; a value that does not fit goes to
+    quarantine with its reason, as any decimal's)."""
+    numbers = pa.types.is_integer(registered) or pa.types.is_decimal(registered)
     return (
         declared == registered
         or is_widening(registered, declared)
-        or (pa.types.is_floating(declared) and (pa.types.is_integer(registered) or pa.types.is_decimal(registered)))
+        or (pa.types.is_floating(declared) and numbers)
+        or (pa.types.is_decimal(declared) and pa.types.is_floating(registered))
     )
 
 

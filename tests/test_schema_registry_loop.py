@@ -198,6 +198,7 @@ fields:
   amount: {type: 'decimal(10, 2)', nullable: false}
   memo: {type: string}
   rate: {type: double}
+  price: {type: 'decimal(20, 4)'}
 """
 
 
@@ -208,6 +209,7 @@ def payment_schema(*fields: dict) -> RegisteredSchema:
         {"name": "version", "type": "long"},
         {"name": "paid_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
         {"name": "rate", "type": ["null", "int"]},  # the contract's double takes it as it is
+        {"name": "price", "type": ["null", "double"]},  # read as the declared decimal
     ]
     schema = {"type": "record", "name": "Payment", "fields": [*always, *fields]}
     return RegisteredSchema("payments-value", 7, 70, json.dumps(schema))
@@ -236,8 +238,11 @@ def test_a_plain_avro_value_is_adopted_in_the_contracts_own_style(tmp_path):
     )
     assert proposal.compatible, proposal.refusals
     assert proposal.text == PAYMENTS.replace(
-        "  amount: {type: 'decimal(10, 2)', nullable: false}\n  memo: {type: string}\n  rate: {type: double}\n",
-        "  amount: {type: 'decimal(14, 2)'}\n  rate: {type: double}\n  fee: {type: 'decimal(14, 2)'}\n",
+        "  amount: {type: 'decimal(10, 2)', nullable: false}\n  memo: {type: string}\n",
+        "  amount: {type: 'decimal(14, 2)'}\n",
+    ).replace(
+        "  price: {type: 'decimal(20, 4)'}\n",
+        "  price: {type: 'decimal(20, 4)'}\n  fee: {type: 'decimal(14, 2)'}\n",
     )
     assert parse_contract(yaml.safe_load(proposal.text)).field("fee").precision == 14
 
