@@ -33,6 +33,7 @@ from platform_assets.lib.infer import InferenceError, infer_contract, infer_cont
 from platform_assets.settings import PlatformSettings
 from resources.kafka import DEFAULT_BOOTSTRAP
 from resources.lake import LakeResource
+from resources.schema_registry import SchemaRegistryResource
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +91,6 @@ def run(args: argparse.Namespace) -> None:
 
 def _migrate(entity: str, contracts: list[Contract], lake: LakeResource) -> None:
     from platform_assets.migration import migrate
-    from resources.schema_registry import SchemaRegistryResource
     from resources.spark import SparkResource
 
     by_name = {contract.name: contract for contract in contracts}
@@ -157,25 +157,18 @@ def infer(args: argparse.Namespace) -> None:
 
 def _registered_schemas(topic: str) -> tuple[str, str | None]:
     """The newest value and key schemas registered for the topic's subjects."""
-    from platform_assets.schema_changes import key_subject, value_subject
-    from resources.schema_registry import SchemaRegistryResource
+    from platform_assets.schema_changes import registered_schemas
 
-    registry = SchemaRegistryResource.from_env()
-    if registry.url is None:
-        raise SystemExit("--registry reads the schema registry at SCHEMA_REGISTRY_URL, which is not set")
-    value = registry.latest_schema(value_subject(topic))
-    if value is None:
-        raise SystemExit(
-            f"the schema registry at {registry.url} has no subject `{value_subject(topic)}`; check the topic name "
-            "and that the connector uses the AvroConverter (TopicNameStrategy)"
-        )
-    key = registry.latest_schema(key_subject(topic))
+    registry = _registry("--registry")
+    schemas = registered_schemas(registry, topic)
+    if schemas is None:
+        raise SystemExit(_no_subject(registry, topic))
+    value, key = schemas
     return value.schema, key.schema if key is not None else None
 
 
 def sync(path: Path, write: bool) -> None:
-    from platform_assets.schema_changes import REGISTRY_FORMATS, registered_proposal, value_subject
-    from resources.schema_registry import SchemaRegistryResource
+    from platform_assets.schema_changes import REGISTRY_FORMATS, propose, registered_schemas
 
     contract = parse_contract(yaml.safe_load(path.read_text()), str(path))
     if contract.source.format not in REGISTRY_FORMATS:
@@ -183,15 +176,12 @@ def sync(path: Path, write: bool) -> None:
             f"{path}: source format `{contract.source.format}` has no registered schemas; sync follows the Avro "
             f"topics of formats {', '.join(REGISTRY_FORMATS)}"
         )
-    registry = SchemaRegistryResource.from_env()
-    if registry.url is None:
-        raise SystemExit("sync reads the schema registry at SCHEMA_REGISTRY_URL, which is not set")
-    proposal = registered_proposal(contract, registry)
-    if proposal is None:
-        raise SystemExit(
-            f"{path}: the schema registry at {registry.url} has no subject "
-            f"`{value_subject(contract.source.topics[0])}`; sync follows Avro topics"
-        )
+    registry = _registry("sync")
+    [topic] = contract.source.topics
+    schemas = registered_schemas(registry, topic)
+    if schemas is None:
+        raise SystemExit(f"{path}: {_no_subject(registry, topic)}")
+    proposal = propose(contract, *schemas)
     for reason in proposal.left_out:
         print(f"left out: {reason}")
     print(proposal.diff(), end="")
@@ -199,3 +189,19 @@ def sync(path: Path, write: bool) -> None:
     if write and proposal.changes:
         path.write_text(proposal.text)
         print(f"wrote {path}")
+
+
+def _registry(command: str) -> SchemaRegistryResource:
+    registry = SchemaRegistryResource.from_env()
+    if registry.url is None:
+        raise SystemExit(f"{command} reads the schema registry at SCHEMA_REGISTRY_URL, which is not set")
+    return registry
+
+
+def _no_subject(registry: SchemaRegistryResource, topic: str) -> str:
+    from platform_assets.schema_changes import value_subject
+
+    return (
+        f"the schema registry at {registry.url} has no subject `{value_subject(topic)}`; check the topic name and "
+        "that the connector uses the AvroConverter (TopicNameStrategy)"
+    )

@@ -86,14 +86,15 @@ class ContractProposal:
         )
 
 
-def registered_proposal(contract: Contract, registry: SchemaRegistryResource) -> ContractProposal | None:
-    """The change that would adopt the newest schema of the contract's topic (None: no such subject)."""
-    [topic] = contract.source.topics
+def registered_schemas(
+    registry: SchemaRegistryResource, topic: str
+) -> tuple[RegisteredSchema, RegisteredSchema | None] | None:
+    """The newest value and key schemas registered for the topic (None: it has no value subject; no key
+    schema: its keys are not Avro)."""
     value = registry.latest_schema(value_subject(topic))
     if value is None:
         return None
-    key = registry.latest_schema(key_subject(topic))
-    return propose(contract, value, key)
+    return value, registry.latest_schema(key_subject(topic))
 
 
 def propose(contract: Contract, value: RegisteredSchema, key: RegisteredSchema | None) -> ContractProposal:

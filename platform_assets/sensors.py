@@ -54,7 +54,7 @@ from platform_assets.partitions import (
     Partitions,
     range_tags,
 )
-from platform_assets.schema_changes import REGISTRY_FORMATS, key_subject, propose, value_subject
+from platform_assets.schema_changes import REGISTRY_FORMATS, propose, registered_schemas
 from platform_assets.settings import PlatformSettings
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
@@ -368,11 +368,12 @@ def build_schema_registry_sensor(
         observations, reports = [], []
         for contract in watched:
             [topic] = contract.source.topics
-            value = schema_registry.latest_schema(value_subject(topic))
-            if value is None or seen.get(value.subject) == value.version:
+            schemas = registered_schemas(schema_registry, topic)
+            if schemas is None or seen.get(schemas[0].subject) == schemas[0].version:
                 continue
+            value, key = schemas
             seen[value.subject] = value.version
-            proposal = propose(contract, value, schema_registry.latest_schema(key_subject(topic)))
+            proposal = propose(contract, value, key)
             message = proposal.message()
             if not proposal.reportable:
                 context.log.info(message)
