@@ -23,8 +23,14 @@ from platform_assets.marts import build_marts, dbt_resource
 from platform_assets.partitions import Partitions
 from platform_assets.refused_contracts import refused_contract_sensors, refused_contract_specs
 from platform_assets.schedules import daily_schedule
+from platform_assets.schema_changes import REGISTRY_FORMATS
 from platform_assets.secrets import load_secrets_into_environment
-from platform_assets.sensors import build_erasure_marts_sensor, build_history_sensor, build_lag_sensor
+from platform_assets.sensors import (
+    build_erasure_marts_sensor,
+    build_history_sensor,
+    build_lag_sensor,
+    build_schema_registry_sensor,
+)
 from platform_assets.settings import PlatformSettings
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
@@ -76,6 +82,8 @@ def build_definitions(
     maintenance_job = build_maintenance_job(contracts)
     interval = settings.sensor_interval_s
     sensors = [build_erasure_marts_sensor(erasure_job, list(marts.keys), interval)]
+    if any(contract.source.format in REGISTRY_FORMATS for contract in contracts):
+        sensors.append(build_schema_registry_sensor(contracts, interval))
     for contract in contracts:
         sensors.append(
             build_lag_sensor(contract, settings.lag_threshold, settings.max_delay_s, interval, partitions),

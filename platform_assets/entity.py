@@ -122,12 +122,21 @@ def contract_changes_refused(lake: LakeResource, contract: Contract) -> str | No
         if table is None:
             continue
         schema_of, _ = TABLE_LAYOUTS[layer]
-        change = schema_change(stored_schema(table), schema_of(contract))
-        changes += [
-            f"{layer}: field `{old.name}` changed from {old.type} to {new.type}, which does not hold every stored value"
-            for old, new in change.incompatible
-        ]
+        changes += [f"{layer}: {narrowed}" for narrowed in _narrowed(stored_schema(table), schema_of(contract))]
     return _refusal(contract, sorted(set(changes))) if changes else None
+
+
+def changes_refused_between(old: Contract, new: Contract) -> list[str]:
+    """How tables written under `old` could not follow `new` in place: the rules of `ensure_tables`
+    and `contract_changes_refused`, applied to a proposed contract before any table sees it."""
+    return breaking_changes(identity_properties(old), new) + _narrowed(raw_schema(old), raw_schema(new))
+
+
+def _narrowed(stored: pa.Schema, wanted: pa.Schema) -> list[str]:
+    return [
+        f"field `{old.name}` changed from {old.type} to {new.type}, which does not hold every stored value"
+        for old, new in schema_change(stored, wanted).incompatible
+    ]
 
 
 def _refusal(contract: Contract, changes: list[str]) -> str:

@@ -5,8 +5,10 @@ threshold, or the oldest pending record older than a maximum delay), and, after 
 requests `raw` and `current` for exactly the event hours that run touched, late hours included. The
 history sensor then requests the days whose hours changed, onward to the newest day, so a late event
 for an old day is never silently lost. The erasure sensor rebuilds the marts after an erasure, from
-the first day that counted the erased rows. Sensors commit nothing to Kafka: only a landing run that has
-written to Delta commits offsets. Their cursors live in the Dagster instance and survive restarts.
+the first day that counted the erased rows. The schema registry sensor reports each new schema version
+of an Avro entity's topic with the contract change that would adopt it, and starts no run. Sensors
+commit nothing to Kafka: only a landing run that has written to Delta commits offsets. Their cursors
+live in the Dagster instance and survive restarts.
 """
 
 import json
@@ -24,6 +26,7 @@ from dagster import (
     DefaultSensorStatus,
     EventLogRecord,
     JobDefinition,
+    MetadataValue,
     RunRequest,
     RunsFilter,
     RunStatusSensorContext,
@@ -38,6 +41,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from platform_assets.entity import asset_key
 from platform_assets.jobs import AUTOMATIC_PRIORITY, daily_job, hourly_job, landing_job
+from platform_assets.landing import topic_key
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.tables import AUDIT_SCHEMA
 from platform_assets.partitions import (
@@ -50,9 +54,11 @@ from platform_assets.partitions import (
     Partitions,
     range_tags,
 )
+from platform_assets.schema_changes import REGISTRY_FORMATS, propose, registered_schemas
 from platform_assets.settings import PlatformSettings
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
+from resources.schema_registry import SchemaRegistryResource
 
 DEFAULTS = PlatformSettings()
 ACTIVE_STATUSES = [
@@ -335,3 +341,62 @@ def build_erasure_marts_sensor(
         )
 
     return erasure_marts_sensor
+
+
+def build_schema_registry_sensor(
+    contracts: Sequence[Contract], interval_s: int = DEFAULTS.sensor_interval_s
+) -> SensorDefinition:
+    """Reports each new version of the value subject of an Avro (or Debezium) entity's topic, once:
+    whether the contract could adopt it in place, and the change to its file that would, as an
+    observation of the topic and in the tick's message. The cursor keeps the last version seen per
+    subject; a topic with no subject (JSON) is passed over."""
+    watched = [contract for contract in contracts if contract.source.format in REGISTRY_FORMATS]
+
+    @sensor(
+        name="schema_registry_sensor",
+        description="Reports a new schema version registered for an entity's Avro topic, checked against the "
+        "entity's contract, with the contract change that would adopt it (it starts no run).",
+        minimum_interval_seconds=interval_s,
+        default_status=DefaultSensorStatus.RUNNING,
+    )
+    def schema_registry_sensor(
+        context: SensorEvaluationContext, schema_registry: SchemaRegistryResource
+    ) -> SensorResult | SkipReason:
+        if schema_registry.url is None:
+            return SkipReason("no schema registry configured (SCHEMA_REGISTRY_URL): Avro subjects are not watched")
+        seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+        observations, reports = [], []
+        for contract in watched:
+            [topic] = contract.source.topics
+            schemas = registered_schemas(schema_registry, topic)
+            if schemas is None or seen.get(schemas[0].subject) == schemas[0].version:
+                continue
+            value, key = schemas
+            seen[value.subject] = value.version
+            proposal = propose(contract, value, key)
+            message = proposal.message()
+            if not proposal.reportable:
+                context.log.info(message)
+                continue
+            (context.log.info if proposal.compatible else context.log.warning)(message)
+            reports.append(message)
+            observations.append(
+                AssetObservation(
+                    asset_key=topic_key(topic),
+                    metadata={
+                        "entity": contract.name,
+                        "subject": value.subject,
+                        "schema_version": value.version,
+                        "schema_id": value.schema_id,
+                        "compatible": proposal.compatible,
+                        "contract_change": MetadataValue.md(f"{message}\n\n```diff\n{proposal.diff()}```"),
+                    },
+                )
+            )
+        return SensorResult(
+            skip_reason="\n".join(reports) or "no new schema version differs from its contract",
+            cursor=json.dumps(seen, sort_keys=True),
+            asset_events=observations,
+        )
+
+    return schema_registry_sensor

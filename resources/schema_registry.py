@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
 
@@ -26,6 +27,16 @@ def _client(config: tuple[tuple[str, str], ...]) -> Any:
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
     return SchemaRegistryClient.new_client(dict(config))
+
+
+@dataclass(frozen=True)
+class RegisteredSchema:
+    """One version of a subject: its number, its schema id and the schema's text."""
+
+    subject: str
+    version: int
+    schema_id: int
+    schema: str
 
 
 class SchemaRegistryResource(SecuredClientResource):
@@ -58,6 +69,19 @@ class SchemaRegistryResource(SecuredClientResource):
             return fastavro.parse_schema(json.loads(client.get_schema(schema_id).schema_str))
 
         return parsed
+
+    def latest_schema(self, subject: str) -> RegisteredSchema | None:
+        """The newest version registered for `subject` (None when the registry has no such subject), asked
+        of the registry every time: the client's `get_latest_version` keeps its first answer for ever."""
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        try:
+            registered = self.client().get_version(subject, "latest")
+        except SchemaRegistryError as error:
+            if error.http_status_code == 404:
+                return None
+            raise
+        return RegisteredSchema(subject, registered.version, registered.schema_id, registered.schema.schema_str)
 
     def _check_access(self, client: Any) -> None:
         """Fail here, once, naming the variables to fix, when the registry rejects the credentials or its

@@ -119,8 +119,8 @@ def json_entity_on_new_topic(broker: str, name: str, event_times: list, timestam
 
 
 @contextmanager
-def loaded_location(instance) -> Iterator[Any]:
-    """tests/daemon_location.py loaded as the daemon loads a code location (configured by the environment)."""
+def loaded_location(instance, module: str = "daemon_location") -> Iterator[Any]:
+    """tests/<module>.py loaded as the daemon loads a code location (configured by the environment)."""
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
     from dagster._core.workspace.context import WorkspaceProcessContext
@@ -128,10 +128,10 @@ def loaded_location(instance) -> Iterator[Any]:
 
     # Dagster reuses a module it already imported from the same file, which would keep the contract
     # and settings another test configured: each test loads the location afresh from its environment.
-    sys.modules.pop("daemon_location", None)
+    sys.modules.pop(module, None)
     root = Path(__file__).resolve().parents[1]
     target = LoadableTargetOrigin(
-        python_file=str(root / "tests" / "daemon_location.py"), attribute="defs", working_directory=str(root)
+        python_file=str(root / "tests" / f"{module}.py"), attribute="defs", working_directory=str(root)
     )
     origin = InProcessCodeLocationOrigin(target, location_name="daemon_test")
     with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as workspace:

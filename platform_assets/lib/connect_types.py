@@ -124,8 +124,18 @@ def json_column_types(envelope_schema: Any) -> ColumnTypes:
 def avro_column_types(envelope_schema: Any) -> ColumnTypes:
     """Column types from an Avro envelope schema (as fastavro parses it): the `connect.name` and
     `connect.parameters` of the row record's fields, optional columns being unions with null."""
-    if not isinstance(envelope_schema, dict):
+    record = avro_row_record(envelope_schema)
+    if record is None:
         return {}
+    named = envelope_schema.get("__named_schemas", {})
+    return {f["name"]: ct for f in record["fields"] if (ct := _avro_type(f["type"], named)) is not None}
+
+
+def avro_row_record(envelope_schema: Any) -> dict[str, Any] | None:
+    """The row record of an Avro Debezium envelope schema (as fastavro parses it): the type of its
+    `after` (or `before`) field, which the other names by reference."""
+    if not isinstance(envelope_schema, dict):
+        return None
     named = envelope_schema.get("__named_schemas", {})
     for member in envelope_schema.get("fields") or ():
         if member.get("name") not in ("after", "before"):
@@ -134,8 +144,8 @@ def avro_column_types(envelope_schema: Any) -> ColumnTypes:
         for branch in branches:
             record = named.get(branch) if isinstance(branch, str) else branch
             if isinstance(record, dict) and record.get("type") == "record":
-                return {f["name"]: ct for f in record["fields"] if (ct := _avro_type(f["type"], named)) is not None}
-    return {}
+                return record
+    return None
 
 
 def _avro_type(schema: Any, named: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:

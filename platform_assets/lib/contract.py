@@ -291,7 +291,7 @@ def _require(mapping: dict[str, Any], key: str, where: str, hint: str) -> Any:
     return mapping[key]
 
 
-def _parse_field(name: str, raw: Any, where: str) -> FieldSpec:
+def parse_field(name: str, raw: Any, where: str) -> FieldSpec:
     if not isinstance(raw, dict):
         raise ContractError(f"{where}: field `{name}` must be a mapping like {{type: string}}")
     unknown = set(raw) - {"type", "nullable", "pii", "description", "accepted_values", "subject"}
@@ -429,7 +429,7 @@ def parse_contract(document: dict[str, Any], path: str = "<contract>") -> Contra
     raw_fields = _require(document, "fields", where, "declare every field with its type")
     if not isinstance(raw_fields, dict):
         raise ContractError(f"{where}: `fields` must map field names to {{type: ...}}")
-    fields = tuple(_parse_field(_checked_name(n, f"fields.{n}", where), spec, where) for n, spec in raw_fields.items())
+    fields = tuple(parse_field(_checked_name(n, f"fields.{n}", where), spec, where) for n, spec in raw_fields.items())
     names = {spec.name for spec in fields}
     key = document.get("key")
     key = (key,) if isinstance(key, str) else tuple(key or ())
