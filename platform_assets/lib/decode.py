@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 import orjson
@@ -132,10 +133,6 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "timestamp": _parse_timestamp,
     "date": _parse_date,
 }
-
-
-def _convert(spec: FieldSpec, wire: Any) -> Any:
-    return _as_decimal(spec, wire) if spec.type == "decimal" else _CONVERTERS[spec.type](wire)
 
 
 def _wrong_type(spec: FieldSpec, value: Any) -> _Reject:
@@ -432,30 +429,78 @@ def decode(contract: Contract, record: LandingRecord, schema_lookup: SchemaLooku
         return Rejected(rejection.error, rejection.reason, _readable_event_time(contract, parsed))
 
 
+# Wire values a field type takes as they are, with no conversion: (exact Python type, inclusive bounds).
+_TAKEN_AS_SENT: dict[str, tuple[type, tuple[int, int] | None]] = {
+    "string": (str, None),
+    "int": (int, INT32),
+    "long": (int, INT64),
+    "boolean": (bool, None),
+}
+
+
+@dataclass(frozen=True)
+class _FieldPlan:
+    """What `_typed_change` needs of one field, worked out once per contract (it runs for every field of
+    every record)."""
+
+    spec: FieldSpec
+    taken_as: type | None  # a wire value of exactly this type (within `bounds`) is the value
+    bounds: tuple[int, int] | None
+    convert: Callable[[Any], Any]  # any other wire value: the value, or ValueError/TypeError
+    identity: bool  # key, sequence or event time: kept on a key-only delete, never checked against accepted values
+    accepted_values: tuple[Any, ...] | None
+
+
+_plans: dict[int, tuple[Contract, tuple[_FieldPlan, ...]]] = {}
+
+
+def _field_plans(contract: Contract) -> tuple[_FieldPlan, ...]:
+    cached = _plans.get(id(contract))
+    if cached is not None and cached[0] is contract:
+        return cached[1]
+    plans = tuple(
+        _FieldPlan(
+            spec,
+            taken_as=_TAKEN_AS_SENT[spec.type][0] if spec.type in _TAKEN_AS_SENT else None,
+            bounds=_TAKEN_AS_SENT[spec.type][1] if spec.type in _TAKEN_AS_SENT else None,
+            convert=partial(_as_decimal, spec) if spec.type == "decimal" else _CONVERTERS[spec.type],
+            identity=spec.name in contract.key or spec.name in contract.identity_fields,
+            accepted_values=None if spec.name in contract.identity_fields else spec.accepted_values,
+        )
+        for spec in contract.fields
+    )
+    _plans[id(contract)] = (contract, plans)
+    return plans
+
+
 def _typed_change(contract: Contract, parsed: _Parsed) -> Change:
     operation, payload = parsed.operation, parsed.row
     if operation == TRUNCATE:  # no row: every key older than its position is deleted
         return Change(operation, dict.fromkeys(spec.name for spec in contract.fields), {}, parsed.envelope)
     values: dict[str, Any] = {}
-    for spec in contract.fields:
-        trusted = not parsed.key_only or spec.name in contract.key or spec.name in contract.identity_fields
-        wire = payload.get(spec.name) if trusted else None
+    column_types = parsed.column_types
+    for plan in _field_plans(contract):  # this loop runs for every field of every record
+        spec = plan.spec
+        wire = payload.get(spec.name) if plan.identity or not parsed.key_only else None
         if wire is None:
             _may_be_absent(contract, spec, operation)
             values[spec.name] = None
             continue
-        try:  # this loop runs for every field of every record
-            value = _convert(spec, logical_value(wire, parsed.column_types.get(spec.name)))
-        except (ValueError, TypeError, OverflowError, InvalidOperation) as error:
-            raise _wrong_type(spec, wire) from error
         if (
-            spec.accepted_values is not None
-            and value not in spec.accepted_values
-            and spec.name not in contract.identity_fields
+            type(wire) is plan.taken_as
+            and not column_types
+            and (plan.bounds is None or plan.bounds[0] <= wire <= plan.bounds[1])
         ):
+            value = wire
+        else:
+            try:
+                value = plan.convert(logical_value(wire, column_types.get(spec.name)) if column_types else wire)
+            except (ValueError, TypeError, OverflowError, InvalidOperation) as error:
+                raise _wrong_type(spec, wire) from error
+        if plan.accepted_values is not None and value not in plan.accepted_values:
             raise _Reject(
                 "unaccepted_value",
-                f"field `{spec.name}` is {_describe(wire)}, not one of {list(spec.accepted_values)}",
+                f"field `{spec.name}` is {_describe(wire)}, not one of {list(plan.accepted_values)}",
             )
         values[spec.name] = value
     extra = {} if payload.keys() <= values.keys() else {k: v for k, v in payload.items() if k not in values}
