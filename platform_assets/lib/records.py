@@ -6,8 +6,11 @@ finds the records that name a person), so each of them reads the same model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import compress
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from platform_assets.lib.contract import Contract
@@ -29,6 +32,41 @@ class LandingRecord(NamedTuple):
     value: bytes | None
     headers: tuple[tuple[str, bytes | None], ...] = ()
     landed_at: datetime | None = None  # when it was appended to landing; None before it is
+
+
+class LandingBatch(NamedTuple):
+    """Consumed records column by column (the fields of `LandingRecord` up to `landed_at`).
+
+    Landing runs at Kafka speed: one Python object per record cost more than the rest of landing, so
+    records are kept as columns from the consumer to the Arrow table, and built one by one only where a
+    rule needs a whole record (see `record`).
+    """
+
+    topics: list[str]
+    partitions: list[int]
+    offsets: list[int]
+    timestamps_ms: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    headers: list[tuple[tuple[str, bytes | None], ...]]
+
+    @classmethod
+    def of(cls, records: Sequence[LandingRecord]) -> LandingBatch:
+        return cls._make(list(map(itemgetter(column), records)) for column in range(len(cls._fields)))
+
+    @property
+    def size(self) -> int:
+        return len(self.offsets)
+
+    def record(self, index: int) -> LandingRecord:
+        return self.records(slice(index, index + 1))[0]
+
+    def records(self, where: slice = slice(None)) -> list[LandingRecord]:
+        return list(map(LandingRecord, *(column[where] for column in self)))
+
+    def only(self, kept: Sequence[bool]) -> LandingBatch:
+        """The records at the positions where `kept` is true."""
+        return LandingBatch._make(list(compress(column, kept)) for column in self)
 
 
 @dataclass(frozen=True)
