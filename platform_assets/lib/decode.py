@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
 from functools import partial
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -754,33 +755,64 @@ def named_subject(
     return None if value is None else str(value)
 
 
+_PlainChange = tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]  # the fields of a `Change`
+
+
 def decode_batch(
     contract: Contract,
     records: Iterable[LandingRecord],
     protect: Callable[[dict[str, Any]], dict[str, Any]],
     schema_lookup: SchemaLookup | None = None,
-    is_erased: Callable[[LandingRecord, Decoded], bool] = lambda record, decoded: False,
+    is_erased: Callable[[LandingRecord, Decoded], bool] | None = None,
     first_hour: datetime | None = None,
 ) -> DecodedBatch:
     """Decode records into raw rows (PII protected) and quarantine rows, in Kafka order.
 
-    Records of keys under an erasure request, or naming an erased subject, are dropped (and counted),
-    so a replay of the archive or of Kafka never brings an erased person back. With `first_hour` (the
-    first partition), a change whose time lies outside the partitions that existed when it landed goes
-    to quarantine as `event_time_out_of_range`, filed where landing filed it.
+    Records of keys under an erasure request, or naming an erased subject (`is_erased`), are dropped
+    (and counted), so a replay of the archive or of Kafka never brings an erased person back. With
+    `first_hour` (the first partition), a change whose time lies outside the partitions that existed
+    when it landed goes to quarantine as `event_time_out_of_range`, filed where landing filed it.
     """
     batch = DecodedBatch()
-    for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
-        decoded = decode(contract, record, schema_lookup)
-        if is_erased(record, decoded):
-            batch.erased += 1
-            continue
+    ordered = sorted(records, key=_KAFKA_ORDER)
+    plain = _plain_json_changes(contract, ordered) if contract.source.format == "json" else [None] * len(ordered)
+    # A batch holds many records of one Kafka millisecond and one event hour: each is worked out once.
+    kafka_times: dict[int, datetime] = {}
+    hours_of: dict[datetime, datetime] = {}
+    time_column = contract.event_time_column
+    for record, change in zip(ordered, plain, strict=True):
+        decoded: Decoded | None = None
+        if change is None or is_erased is not None:
+            decoded = decode(contract, record, schema_lookup) if change is None else Change(*change)
+            if is_erased is not None and is_erased(record, decoded):
+                batch.erased += 1
+                continue
+            change = _fields_of(decoded) if isinstance(decoded, Change) else None
+        if change is None or is_snapshot(record):
+            assert decoded is not None
+            moment = _own_time(contract, record, decoded)
+        else:  # `Change.time`
+            envelope, values = change[3], change[1]
+            moment = envelope[time_column] if time_column in envelope else values.get(contract.event_time)
         hours = HourRange.landed(first_hour, record.landed_at) if first_hour and record.landed_at else None
-        moment = _own_time(contract, record, decoded)
-        hour, in_range = _filed(moment, record, hours)
-        if isinstance(decoded, Change) and not in_range and moment is not None and hours is not None:
-            decoded = _out_of_range(contract, record, moment, hours, hour)
-        position = position_columns(record, hour)
+        if moment is not None and hours is None:
+            hour = hours_of.get(moment)
+            if hour is None:
+                hour = hours_of[moment] = hour_floor(moment)
+            in_range = True
+        else:
+            hour, in_range = _filed(moment, record, hours)
+        kafka_moment = kafka_times.get(record.timestamp_ms)
+        if kafka_moment is None:
+            kafka_moment = kafka_times[record.timestamp_ms] = kafka_time(record)
+        position = position_columns(record, hour, kafka_moment)
+        if change is not None:
+            if not in_range and moment is not None and hours is not None:
+                decoded = _out_of_range(contract, record, moment, hours, hour)
+            else:
+                operation, values, extra, envelope = change
+                _add_row(batch, operation, protect(values), extra, envelope, position)
+                continue
         if isinstance(decoded, Skipped):
             batch.skipped[decoded.kind] += 1
         elif isinstance(decoded, Rejected):
@@ -793,10 +825,168 @@ def decode_batch(
                     "reason": decoded.reason,
                 }
             )
-        else:
-            batch.unknown_fields.update(decoded.extra.keys())
-            extra = json.dumps(decoded.extra, sort_keys=True, default=str) if decoded.extra else None
-            batch.rows.append(
-                {"_op": decoded.operation, **protect(decoded.values), "_extra": extra, **decoded.envelope, **position}
-            )
     return batch
+
+
+def _fields_of(change: Change) -> _PlainChange:
+    return change.operation, change.values, change.extra, change.envelope
+
+
+def _add_row(
+    batch: DecodedBatch,
+    operation: str,
+    protected: dict[str, Any],
+    extra: dict[str, Any],
+    envelope: dict[str, Any],
+    position: dict[str, Any],
+) -> None:
+    if extra:
+        batch.unknown_fields.update(extra.keys())
+        text = json.dumps(extra, sort_keys=True, default=str)
+        batch.rows.append({"_op": operation, **protected, "_extra": text, **envelope, **position})
+    else:
+        batch.rows.append({"_op": operation, **protected, "_extra": None, **envelope, **position})
+
+
+_KAFKA_ORDER = itemgetter(0, 1, 2)  # topic, partition, offset of a LandingRecord
+
+
+def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> list[_PlainChange | None]:
+    """`decode` of each record of a JSON contract that decodes without a fault, field by field over the
+    whole batch (each distinct wire value converted once); None for every other record (snapshot rows,
+    rejects, values only the per-record rules read), which `decode` then takes one by one.
+
+    Most of the per-record decode went to Python calls around each field of each record, while a batch
+    of changes holds few distinct timestamps, currencies or segments.
+    """
+    payloads = _json_objects(contract, records)
+    operations = _operations(contract, records, payloads)
+    readable = [operation is not None for operation in operations]
+    plans = _field_plans(contract)
+    fields = [
+        _converted(
+            contract, plan, [None if p is None else p.get(plan.spec.name) for p in payloads], operations, readable
+        )
+        for plan in plans
+    ]
+    names = [plan.spec.name for plan in plans]
+    known = set(names)
+    return [
+        (
+            operation,  # type: ignore[misc]  # known where `ok`
+            dict(zip(names, row, strict=True)),
+            {} if payload.keys() <= known else {k: v for k, v in payload.items() if k not in known},
+            {},
+        )
+        if ok
+        else None
+        for payload, operation, ok, row in zip(payloads, operations, readable, zip(*fields, strict=True), strict=True)
+    ]
+
+
+def _json_objects(contract: Contract, records: list[LandingRecord]) -> list[Any]:
+    """Each record's payload as `_payload` reads it, or None where it rejects the record or the record
+    is a snapshot row."""
+    source = contract.source
+    values = [record.value for record in records]
+    try:  # the usual batch: every value a JSON object of an acceptable size
+        if max(map(len, values), default=0) > source.max_value_bytes:  # type: ignore[arg-type]
+            raise TypeError
+        payloads: list[Any] = list(map(orjson.loads, values))  # type: ignore[arg-type]
+        if set(map(type, payloads)) - {dict}:
+            raise TypeError
+    except (TypeError, orjson.JSONDecodeError):
+        payloads = [_json_object_or_none(value, source.max_value_bytes) for value in values]
+    if any(map(is_snapshot, records)):
+        payloads = [None if is_snapshot(record) else payload for record, payload in zip(records, payloads, strict=True)]
+    return payloads
+
+
+def _operations(contract: Contract, records: list[LandingRecord], payloads: list[Any]) -> list[str | None]:
+    """Each payload's operation as `_payload` finds it (taking the operation field out of the payload),
+    or None where it rejects the record."""
+    source = contract.source
+    if source.topics_by_operation:
+        by_topic = {topic: operation for operation, topic in reversed(source.topics_by_operation.items())}
+        return [None if p is None else by_topic.get(r.topic) for r, p in zip(records, payloads, strict=True)]
+    if source.operation_field is None:
+        return [None if p is None else "create" for p in payloads]
+    field_name, named = source.operation_field, source.operation_values
+    wires = [None if p is None else p.pop(field_name, None) for p in payloads]
+    return [None if wire is None else named.get(str(wire)) for wire in wires]
+
+
+def _converted(
+    contract: Contract, plan: _FieldPlan, wires: list[Any], operations: list[str | None], readable: list[bool]
+) -> list[Any]:
+    """One field's values over a batch, as `_typed_change` makes them; `readable` is cleared for every
+    record whose wire value `_typed_change` would refuse (or that only it can read)."""
+    kinds = set(map(type, wires))
+    if kinds <= {plan.taken_as, type(None)} and not (plan.bounds and _out_of_bounds(wires, plan.bounds)):
+        values = wires
+    else:
+        values = _converted_values(plan, wires, readable)
+    if type(None) in kinds:
+        absent_allowed: dict[str | None, bool] = {}
+        for index in [index for index, wire in enumerate(wires) if wire is None]:
+            operation = operations[index]
+            if operation not in absent_allowed:
+                absent_allowed[operation] = _absence_allowed(contract, plan.spec, operation)
+            readable[index] = readable[index] and absent_allowed[operation]
+    accepted = plan.accepted_values
+    if accepted is not None:
+        try:
+            all_accepted = set(values) - {None} <= set(accepted)
+        except TypeError:
+            all_accepted = False
+        if not all_accepted:
+            for index, (wire, value) in enumerate(zip(wires, values, strict=True)):
+                if wire is not None and value not in accepted:
+                    readable[index] = False
+    return values
+
+
+def _converted_values(plan: _FieldPlan, wires: list[Any], readable: list[bool]) -> list[Any]:
+    """Each distinct wire value (told apart by type too: 1 and True are equal keys) converted once."""
+    if set(map(type, wires)) <= {str, type(None)}:  # ISO timestamps, dates, decimals as text
+        by_text = {text: _convert_or_refuse(plan, text) for text in set(wires) - {None}}
+        texts = list(map(by_text.get, wires))
+        if _REFUSED in by_text.values():
+            for index, value in enumerate(texts):
+                if value is _REFUSED:
+                    readable[index] = False
+        return texts
+    converted: dict[tuple[type, Any], Any] = {}
+    try:
+        for wire in set(zip(map(type, wires), wires, strict=True)):
+            converted[wire] = _convert_or_refuse(plan, wire[1])
+    except TypeError:  # an object or a list among them: those go to `_typed_change`
+        converted = {}
+    values = [None if wire is None else converted.get((type(wire), wire), _REFUSED) for wire in wires]
+    for index, value in enumerate(values):
+        if value is _REFUSED:
+            readable[index] = False
+    return values
+
+
+_REFUSED = object()
+
+
+def _convert_or_refuse(plan: _FieldPlan, wire: Any) -> Any:
+    try:
+        return plan.convert(wire)
+    except (ValueError, TypeError, OverflowError, InvalidOperation):
+        return _REFUSED
+
+
+def _out_of_bounds(wires: list[Any], bounds: tuple[int, int]) -> bool:
+    present = [wire for wire in wires if wire is not None]
+    return bool(present) and (min(present) < bounds[0] or max(present) > bounds[1])
+
+
+def _absence_allowed(contract: Contract, spec: FieldSpec, operation: str | None) -> bool:
+    try:
+        _may_be_absent(contract, spec, operation or "")
+    except _Reject:
+        return False
+    return True

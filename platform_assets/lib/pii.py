@@ -76,8 +76,8 @@ def hash_value(value: str, secret: bytes) -> str:
 def mask_value(value: str) -> str:
     """Keep the first letter of each word and an e-mail's domain; star the rest."""
     local, at, domain = value.partition("@")
-    masked = " ".join(word[:1] + "*" * (len(word) - 1) for word in local.split(" "))
-    return f"{masked}{at}{domain}"
+    masked = " ".join([word[:1] + "*" * (len(word) - 1) for word in local.split(" ")])
+    return masked + at + domain
 
 
 def protect(contract: Contract, values: dict[str, Any], secret: bytes) -> dict[str, Any]:

@@ -401,3 +401,35 @@ def test_landing_files_a_whole_batch_under_the_hours_it_files_each_record(case):
     hours = HourRange(FIRST_HOUR, LANDED_AT.replace(minute=0))
     filed = landing_hours(contract_, LandingBatch.of(records), lookup, hours).to_pylist()
     assert filed == [landing_hour(contract_, landed, lookup, hours) for landed in records]
+
+
+def _decoded_one_by_one(contract_, records):
+    """What `decode_batch` must make of a batch: `decode`, `event_hour` and the row layout, record by record."""
+    rows, quarantined = [], []
+    for landed in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+        decoded = decode(contract_, landed, lookup)
+        position = {
+            "_topic": landed.topic,
+            "_partition": landed.partition,
+            "_offset": landed.offset,
+            "_kafka_timestamp": datetime.fromtimestamp(landed.timestamp_ms / 1000, tz=UTC),
+            "_event_hour": event_hour(contract_, landed, decoded),
+        }
+        if isinstance(decoded, Rejected):
+            quarantined.append(
+                {**position, "key": landed.key, "value": landed.value, "error": decoded.error, "reason": decoded.reason}
+            )
+        elif isinstance(decoded, Change):
+            extra = json.dumps(decoded.extra, sort_keys=True, default=str) if decoded.extra else None
+            rows.append({"_op": decoded.operation, **decoded.values, "_extra": extra, **decoded.envelope, **position})
+    return rows, quarantined
+
+
+@settings(max_examples=300, deadline=None)
+@given(landed_batches())
+def test_a_batch_decodes_as_its_records_decode_one_by_one(case):
+    """`decode_batch` reads plain JSON changes field by field over the whole batch; every row and
+    quarantine row must be what decoding each record on its own makes of it."""
+    contract_, records = case
+    batch = decode_batch(contract_, records, lambda values: values, lookup)
+    assert (batch.rows, batch.quarantined) == _decoded_one_by_one(contract_, records)
