@@ -190,17 +190,17 @@ def json_decode(records: int) -> Result:
     key = DEV_PII_KEY.encode()
     baseline_s, _ = timed(lambda: [json.loads(r.value) for r in batch])  # type: ignore[arg-type]
     seconds, peak = timed(lambda: decode_batch(contract, batch, lambda v: protect(contract, v, key)))
-    rate = records / seconds
+    ratio = baseline_s / seconds
     return Result(
-        "JSON decode into raw (events/s)",
+        "JSON decode into raw vs json.loads (throughput ratio)",
         f"{records} events",
         seconds,
         peak,
         "json.loads only",
         baseline_s,
-        rate,
-        ">= 100000 events/s",
-        rate >= 100_000,
+        ratio,
+        ">= 0.6",
+        ratio >= 0.6,
     )
 
 
