@@ -10,6 +10,7 @@ from __future__ import annotations
 from array import array
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate, compress
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -55,36 +56,30 @@ def binaries(values: list[bytes | None], type: pa.DataType | None = None) -> pa.
     """Byte strings (None for missing) as a binary array cast to `type` (binary or string, when every
     value is UTF-8: the cast checks)."""
     present = [value is not None for value in values]
-    complete = all(present)
-    data = b"".join(values if complete else compress(values, present))  # type: ignore[arg-type]
-    lengths = map(len, values) if complete else (0 if value is None else len(value) for value in values)  # type: ignore[arg-type]
-    offsets = pa.py_buffer(array("q", accumulate(lengths, initial=0)))
-    built = pa.Array.from_buffers(
-        pa.large_binary(),
-        len(values),
-        [None if complete else _validity(present), offsets, pa.py_buffer(data)],
-        null_count=0 if complete else present.count(False),
-    )
-    return built.cast(type or pa.binary())
+    data = b"".join(values if all(present) else compress(values, present))  # type: ignore[arg-type]
+    return _laid_out(pa.large_binary(), values, present, data).cast(type or pa.binary())
 
 
 def strings(values: list[str | None]) -> pa.Array:
     """Python strings (None for missing) as a string array; one encode for the whole list when it is ASCII."""
     present = [value is not None for value in values]
-    complete = all(present)
-    text = "".join(values if complete else compress(values, present))  # type: ignore[arg-type]
-    if text.isascii():
-        data = text.encode()
-        lengths = map(len, values) if complete else (0 if value is None else len(value) for value in values)  # type: ignore[arg-type]
-        offsets = pa.py_buffer(array("q", accumulate(lengths, initial=0)))
-        built = pa.Array.from_buffers(
-            pa.large_utf8(),
-            len(values),
-            [None if complete else _validity(present), offsets, pa.py_buffer(data)],
-            null_count=present.count(False),
-        )
-        return built.cast(pa.string())
+    text = "".join(values if all(present) else compress(values, present))  # type: ignore[arg-type]
+    if text.isascii():  # then each string's length is its length in bytes
+        return _laid_out(pa.large_utf8(), values, present, text.encode()).cast(pa.string())
     return binaries([None if value is None else value.encode() for value in values], pa.string())
+
+
+def _laid_out(type: pa.DataType, values: list[Any], present: list[bool], data: bytes) -> pa.Array:
+    """A variable-width array of `values`, whose bytes lie one after another in `data`."""
+    complete = all(present)
+    lengths = map(len, values) if complete else (0 if value is None else len(value) for value in values)
+    offsets = pa.py_buffer(array("q", accumulate(lengths, initial=0)))
+    return pa.Array.from_buffers(
+        type,
+        len(values),
+        [None if complete else _validity(present), offsets, pa.py_buffer(data)],
+        null_count=present.count(False),
+    )
 
 
 def repeated_strings(values: list[str]) -> pa.Array:
