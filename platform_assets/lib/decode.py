@@ -862,25 +862,32 @@ def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> lis
     payloads = _json_objects(contract, records)
     operations = _operations(contract, records, payloads)
     readable = [operation is not None for operation in operations]
-    plans = _field_plans(contract)
-    fields = [
-        _converted(
-            contract, plan, [None if p is None else p.get(plan.spec.name) for p in payloads], operations, readable
-        )
-        for plan in plans
-    ]
-    names = [plan.spec.name for plan in plans]
+    names = [plan.spec.name for plan in _field_plans(contract)]
+    for plan, name in zip(_field_plans(contract), names, strict=True):
+        wires = [None if p is None else p.get(name) for p in payloads]
+        values = _converted(contract, plan, wires, operations, readable)
+        # Each payload becomes its change's values: converted values written back, absent fields null.
+        for payload, wire, value in zip(payloads, wires, values, strict=True):
+            if value is not wire or (wire is None and payload is not None):
+                payload[name] = value
     known = set(names)
     return [
         (
             operation,  # type: ignore[misc]  # known where `ok`
-            dict(zip(names, row, strict=True)),
-            {} if payload.keys() <= known else {k: v for k, v in payload.items() if k not in known},
+            payload,
+            {},
+            {},
+        )
+        if ok and len(payload) == len(names)
+        else (
+            operation,
+            {name: payload[name] for name in names},
+            {k: v for k, v in payload.items() if k not in known},
             {},
         )
         if ok
         else None
-        for payload, operation, ok, row in zip(payloads, operations, readable, zip(*fields, strict=True), strict=True)
+        for payload, operation, ok in zip(payloads, operations, readable, strict=True)
     ]
 
 
