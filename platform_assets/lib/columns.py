@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from itertools import accumulate, compress
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -89,4 +88,6 @@ def repeated_strings(values: list[str]) -> pa.Array:
 
 
 def _validity(present: list[bool]) -> pa.Buffer:
-    return pa.py_buffer(np.packbits(np.array(present, dtype=np.bool_), bitorder="little"))
+    """The bitmap of a boolean array cast from one byte per flag: Arrow packs the bits."""
+    flags = pa.Array.from_buffers(pa.uint8(), len(present), [None, pa.py_buffer(bytes(present))])
+    return flags.cast(pa.bool_()).buffers()[1]
