@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).with_name("results")
+TOPIC_PARTITIONS = 12  # as production topics have; landing drains them all in one run
 
 
 @dataclass
@@ -108,7 +109,7 @@ def landing_vs_bare_consume(messages: int, workdir: Path) -> Result:
     topic = contract.source.topics[0]
     broker = start_broker()
     try:
-        ensure_topics(broker.bootstrap, [topic])
+        ensure_topics(broker.bootstrap, [topic], partitions=TOPIC_PARTITIONS)
         producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
         for i in range(messages):
             value = {
@@ -127,7 +128,7 @@ def landing_vs_bare_consume(messages: int, workdir: Path) -> Result:
 
         def bare(group: str = "bench-bare") -> None:
             consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False})
-            consumer.assign([TopicPartition(topic, 0, 0)])
+            consumer.assign([TopicPartition(topic, partition, 0) for partition in range(TOPIC_PARTITIONS)])
             seen = 0
             while seen < messages:
                 seen += len(consumer.consume(50_000, timeout=1.0))
@@ -189,17 +190,17 @@ def json_decode(records: int) -> Result:
     key = DEV_PII_KEY.encode()
     baseline_s, _ = timed(lambda: [json.loads(r.value) for r in batch])  # type: ignore[arg-type]
     seconds, peak = timed(lambda: decode_batch(contract, batch, lambda v: protect(contract, v, key)))
-    rate = records / seconds
+    ratio = baseline_s / seconds
     return Result(
-        "JSON decode into raw (events/s)",
+        "JSON decode into raw vs json.loads (throughput ratio)",
         f"{records} events",
         seconds,
         peak,
         "json.loads only",
         baseline_s,
-        rate,
-        ">= 100000 events/s",
-        rate >= 100_000,
+        ratio,
+        ">= 0.6",
+        ratio >= 0.6,
     )
 
 
@@ -350,7 +351,7 @@ class PipelineStack:
         self.broker = start_broker()
         share = events_per_hour // 10
         rates = Rates(creates=share, updates=2 * share, deletes=share // 10, transactions=events_per_hour - 3 * share)
-        ensure_topics(self.broker.bootstrap, ALL_TOPICS)
+        ensure_topics(self.broker.bootstrap, ALL_TOPICS, partitions=TOPIC_PARTITIONS)
         self.events = run_simulated(SourceSystem(seed=1, rates=rates), Publisher(self.broker.bootstrap), hours)
         resources = platform_resources(
             KafkaResource(bootstrap_servers=self.broker.bootstrap, group_prefix="bench"),

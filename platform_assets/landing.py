@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
@@ -19,10 +20,11 @@ from deltalake import DeltaTable
 from platform_assets import checks
 from platform_assets.entity import asset_key, entity_asset_properties, lake_pool
 from platform_assets.erasure import erased_landing_test
-from platform_assets.lib.archive import ERASURE_GENERATION, app_id, landing_rows, last_offsets
+from platform_assets.lib import columns
+from platform_assets.lib.archive import ERASURE_GENERATION, app_id, landing_rows, offset_spans
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup
-from platform_assets.lib.records import LandingRecord
+from platform_assets.lib.records import LandingBatch
 from platform_assets.lib.tables import LANDING_SCHEMA
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions, hour_key
 from platform_assets.retries import retry_transient_failures
@@ -76,21 +78,31 @@ class LandingReport:
         return sum(last - first + 1 for first, last in self.expired.values())
 
 
-def _to_record(message: Message) -> LandingRecord:
-    headers = message.headers()
-    if isinstance(headers, dict):
-        headers = list(headers.items())
-    return LandingRecord(
-        str(message.topic()),
-        int(message.partition() or 0),
-        int(message.offset() or 0),
-        message.timestamp()[1],
-        message.key(),
-        message.value(),
-        tuple((name, value.encode() if isinstance(value, str) else value) for name, value in headers)
-        if headers
-        else (),
+def _consumed(messages: list[Message]) -> LandingBatch:
+    """The messages as columns (see `LandingBatch`), one pass of plain attribute reads per column."""
+    return LandingBatch(
+        [m.topic() for m in messages],  # type: ignore[misc]
+        [m.partition() for m in messages],  # type: ignore[misc]
+        [m.offset() for m in messages],  # type: ignore[misc]
+        [m.timestamp()[1] for m in messages],
+        [m.key() for m in messages],
+        [m.value() for m in messages],
+        _headers([m.headers() for m in messages]),
     )
+
+
+def _headers(headers: list[Any]) -> list[tuple[tuple[str, bytes | None], ...]]:
+    """Each message's headers as (name, bytes) pairs; most records have none."""
+    if not any(headers):
+        return [()] * len(headers)
+    return [
+        tuple((name, value.encode() if isinstance(value, str) else value) for name, value in _pairs(record_headers))
+        for record_headers in headers
+    ]
+
+
+def _pairs(headers: Any) -> Any:
+    return () if not headers else headers.items() if isinstance(headers, dict) else headers
 
 
 def _resume_offsets(
@@ -174,18 +186,30 @@ def drain_to_landing(
             messages = consumer.consume(batch_records, timeout=1.0)
             if not messages:
                 break
-            # Only records at or after each position: never one fetched before a reassignment moved past it.
-            records = [
-                record
-                for record in (_to_record(m) for m in messages if _checked(contract, m))
-                if record.offset >= positions[(record.topic, record.partition)]
-            ]
-            if not records:
+            for message in messages:
+                if message.error() is not None:
+                    _raise_for(contract, message)
+            records = _consumed(messages)
+            spans = offset_spans(records)
+            if any(first < positions[position] for position, (first, _) in spans.items()):
+                # Only records at or after each position: never one fetched before a reassignment moved past it.
+                records = records.only(
+                    [
+                        offset >= positions[position]
+                        for position, offset in zip(
+                            zip(records.topics, records.partitions, strict=True), records.offsets, strict=True
+                        )
+                    ]
+                )
+                spans = offset_spans(records)
+            if not records.size:
                 continue
             on_stage("consumed")
-            kept = records if is_erased is None else [record for record in records if not is_erased(record)]
+            kept = (
+                records if is_erased is None else records.only([not is_erased(record) for record in records.records()])
+            )
             table = landing_rows(contract, kept, schema_lookup, datetime.now(UTC), first_hour)
-            last = last_offsets(records)
+            last = {position: last for position, (_, last) in spans.items()}
             landed = {app_id(contract.name, t, p): offset for (t, p), offset in last.items()}
             try:
                 lake.append(
@@ -215,20 +239,19 @@ def drain_to_landing(
                 positions[(t, p)] = offset + 1
             # Runs that committed between `archive`'s old version and ours may have landed other partitions.
             _follow_other_writers(contract, archive, positions, consumer)
-            report.records += len(kept)
-            report.erased_at_landing += len(records) - len(kept)
+            report.records += kept.size
+            report.erased_at_landing += records.size - kept.size
             report.bytes += sum(pc.sum(pc.binary_length(table[column])).as_py() or 0 for column in ("key", "value"))
-            report.event_hours.update(hour_key(h) for h in pc.unique(table["_event_hour"]).to_pylist())
+            report.event_hours.update(map(hour_key, columns.datetimes(pc.unique(table["_event_hour"]))))
         report.lag_after = sum(lag.lag for lag in kafka.lag(contract.name, contract.source.topics))
         return report
     finally:
         consumer.close()
 
 
-def _checked(contract: Contract, message: Message) -> bool:
+def _raise_for(contract: Contract, message: Message) -> None:
     error = message.error()
-    if error is None:
-        return True
+    assert error is not None
     if error.code() == KafkaError.OFFSET_OUT_OF_RANGE:
         raise LandingConflictError(
             f"landing/{contract.name} resumes {message.topic()}[{message.partition()}] after offsets that the "

@@ -203,7 +203,7 @@ class LakeResource(ConfigurableResource):
             if table is None:
                 if schema is None:
                     raise FileNotFoundError(f"Delta table {self.uri(layer, entity)} does not exist yet")
-                return schema.empty_table()
+                return pa.Table.from_batches([], schema=schema)  # `empty_table()` imports pandas
             try:
                 return table.to_pyarrow_dataset().to_table(filter=filter)
             except FileNotFoundError:
@@ -305,7 +305,7 @@ class LakeResource(ConfigurableResource):
             try:
                 write_deltalake(
                     self.uri(layer, entity),
-                    schema.empty_table(),
+                    pa.Table.from_batches([], schema=schema),  # `empty_table()` imports pandas: ~1 s per process
                     mode="ignore",
                     partition_by=partition_by,
                     storage_options=self._options(),

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.broker
 
 WORKER = Path(__file__).with_name("landing_crash_worker.py")
 PRODUCED = 400
+PARTITIONS = 12  # as production topics have: one landing run drains them all
+KEYS = 37
 
 
 def test_sigkill_at_every_point_of_the_cycle_neither_duplicates_nor_loses(broker, tmp_path):
@@ -36,11 +38,17 @@ def test_sigkill_at_every_point_of_the_cycle_neither_duplicates_nor_loses(broker
         "event_time": "ts",
         "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
     }
-    ensure_topics(broker, topics.values())
+    ensure_topics(broker, topics.values(), partitions=PARTITIONS)
     producer = Producer({"bootstrap.servers": broker, "batch.num.messages": 1})
     for i in range(PRODUCED):
-        value = {"id": f"k{i % 37}", "ts": f"2026-01-01T{i % 24:02d}:00:00Z", "v": i}
-        producer.produce(topics["create" if i % 3 else "update"], key=b"k", value=json.dumps(value).encode())
+        key = i % KEYS
+        value = {"id": f"k{key}", "ts": f"2026-01-01T{i % 24:02d}:00:00Z", "v": i}
+        producer.produce(
+            topics["create" if i % 3 else "update"],
+            key=f"k{key}".encode(),
+            value=json.dumps(value).encode(),
+            partition=key % PARTITIONS,  # a key keeps to one partition, as the default partitioner does
+        )
     assert producer.flush(30) == 0
     lake_root = str(tmp_path / "lake")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -59,25 +67,37 @@ def test_sigkill_at_every_point_of_the_cycle_neither_duplicates_nor_loses(broker
     assert finished.returncode == 0, finished.stderr[-2000:]
 
     landed = LakeResource(root=lake_root).read("landing", "crashy").to_pylist()
-    positions = sorted((row["topic"], row["offset"]) for row in landed)
+    positions = sorted((row["topic"], row["partition"], row["offset"]) for row in landed)
     assert len(positions) == PRODUCED
     assert len(set(positions)) == PRODUCED, "a record was landed twice"
     for topic in topics.values():
-        offsets = [offset for t, offset in positions if t == topic]
-        assert offsets == list(range(len(offsets))), f"gap in {topic}"
+        for partition in range(PARTITIONS):
+            offsets = [offset for t, p, offset in positions if (t, p) == (topic, partition)]
+            assert offsets, f"nothing landed from {topic}[{partition}]"
+            assert offsets == list(range(len(offsets))), f"gap in {topic}[{partition}]"
+    # Each key's changes, in the order of their partition, are in the order they were produced.
+    by_position = sorted(landed, key=lambda row: (row["topic"], row["partition"], row["offset"]))
+    for topic in topics.values():
+        for key in range(KEYS):
+            versions = [
+                json.loads(r["value"])["v"]
+                for r in by_position
+                if r["topic"] == topic and r["key"] == f"k{key}".encode()
+            ]
+            assert versions == sorted(versions), f"k{key} out of order in {topic}"
     # A crash after the Delta commit but before the Kafka commit left Kafka behind; Delta decided.
     again = run("none", 0)
     assert json.loads(again.stdout.strip().splitlines()[-1]) == {"records": 0}
 
 
-def _three_partition_stream(broker: str, name: str, produced: int) -> dict:
-    """A JSON contract on one new 3-partition topic holding `produced` records spread over the partitions."""
+def _many_partition_stream(broker: str, name: str, produced: int) -> dict:
+    """A JSON contract on one new topic of PARTITIONS partitions holding `produced` records spread over them."""
     topic = f"{name}-{uuid.uuid4().hex[:8]}"
-    ensure_topics(broker, [topic], partitions=3)
+    ensure_topics(broker, [topic], partitions=PARTITIONS)
     producer = Producer({"bootstrap.servers": broker, "batch.num.messages": 1})
     for i in range(produced):
         value = {"id": f"k{i}", "op": "c", "ts": f"2026-01-01T{i % 24:02d}:00:00Z", "v": i}
-        producer.produce(topic, key=f"k{i}".encode(), value=json.dumps(value).encode(), partition=i % 3)
+        producer.produce(topic, key=f"k{i}".encode(), value=json.dumps(value).encode(), partition=i % PARTITIONS)
     assert producer.flush(30) == 0
     return {
         "name": name,
@@ -94,16 +114,30 @@ def _assert_each_record_landed_once(lake_root: str, entity: str, produced: int) 
     positions = [(row["topic"], row["partition"], row["offset"]) for row in landed]
     assert len(set(positions)) == len(positions), "a record was landed twice"
     assert len(positions) == produced, "a record was skipped"
-    for partition in range(3):
+    for partition in range(PARTITIONS):
         offsets = sorted(offset for _, p, offset in positions if p == partition)
         assert offsets == list(range(len(offsets))), f"gap in partition {partition}"
+
+
+def test_one_run_drains_every_partition(broker, tmp_path):
+    produced = 600
+    document = _many_partition_stream(broker, "drained", produced)
+    kafka = KafkaResource(bootstrap_servers=broker, group_prefix=f"drained-{uuid.uuid4().hex[:8]}")
+    lake = LakeResource(root=str(tmp_path / "lake"))
+
+    report = drain_to_landing(parse_contract(document), kafka, lake, batch_records=100)
+
+    assert report.records == produced
+    assert sorted(report.offsets) == sorted(f"{document['source']['topic']}[{p}]" for p in range(PARTITIONS))
+    assert report.lag_after == 0
+    _assert_each_record_landed_once(lake.root, "drained", produced)
 
 
 def test_a_run_overtaken_by_another_run_lands_nothing_twice(broker, tmp_path):
     """Run A resumes and consumes a batch; before A writes it, run B lands everything. A's commit must
     fail (B advanced the same topic partitions since A resumed), and A must re-resume and find nothing left."""
     produced = 300
-    document = _three_partition_stream(broker, "overtaken", produced)
+    document = _many_partition_stream(broker, "overtaken", produced)
     contract = parse_contract(document)
     kafka = KafkaResource(bootstrap_servers=broker, group_prefix=f"overtaken-{uuid.uuid4().hex[:8]}")
     lake = LakeResource(root=str(tmp_path / "lake"))
@@ -124,7 +158,7 @@ def test_concurrent_landing_processes_land_each_record_exactly_once(broker, tmp_
     """Three landing processes of one entity at once (CLI, UI, sensor runs) share the work without
     landing a record twice or skipping one."""
     produced = 900
-    document = _three_partition_stream(broker, "concurrent", produced)
+    document = _many_partition_stream(broker, "concurrent", produced)
     lake_root = str(tmp_path / "lake")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     arguments = [json.dumps(document), broker, f"concurrent-{uuid.uuid4().hex[:8]}", lake_root, "none", "0"]

@@ -1,7 +1,11 @@
 """The landing table is an exact archive: every record read back from its rows is the record consumed."""
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -54,3 +58,28 @@ def test_a_record_is_filed_under_its_event_hour_and_without_one_under_its_kafka_
     broken = LandingRecord(TOPIC, 0, 1, 1_767_225_600_000, b"T2", b"{not json")
     table = landing_rows(TRANSACTIONS, [good, broken], None, LANDED_AT, DEFAULT_PARTITIONS.first_hour)
     assert table["_event_hour"].to_pylist() == [datetime(2026, 1, 1, 10, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)]
+
+
+def test_landing_rows_leave_pandas_unimported():
+    """pyarrow imports pandas on the first `pa.array` or `pa.scalar` of Python values: about a second of
+    every landing run process. Landing builds its rows without them (see lib/columns.py)."""
+    script = (
+        "import json, sys\n"
+        "from datetime import UTC, datetime\n"
+        "from platform_assets.lib.archive import landing_rows, offset_spans\n"
+        "from platform_assets.lib.contract import load_contracts\n"
+        "from platform_assets.lib.records import LandingRecord\n"
+        "from platform_assets.partitions import DEFAULT_PARTITIONS\n"
+        "contract = next(c for c in load_contracts() if c.name == 'card_transactions')\n"
+        f"value = json.dumps({VALUE!r}).encode()\n"
+        "records = [LandingRecord('card-transactions', 0, 0, 1_767_225_600_000, b'k', value, (('h', b'v'),)),\n"
+        "           LandingRecord('card-transactions', 1, 5, 1_767_225_600_000, None, b'{bad', ())]\n"
+        "landed_at = datetime(2026, 1, 2, tzinfo=UTC)\n"
+        "table = landing_rows(contract, records, None, landed_at, DEFAULT_PARTITIONS.first_hour)\n"
+        "spans = {('card-transactions', 0): (0, 0), ('card-transactions', 1): (5, 5)}\n"
+        "assert table.num_rows == 2 and offset_spans(records) == spans\n"
+        "assert 'pandas' not in sys.modules, 'landing imported pandas'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    finished = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-2000:]

@@ -5,15 +5,17 @@ Shared by the two writers of `landing/<entity>`: Kafka landing and full snapshot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from itertools import accumulate
-from operator import itemgetter
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from platform_assets.lib import columns
 from platform_assets.lib.contract import Contract
-from platform_assets.lib.decode import SchemaLookup, landing_hour
-from platform_assets.lib.records import HourRange, LandingRecord
+from platform_assets.lib.decode import SchemaLookup, landing_hours
+from platform_assets.lib.records import HourRange, LandingBatch, LandingRecord
 from platform_assets.lib.tables import LANDING_SCHEMA
 
 # The app transaction of a landing table that each erasure bumps. A landing commit records the value it
@@ -29,7 +31,7 @@ def app_id(entity: str, topic: str, partition: int) -> str:
 
 def landing_rows(
     contract: Contract,
-    records: list[LandingRecord],
+    records: Sequence[LandingRecord] | LandingBatch,
     schema_lookup: SchemaLookup | None,
     landed_at: datetime,
     first_hour: datetime,
@@ -37,25 +39,22 @@ def landing_rows(
     """The landing table rows of a batch; column by column, since this runs at Kafka speed.
 
     Each record is filed under an hourly partition that exists: `first_hour` (the first partition) to
-    the hour of `landed_at` (see `decode.landing_hour`).
+    the hour of `landed_at` (see `decode.landing_hours`).
     """
-    topics, partitions, offsets, timestamps_ms, keys, values, headers = (
-        list(map(itemgetter(column), records)) for column in range(LandingRecord._fields.index("landed_at"))
-    )
-    existing = HourRange.landed(first_hour, landed_at)
-    hours = [landing_hour(contract, record, schema_lookup, existing) for record in records]
+    batch = records if isinstance(records, LandingBatch) else LandingBatch.of(records)
     column_type = {column.name: column.type for column in LANDING_SCHEMA}
+    hours = landing_hours(contract, batch, schema_lookup, HourRange.landed(first_hour, landed_at))
     return pa.Table.from_arrays(
         [
-            pa.array(topics, pa.string()),
-            pa.array(partitions, pa.int32()),
-            pa.array(offsets, pa.int64()),
-            pa.array(timestamps_ms, pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(column_type["timestamp"]),
-            pa.array(keys, pa.binary()),
-            pa.array(values, pa.binary()),
-            _header_lists(headers, column_type["headers"]),
-            pa.array(hours, column_type["_event_hour"]),
-            pa.repeat(pa.scalar(landed_at, column_type["_landed_at"]), len(records)),
+            columns.repeated_strings(batch.topics),
+            columns.int64s(batch.partitions, pa.int32()),
+            columns.int64s(batch.offsets),
+            columns.int64s(batch.timestamps_ms, pa.timestamp("ms", tz="UTC")).cast(column_type["timestamp"]),
+            columns.binaries(batch.keys),
+            columns.binaries(batch.values),
+            _header_lists(batch.headers, column_type["headers"]),
+            hours.cast(column_type["_event_hour"]),
+            columns.timestamps([landed_at] * batch.size, column_type["_landed_at"]),
         ],
         schema=LANDING_SCHEMA,
     )
@@ -65,18 +64,31 @@ def _header_lists(headers: list[tuple[tuple[str, bytes | None], ...]], list_type
     """Each record's headers as a list of key/value structs, built flat (most records have none)."""
     pairs = [pair for record_headers in headers for pair in record_headers]
     entries = pa.StructArray.from_arrays(
-        [pa.array([k for k, _ in pairs], pa.string()), pa.array([v for _, v in pairs], pa.binary())],
+        [columns.strings([k for k, _ in pairs]), columns.binaries([v for _, v in pairs])],
         fields=list(list_type.value_type),
     )
-    starts = pa.array(accumulate(map(len, headers), initial=0), pa.int32())
+    starts = columns.int64s(list(accumulate(map(len, headers), initial=0)), pa.int32())
     return pa.ListArray.from_arrays(starts, entries, type=list_type)
 
 
-def last_offsets(records: list[LandingRecord]) -> dict[tuple[str, int], int]:
+def offset_spans(records: Sequence[LandingRecord] | LandingBatch) -> dict[tuple[str, int], tuple[int, int]]:
+    """The first and last offset per topic partition of a consumed batch, found by Arrow compute (this
+    runs for every batch of tens of thousands of records; a batch spans a few topics and partitions)."""
+    batch = records if isinstance(records, LandingBatch) else LandingBatch.of(records)
+    topic_codes = {topic: code for code, topic in enumerate(dict.fromkeys(batch.topics))}
+    codes = columns.int64s([topic_codes[topic] for topic in batch.topics]) if len(topic_codes) > 1 else None
+    partitions, offsets = columns.int64s(batch.partitions), columns.int64s(batch.offsets)
+    spans = {}
+    for topic, code in topic_codes.items():
+        in_topic = None if codes is None else pc.equal(codes, columns.int64s([code])[0])
+        for partition in pc.unique(partitions if in_topic is None else partitions.filter(in_topic)).to_pylist():
+            here = pc.equal(partitions, columns.int64s([partition])[0])
+            bounds = pc.min_max(offsets.filter(here if in_topic is None else pc.and_(here, in_topic))).as_py()
+            spans[(topic, partition)] = (bounds["min"], bounds["max"])
+    return spans
+
+
+def last_offsets(records: Sequence[LandingRecord] | LandingBatch) -> dict[tuple[str, int], int]:
     """The highest offset per topic partition of a consumed batch, archived or not (an erased record's
     position is passed like any other)."""
-    last: dict[tuple[str, int], int] = {}
-    for record in records:
-        position = (record.topic, record.partition)
-        last[position] = max(last.get(position, -1), record.offset)
-    return last
+    return {position: last for position, (_, last) in offset_spans(records).items()}

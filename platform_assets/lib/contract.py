@@ -161,6 +161,10 @@ class Contract:
         return tuple(spec for spec in self.fields if spec.pii != "drop")
 
     @cached_property
+    def stored_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.stored_fields)
+
+    @cached_property
     def protected_fields(self) -> tuple[FieldSpec, ...]:
         """Stored fields whose values are transformed on the way into `raw` (`hash` or `mask`)."""
         return tuple(spec for spec in self.stored_fields if spec.pii is not None)

@@ -15,10 +15,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from platform_assets.lib import columns
 from platform_assets.lib.connect_types import ColumnTypes, avro_column_types, json_column_types, logical_value
 from platform_assets.lib.contract import (
     ENVELOPE_FIELDS,
@@ -28,10 +33,12 @@ from platform_assets.lib.contract import (
     FieldSpec,
 )
 from platform_assets.lib.records import (
+    SNAPSHOT_TOPIC_PREFIX,
     TRUNCATE,
     Change,
     Decoded,
     HourRange,
+    LandingBatch,
     LandingRecord,
     Rejected,
     Skipped,
@@ -132,10 +139,6 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "timestamp": _parse_timestamp,
     "date": _parse_date,
 }
-
-
-def _convert(spec: FieldSpec, wire: Any) -> Any:
-    return _as_decimal(spec, wire) if spec.type == "decimal" else _CONVERTERS[spec.type](wire)
 
 
 def _wrong_type(spec: FieldSpec, value: Any) -> _Reject:
@@ -432,30 +435,78 @@ def decode(contract: Contract, record: LandingRecord, schema_lookup: SchemaLooku
         return Rejected(rejection.error, rejection.reason, _readable_event_time(contract, parsed))
 
 
+# Wire values a field type takes as they are, with no conversion: (exact Python type, inclusive bounds).
+_TAKEN_AS_SENT: dict[str, tuple[type, tuple[int, int] | None]] = {
+    "string": (str, None),
+    "int": (int, INT32),
+    "long": (int, INT64),
+    "boolean": (bool, None),
+}
+
+
+@dataclass(frozen=True)
+class _FieldPlan:
+    """What `_typed_change` needs of one field, worked out once per contract (it runs for every field of
+    every record)."""
+
+    spec: FieldSpec
+    taken_as: type | None  # a wire value of exactly this type (within `bounds`) is the value
+    bounds: tuple[int, int] | None
+    convert: Callable[[Any], Any]  # any other wire value: the value, or ValueError/TypeError
+    identity: bool  # key, sequence or event time: kept on a key-only delete, never checked against accepted values
+    accepted_values: tuple[Any, ...] | None
+
+
+_plans: dict[int, tuple[Contract, tuple[_FieldPlan, ...]]] = {}
+
+
+def _field_plans(contract: Contract) -> tuple[_FieldPlan, ...]:
+    cached = _plans.get(id(contract))
+    if cached is not None and cached[0] is contract:
+        return cached[1]
+    plans = tuple(
+        _FieldPlan(
+            spec,
+            taken_as=_TAKEN_AS_SENT[spec.type][0] if spec.type in _TAKEN_AS_SENT else None,
+            bounds=_TAKEN_AS_SENT[spec.type][1] if spec.type in _TAKEN_AS_SENT else None,
+            convert=partial(_as_decimal, spec) if spec.type == "decimal" else _CONVERTERS[spec.type],
+            identity=spec.name in contract.key or spec.name in contract.identity_fields,
+            accepted_values=None if spec.name in contract.identity_fields else spec.accepted_values,
+        )
+        for spec in contract.fields
+    )
+    _plans[id(contract)] = (contract, plans)
+    return plans
+
+
 def _typed_change(contract: Contract, parsed: _Parsed) -> Change:
     operation, payload = parsed.operation, parsed.row
     if operation == TRUNCATE:  # no row: every key older than its position is deleted
         return Change(operation, dict.fromkeys(spec.name for spec in contract.fields), {}, parsed.envelope)
     values: dict[str, Any] = {}
-    for spec in contract.fields:
-        trusted = not parsed.key_only or spec.name in contract.key or spec.name in contract.identity_fields
-        wire = payload.get(spec.name) if trusted else None
+    column_types = parsed.column_types
+    for plan in _field_plans(contract):  # this loop runs for every field of every record
+        spec = plan.spec
+        wire = payload.get(spec.name) if plan.identity or not parsed.key_only else None
         if wire is None:
             _may_be_absent(contract, spec, operation)
             values[spec.name] = None
             continue
-        try:  # this loop runs for every field of every record
-            value = _convert(spec, logical_value(wire, parsed.column_types.get(spec.name)))
-        except (ValueError, TypeError, OverflowError, InvalidOperation) as error:
-            raise _wrong_type(spec, wire) from error
         if (
-            spec.accepted_values is not None
-            and value not in spec.accepted_values
-            and spec.name not in contract.identity_fields
+            type(wire) is plan.taken_as
+            and not column_types
+            and (plan.bounds is None or plan.bounds[0] <= wire <= plan.bounds[1])
         ):
+            value = wire
+        else:
+            try:
+                value = plan.convert(logical_value(wire, column_types.get(spec.name)) if column_types else wire)
+            except (ValueError, TypeError, OverflowError, InvalidOperation) as error:
+                raise _wrong_type(spec, wire) from error
+        if plan.accepted_values is not None and value not in plan.accepted_values:
             raise _Reject(
                 "unaccepted_value",
-                f"field `{spec.name}` is {_describe(wire)}, not one of {list(spec.accepted_values)}",
+                f"field `{spec.name}` is {_describe(wire)}, not one of {list(plan.accepted_values)}",
             )
         values[spec.name] = value
     extra = {} if payload.keys() <= values.keys() else {k: v for k, v in payload.items() if k not in values}
@@ -550,6 +601,119 @@ def landing_hour(
     return _filed(moment, record, hours)[0]
 
 
+# ISO 8601 date-times that Arrow's cast reads exactly as `datetime.fromisoformat` does (checked, with the
+# calendar, by the cast itself); other strings Python may still read take the per-record path.
+_ISO_DATE_TIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}(:\d{2}(:\d{2}(\.\d{1,6})?)?)?"
+_ISO_ZONE = r"(Z|[+-]\d{2}(:?\d{2})?)$"
+_HOUR_TYPE = pa.timestamp("us", tz="UTC")
+# Epoch milliseconds that Python's datetime can hold (years 1 to 9999); the rest are no event time.
+_EPOCH_MS = (-62_135_596_800_000, 253_402_300_799_999)
+
+
+def landing_hours(
+    contract: Contract, batch: LandingBatch, schema_lookup: SchemaLookup | None, hours: HourRange
+) -> pa.Array:
+    """`landing_hour` of every record of a batch, as one Arrow array: for a JSON contract the payloads
+    are read by orjson and the event times parsed and filed by Arrow compute, so no Python runs per
+    record; records whose event time only Python can read (an unusual ISO form, a batch with a date
+    Arrow refuses), and every record of other formats, take `landing_hour` one by one.
+
+    Any event time outside `hours` files a record exactly as one without an event time (under the
+    nearest hour to its Kafka time), so the fast path only needs to be exact within `hours`.
+    """
+    if contract.source.format != "json" or contract.event_time in ENVELOPE_FIELDS:
+        return columns.timestamps(
+            [landing_hour(contract, record, schema_lookup, hours) for record in batch.records()], _HOUR_TYPE
+        )
+    texts, epoch_ms = _split_wires(_event_time_wires(contract, batch))
+    text_array = columns.strings(texts)
+    no_text = pa.nulls(len(text_array), pa.string())
+    naive = pc.match_substring_regex(text_array, _ISO_DATE_TIME + "$")  # null where no text
+    zoned = pc.match_substring_regex(text_array, _ISO_DATE_TIME + _ISO_ZONE)
+    from_numbers = columns.optional_int64s(epoch_ms).cast(pa.timestamp("ms", tz="UTC")).cast(_HOUR_TYPE)
+    try:
+        moments = pc.coalesce(
+            pc.if_else(naive, text_array, no_text).cast(pa.timestamp("us")).cast(_HOUR_TYPE),
+            pc.if_else(zoned, text_array, no_text).cast(_HOUR_TYPE),
+            from_numbers,
+        )
+        by_python = pc.and_not_kleene(pc.is_valid(text_array), pc.or_kleene(naive, zoned))
+    except pa.ArrowInvalid:  # a date the calendar does not have, e.g. 2026-02-30: Python explains
+        moments, by_python = from_numbers, pc.is_valid(text_array)
+    first, last = (columns.timestamp_scalar(hour, _HOUR_TYPE) for hour in (hours.first, hours.last))
+    event_hours = pc.floor_temporal(moments, unit="hour")
+    kafka_hours = pc.floor_temporal(
+        columns.int64s(batch.timestamps_ms, pa.timestamp("ms", tz="UTC")), unit="hour"
+    ).cast(_HOUR_TYPE)
+    nearest = pc.if_else(
+        pc.less(kafka_hours, first), first, pc.if_else(pc.greater(kafka_hours, last), last, kafka_hours)
+    )
+    in_range = pc.and_(pc.greater_equal(event_hours, first), pc.less_equal(event_hours, last))  # null: no time
+    filed = pc.coalesce(pc.if_else(in_range, event_hours, nearest), nearest)
+    if not pc.any(by_python).as_py():
+        return filed
+    one_by_one = [
+        landing_hour(contract, batch.record(index), schema_lookup, hours)
+        for index in pc.indices_nonzero(by_python).to_pylist()
+    ]
+    return pc.replace_with_mask(filed, by_python, columns.timestamps(one_by_one, _HOUR_TYPE))
+
+
+_NOT_READ = object()  # an event time that is missing, unreadable, or of a record `_payload` rejects
+
+
+def _event_time_wires(contract: Contract, batch: LandingBatch) -> list[Any]:
+    """The event time each record's JSON payload carries, or `_NOT_READ` where `_payload` would reject
+    the record (no value, too large, not a JSON object, an unknown topic or operation) or it is a snapshot
+    row (filed by its Kafka time). Each payload is dropped as soon as it is read: keeping a batch of
+    them alive made the garbage collector walk them over and over."""
+    source, name = contract.source, contract.event_time
+    operation_field = source.operation_field or name  # without one, the event time stands in (never None-checked)
+    if operation_field == name and source.operation_field is not None:
+        return [_NOT_READ] * batch.size  # `_operation_from_field` takes it out of the payload first
+    values = batch.values
+    try:  # the usual batch: every value a JSON object of an acceptable size
+        if max(map(len, values), default=0) > source.max_value_bytes:  # type: ignore[arg-type]
+            raise TypeError
+        read = [(payload.get(name, _NOT_READ), payload.get(operation_field)) for payload in map(orjson.loads, values)]  # type: ignore[arg-type]
+    except (TypeError, AttributeError, orjson.JSONDecodeError):
+        read = [
+            (_NOT_READ, None) if payload is None else (payload.get(name, _NOT_READ), payload.get(operation_field))
+            for payload in (_json_object_or_none(value, source.max_value_bytes) for value in values)
+        ]
+    not_read = {topic for topic in set(batch.topics) if topic.startswith(SNAPSHOT_TOPIC_PREFIX)}
+    if source.topics_by_operation:
+        not_read.update(set(batch.topics) - set(source.topics_by_operation.values()))
+    known = source.operation_values
+    return [
+        _NOT_READ
+        if topic in not_read
+        or (source.operation_field is not None and (operation is None or str(operation) not in known))
+        else wire
+        for topic, (wire, operation) in zip(batch.topics, read, strict=True)
+    ]
+
+
+def _json_object_or_none(value: bytes | None, max_bytes: int) -> dict[str, Any] | None:
+    if value is None or len(value) > max_bytes:
+        return None
+    try:
+        payload = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _split_wires(wires: list[Any]) -> tuple[list[Any], list[int | None]]:
+    """Event time wires as ISO strings and epoch milliseconds (None elsewhere); every other wire (a
+    float, a boolean, an object) is no event time, as `_parse_timestamp` refuses it."""
+    if all(type(wire) is str for wire in wires):
+        return wires, [None] * len(wires)
+    strings = [wire if type(wire) is str else None for wire in wires]
+    epoch_ms = [wire if type(wire) is int and _EPOCH_MS[0] <= wire <= _EPOCH_MS[1] else None for wire in wires]
+    return strings, epoch_ms
+
+
 def _out_of_range(
     contract: Contract, record: LandingRecord, moment: datetime, hours: HourRange, filed: datetime
 ) -> Rejected:
@@ -591,33 +755,64 @@ def named_subject(
     return None if value is None else str(value)
 
 
+_PlainChange = tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]  # the fields of a `Change`
+
+
 def decode_batch(
     contract: Contract,
     records: Iterable[LandingRecord],
     protect: Callable[[dict[str, Any]], dict[str, Any]],
     schema_lookup: SchemaLookup | None = None,
-    is_erased: Callable[[LandingRecord, Decoded], bool] = lambda record, decoded: False,
+    is_erased: Callable[[LandingRecord, Decoded], bool] | None = None,
     first_hour: datetime | None = None,
 ) -> DecodedBatch:
     """Decode records into raw rows (PII protected) and quarantine rows, in Kafka order.
 
-    Records of keys under an erasure request, or naming an erased subject, are dropped (and counted),
-    so a replay of the archive or of Kafka never brings an erased person back. With `first_hour` (the
-    first partition), a change whose time lies outside the partitions that existed when it landed goes
-    to quarantine as `event_time_out_of_range`, filed where landing filed it.
+    Records of keys under an erasure request, or naming an erased subject (`is_erased`), are dropped
+    (and counted), so a replay of the archive or of Kafka never brings an erased person back. With
+    `first_hour` (the first partition), a change whose time lies outside the partitions that existed
+    when it landed goes to quarantine as `event_time_out_of_range`, filed where landing filed it.
     """
     batch = DecodedBatch()
-    for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
-        decoded = decode(contract, record, schema_lookup)
-        if is_erased(record, decoded):
-            batch.erased += 1
-            continue
+    ordered = sorted(records, key=_KAFKA_ORDER)
+    plain = _plain_json_changes(contract, ordered) if contract.source.format == "json" else [None] * len(ordered)
+    # A batch holds many records of one Kafka millisecond and one event hour: each is worked out once.
+    kafka_times: dict[int, datetime] = {}
+    hours_of: dict[datetime, datetime] = {}
+    time_column = contract.event_time_column
+    for record, change in zip(ordered, plain, strict=True):
+        decoded: Decoded | None = None
+        if change is None or is_erased is not None:
+            decoded = decode(contract, record, schema_lookup) if change is None else Change(*change)
+            if is_erased is not None and is_erased(record, decoded):
+                batch.erased += 1
+                continue
+            change = _fields_of(decoded) if isinstance(decoded, Change) else None
+        if change is None or is_snapshot(record):
+            assert decoded is not None
+            moment = _own_time(contract, record, decoded)
+        else:  # `Change.time`
+            envelope, values = change[3], change[1]
+            moment = envelope[time_column] if time_column in envelope else values.get(contract.event_time)
         hours = HourRange.landed(first_hour, record.landed_at) if first_hour and record.landed_at else None
-        moment = _own_time(contract, record, decoded)
-        hour, in_range = _filed(moment, record, hours)
-        if isinstance(decoded, Change) and not in_range and moment is not None and hours is not None:
-            decoded = _out_of_range(contract, record, moment, hours, hour)
-        position = position_columns(record, hour)
+        if moment is not None and hours is None:
+            hour = hours_of.get(moment)
+            if hour is None:
+                hour = hours_of[moment] = hour_floor(moment)
+            in_range = True
+        else:
+            hour, in_range = _filed(moment, record, hours)
+        kafka_moment = kafka_times.get(record.timestamp_ms)
+        if kafka_moment is None:
+            kafka_moment = kafka_times[record.timestamp_ms] = kafka_time(record)
+        position = position_columns(record, hour, kafka_moment)
+        if change is not None:
+            if not in_range and moment is not None and hours is not None:
+                decoded = _out_of_range(contract, record, moment, hours, hour)
+            else:
+                operation, values, extra, envelope = change
+                _add_row(batch, operation, protect(values), extra, envelope, position)
+                continue
         if isinstance(decoded, Skipped):
             batch.skipped[decoded.kind] += 1
         elif isinstance(decoded, Rejected):
@@ -630,10 +825,175 @@ def decode_batch(
                     "reason": decoded.reason,
                 }
             )
-        else:
-            batch.unknown_fields.update(decoded.extra.keys())
-            extra = json.dumps(decoded.extra, sort_keys=True, default=str) if decoded.extra else None
-            batch.rows.append(
-                {"_op": decoded.operation, **protect(decoded.values), "_extra": extra, **decoded.envelope, **position}
-            )
     return batch
+
+
+def _fields_of(change: Change) -> _PlainChange:
+    return change.operation, change.values, change.extra, change.envelope
+
+
+def _add_row(
+    batch: DecodedBatch,
+    operation: str,
+    protected: dict[str, Any],
+    extra: dict[str, Any],
+    envelope: dict[str, Any],
+    position: dict[str, Any],
+) -> None:
+    if extra:
+        batch.unknown_fields.update(extra.keys())
+        text = json.dumps(extra, sort_keys=True, default=str)
+        batch.rows.append({"_op": operation, **protected, "_extra": text, **envelope, **position})
+    else:
+        batch.rows.append({"_op": operation, **protected, "_extra": None, **envelope, **position})
+
+
+_KAFKA_ORDER = itemgetter(0, 1, 2)  # topic, partition, offset of a LandingRecord
+
+
+def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> list[_PlainChange | None]:
+    """`decode` of each record of a JSON contract that decodes without a fault, field by field over the
+    whole batch (each distinct wire value converted once); None for every other record (snapshot rows,
+    rejects, values only the per-record rules read), which `decode` then takes one by one.
+
+    Most of the per-record decode went to Python calls around each field of each record, while a batch
+    of changes holds few distinct timestamps, currencies or segments.
+    """
+    payloads = _json_objects(contract, records)
+    operations = _operations(contract, records, payloads)
+    readable = [operation is not None for operation in operations]
+    names = [plan.spec.name for plan in _field_plans(contract)]
+    for plan, name in zip(_field_plans(contract), names, strict=True):
+        wires = [None if p is None else p.get(name) for p in payloads]
+        values = _converted(contract, plan, wires, operations, readable)
+        # Each payload becomes its change's values: converted values written back, absent fields null.
+        for payload, wire, value in zip(payloads, wires, values, strict=True):
+            if value is not wire or (wire is None and payload is not None):
+                payload[name] = value
+    known = set(names)
+    return [
+        (
+            operation,  # type: ignore[misc]  # known where `ok`
+            payload,
+            {},
+            {},
+        )
+        if ok and len(payload) == len(names)
+        else (
+            operation,
+            {name: payload[name] for name in names},
+            {k: v for k, v in payload.items() if k not in known},
+            {},
+        )
+        if ok
+        else None
+        for payload, operation, ok in zip(payloads, operations, readable, strict=True)
+    ]
+
+
+def _json_objects(contract: Contract, records: list[LandingRecord]) -> list[Any]:
+    """Each record's payload as `_payload` reads it, or None where it rejects the record or the record
+    is a snapshot row."""
+    source = contract.source
+    values = [record.value for record in records]
+    try:  # the usual batch: every value a JSON object of an acceptable size
+        if max(map(len, values), default=0) > source.max_value_bytes:  # type: ignore[arg-type]
+            raise TypeError
+        payloads: list[Any] = list(map(orjson.loads, values))  # type: ignore[arg-type]
+        if set(map(type, payloads)) - {dict}:
+            raise TypeError
+    except (TypeError, orjson.JSONDecodeError):
+        payloads = [_json_object_or_none(value, source.max_value_bytes) for value in values]
+    if any(map(is_snapshot, records)):
+        payloads = [None if is_snapshot(record) else payload for record, payload in zip(records, payloads, strict=True)]
+    return payloads
+
+
+def _operations(contract: Contract, records: list[LandingRecord], payloads: list[Any]) -> list[str | None]:
+    """Each payload's operation as `_payload` finds it (taking the operation field out of the payload),
+    or None where it rejects the record."""
+    source = contract.source
+    if source.topics_by_operation:
+        by_topic = {topic: operation for operation, topic in reversed(source.topics_by_operation.items())}
+        return [None if p is None else by_topic.get(r.topic) for r, p in zip(records, payloads, strict=True)]
+    if source.operation_field is None:
+        return [None if p is None else "create" for p in payloads]
+    field_name, named = source.operation_field, source.operation_values
+    wires = [None if p is None else p.pop(field_name, None) for p in payloads]
+    return [None if wire is None else named.get(str(wire)) for wire in wires]
+
+
+def _converted(
+    contract: Contract, plan: _FieldPlan, wires: list[Any], operations: list[str | None], readable: list[bool]
+) -> list[Any]:
+    """One field's values over a batch, as `_typed_change` makes them; `readable` is cleared for every
+    record whose wire value `_typed_change` would refuse (or that only it can read)."""
+    kinds = set(map(type, wires))
+    if kinds <= {plan.taken_as, type(None)} and not (plan.bounds and _out_of_bounds(wires, plan.bounds)):
+        values = wires
+    else:
+        values = _converted_values(plan, wires, readable)
+    if type(None) in kinds:
+        absent_allowed: dict[str | None, bool] = {}
+        for index in [index for index, wire in enumerate(wires) if wire is None]:
+            operation = operations[index]
+            if operation not in absent_allowed:
+                absent_allowed[operation] = _absence_allowed(contract, plan.spec, operation)
+            readable[index] = readable[index] and absent_allowed[operation]
+    accepted = plan.accepted_values
+    if accepted is not None:
+        try:
+            all_accepted = set(values) - {None} <= set(accepted)
+        except TypeError:
+            all_accepted = False
+        if not all_accepted:
+            for index, (wire, value) in enumerate(zip(wires, values, strict=True)):
+                if wire is not None and value not in accepted:
+                    readable[index] = False
+    return values
+
+
+def _converted_values(plan: _FieldPlan, wires: list[Any], readable: list[bool]) -> list[Any]:
+    """Each distinct wire value (told apart by type too: 1 and True are equal keys) converted once."""
+    if set(map(type, wires)) <= {str, type(None)}:  # ISO timestamps, dates, decimals as text
+        by_text = {text: _convert_or_refuse(plan, text) for text in set(wires) - {None}}
+        texts = list(map(by_text.get, wires))
+        if _REFUSED in by_text.values():
+            for index, value in enumerate(texts):
+                if value is _REFUSED:
+                    readable[index] = False
+        return texts
+    converted: dict[tuple[type, Any], Any] = {}
+    try:
+        for wire in set(zip(map(type, wires), wires, strict=True)):
+            converted[wire] = _convert_or_refuse(plan, wire[1])
+    except TypeError:  # an object or a list among them: those go to `_typed_change`
+        converted = {}
+    values = [None if wire is None else converted.get((type(wire), wire), _REFUSED) for wire in wires]
+    for index, value in enumerate(values):
+        if value is _REFUSED:
+            readable[index] = False
+    return values
+
+
+_REFUSED = object()
+
+
+def _convert_or_refuse(plan: _FieldPlan, wire: Any) -> Any:
+    try:
+        return plan.convert(wire)
+    except (ValueError, TypeError, OverflowError, InvalidOperation):
+        return _REFUSED
+
+
+def _out_of_bounds(wires: list[Any], bounds: tuple[int, int]) -> bool:
+    present = [wire for wire in wires if wire is not None]
+    return bool(present) and (min(present) < bounds[0] or max(present) > bounds[1])
+
+
+def _absence_allowed(contract: Contract, spec: FieldSpec, operation: str | None) -> bool:
+    try:
+        _may_be_absent(contract, spec, operation or "")
+    except _Reject:
+        return False
+    return True

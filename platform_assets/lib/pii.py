@@ -7,7 +7,7 @@ value (first letters, an e-mail's domain). `drop` removes the field after landin
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import os
 from typing import Any
 
@@ -43,20 +43,46 @@ def pii_key() -> bytes:
     )
 
 
+# HMAC-SHA256 (RFC 2104) keys padded to the block size and xor-ed with these, one pair per secret.
+_INNER_PAD, _OUTER_PAD = 0x36, 0x5C
+_keyed_states: dict[bytes, tuple[Any, Any]] = {}
+
+
+def _keyed(secret: bytes) -> tuple[Any, Any]:
+    """SHA-256 states that already hold the padded secret: `hmac.digest` hashes the secret again for
+    every value, five times the cost of the value itself, and raw hashes one or more fields per record."""
+    states = _keyed_states.get(secret)
+    if states is None:
+        block = hashlib.sha256().block_size
+        key = (hashlib.sha256(secret).digest() if len(secret) > block else secret).ljust(block, b"\0")
+        states = (
+            hashlib.sha256(bytes(byte ^ _INNER_PAD for byte in key)),
+            hashlib.sha256(bytes(byte ^ _OUTER_PAD for byte in key)),
+        )
+        _keyed_states[secret] = states
+    return states
+
+
 def hash_value(value: str, secret: bytes) -> str:
-    return hmac.digest(secret, value.encode("utf-8"), "sha256").hex()
+    """HMAC-SHA256 of `value` keyed by `secret`, as hex (equal to `hmac.digest(secret, value, "sha256")`)."""
+    inner_state, outer_state = _keyed(secret)
+    inner = inner_state.copy()
+    inner.update(value.encode("utf-8"))
+    outer = outer_state.copy()
+    outer.update(inner.digest())
+    return outer.hexdigest()
 
 
 def mask_value(value: str) -> str:
     """Keep the first letter of each word and an e-mail's domain; star the rest."""
     local, at, domain = value.partition("@")
-    masked = " ".join(word[:1] + "*" * (len(word) - 1) for word in local.split(" "))
-    return f"{masked}{at}{domain}"
+    masked = " ".join([word[:1] + "*" * (len(word) - 1) for word in local.split(" ")])
+    return masked + at + domain
 
 
 def protect(contract: Contract, values: dict[str, Any], secret: bytes) -> dict[str, Any]:
     """Return the stored fields with every PII policy of the contract applied (`drop` fields left out)."""
-    protected = {spec.name: values.get(spec.name) for spec in contract.stored_fields}
+    protected = {name: values.get(name) for name in contract.stored_names}
     for spec in contract.protected_fields:
         value = protected[spec.name]
         if value is not None:

@@ -6,8 +6,11 @@ finds the records that name a person), so each of them reads the same model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import compress
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from platform_assets.lib.contract import Contract
@@ -29,6 +32,41 @@ class LandingRecord(NamedTuple):
     value: bytes | None
     headers: tuple[tuple[str, bytes | None], ...] = ()
     landed_at: datetime | None = None  # when it was appended to landing; None before it is
+
+
+class LandingBatch(NamedTuple):
+    """Consumed records column by column (the fields of `LandingRecord` up to `landed_at`).
+
+    Landing runs at Kafka speed: one Python object per record cost more than the rest of landing, so
+    records are kept as columns from the consumer to the Arrow table, and built one by one only where a
+    rule needs a whole record (see `record`).
+    """
+
+    topics: list[str]
+    partitions: list[int]
+    offsets: list[int]
+    timestamps_ms: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    headers: list[tuple[tuple[str, bytes | None], ...]]
+
+    @classmethod
+    def of(cls, records: Sequence[LandingRecord]) -> LandingBatch:
+        return cls._make(list(map(itemgetter(column), records)) for column in range(len(cls._fields)))
+
+    @property
+    def size(self) -> int:
+        return len(self.offsets)
+
+    def record(self, index: int) -> LandingRecord:
+        return self.records(slice(index, index + 1))[0]
+
+    def records(self, where: slice = slice(None)) -> list[LandingRecord]:
+        return list(map(LandingRecord, *(column[where] for column in self)))
+
+    def only(self, kept: Sequence[bool]) -> LandingBatch:
+        """The records at the positions where `kept` is true."""
+        return LandingBatch._make(list(compress(column, kept)) for column in self)
 
 
 @dataclass(frozen=True)
@@ -123,13 +161,14 @@ def landing_record(row: dict[str, Any]) -> LandingRecord:
 KAFKA_POSITION_COLUMNS = ("_topic", "_partition", "_offset")
 
 
-def position_columns(record: LandingRecord, hour: datetime) -> dict[str, Any]:
-    """Where a record came from, as the platform columns of its raw or quarantine row."""
+def position_columns(record: LandingRecord, hour: datetime, kafka_moment: datetime | None = None) -> dict[str, Any]:
+    """Where a record came from, as the platform columns of its raw or quarantine row (`kafka_moment`:
+    its `kafka_time`, when the caller already has it)."""
     return {
         "_topic": record.topic,
         "_partition": record.partition,
         "_offset": record.offset,
-        "_kafka_timestamp": kafka_time(record),
+        "_kafka_timestamp": kafka_time(record) if kafka_moment is None else kafka_moment,
         "_event_hour": hour,
     }
 

@@ -11,8 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from platform_assets.lib.contract import parse_contract
-from platform_assets.lib.decode import decode, decode_batch, event_hour, landing_hour, named_subject
-from platform_assets.lib.records import Change, HourRange, LandingRecord, Rejected, Skipped
+from platform_assets.lib.decode import (
+    decode,
+    decode_batch,
+    event_hour,
+    landing_hour,
+    landing_hours,
+    named_subject,
+)
+from platform_assets.lib.records import Change, HourRange, LandingBatch, LandingRecord, Rejected, Skipped
 
 pytestmark = pytest.mark.unit
 
@@ -331,3 +338,98 @@ def test_landing_files_every_record_under_the_hour_raw_will_find(case):
     assert hours.first <= filed <= hours.last
     batch = decode_batch(contract_, [landed], lambda values: values, lookup, first_hour=FIRST_HOUR)
     assert [row["_event_hour"] for row in batch.rows + batch.quarantined] in ([filed], [])  # [] when skipped
+
+
+# Event times in the forms producers write, and forms that only Python reads or nobody does.
+ISO_FORMS = st.builds(
+    lambda moment, separator, seconds, fraction, zone: (
+        moment.strftime(f"%Y-%m-%d{separator}%H")
+        + (moment.strftime(":%M:%S") if seconds else moment.strftime(":%M"))
+        + (f".{moment.microsecond:06d}"[: fraction + 1] if seconds and fraction else "")
+        + zone
+    ),
+    st.datetimes(datetime(2025, 12, 30), datetime(2026, 1, 5)),
+    st.sampled_from(["T", " "]),
+    st.booleans(),
+    st.integers(0, 7),
+    st.sampled_from(["", "Z", "+00:00", "-03:30", "+0530", "+05", "+14:00", "z"]),
+) | st.sampled_from(
+    [
+        "2026-02-30T10:00:00Z",
+        "2026-01-01T24:00:00",
+        "2026-01-01T10:00:60Z",
+        "2026-01-01",
+        "20260101T101500Z",
+        "2026-W01-3T10:00",
+        "2026-01-01T10:15:00.1234567Z",
+        "2026-01-01T10:15:00+24:00",
+        "yesterday",
+        "",
+    ]
+)
+
+
+@st.composite
+def landed_batches(draw):
+    contract_ = draw(st.sampled_from([TOPICS, OP_FIELD, DEBEZIUM]))
+    records = []
+    for offset in range(draw(st.integers(0, 12))):
+        payload = {name: draw(values) for name, values in WIRE_VALUES.items()}
+        payload["ts"] = draw(st.one_of(ISO_FORMS, st.just(payload["ts"]), st.integers(-(2**63), 2**63)))
+        payload = {name: value for name, value in payload.items() if value is not None}
+        shape = draw(st.sampled_from(["object", "object", "object", "not_json", "array", "null", "snapshot"]))
+        topic = draw(st.sampled_from([*contract_.source.topics, "elsewhere"]))
+        if shape == "object" and contract_ is DEBEZIUM:
+            value = json.dumps({"op": payload.pop("op", "u"), "after": payload}).encode()
+        elif shape == "object":
+            value = json.dumps(payload).encode()
+        else:
+            value = {"not_json": b"{nope", "array": b"[1]", "null": None, "snapshot": json.dumps(payload).encode()}[
+                shape
+            ]
+            topic = "_snapshot.things" if shape == "snapshot" else topic
+        timestamp_ms = draw(st.integers(1_767_225_600_000 - 86_400_000, 1_767_225_600_000 + 3 * 86_400_000))
+        records.append(LandingRecord(topic, 0, offset, timestamp_ms, b"k", value))
+    return contract_, records
+
+
+@settings(max_examples=300, deadline=None)
+@given(landed_batches())
+def test_landing_files_a_whole_batch_under_the_hours_it_files_each_record(case):
+    """Landing finds the hours of a batch in Arrow; each must be the hour of the record on its own."""
+    contract_, records = case
+    hours = HourRange(FIRST_HOUR, LANDED_AT.replace(minute=0))
+    filed = landing_hours(contract_, LandingBatch.of(records), lookup, hours).to_pylist()
+    assert filed == [landing_hour(contract_, landed, lookup, hours) for landed in records]
+
+
+def _decoded_one_by_one(contract_, records):
+    """What `decode_batch` must make of a batch: `decode`, `event_hour` and the row layout, record by record."""
+    rows, quarantined = [], []
+    for landed in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+        decoded = decode(contract_, landed, lookup)
+        position = {
+            "_topic": landed.topic,
+            "_partition": landed.partition,
+            "_offset": landed.offset,
+            "_kafka_timestamp": datetime.fromtimestamp(landed.timestamp_ms / 1000, tz=UTC),
+            "_event_hour": event_hour(contract_, landed, decoded),
+        }
+        if isinstance(decoded, Rejected):
+            quarantined.append(
+                {**position, "key": landed.key, "value": landed.value, "error": decoded.error, "reason": decoded.reason}
+            )
+        elif isinstance(decoded, Change):
+            extra = json.dumps(decoded.extra, sort_keys=True, default=str) if decoded.extra else None
+            rows.append({"_op": decoded.operation, **decoded.values, "_extra": extra, **decoded.envelope, **position})
+    return rows, quarantined
+
+
+@settings(max_examples=300, deadline=None)
+@given(landed_batches())
+def test_a_batch_decodes_as_its_records_decode_one_by_one(case):
+    """`decode_batch` reads plain JSON changes field by field over the whole batch; every row and
+    quarantine row must be what decoding each record on its own makes of it."""
+    contract_, records = case
+    batch = decode_batch(contract_, records, lambda values: values, lookup)
+    assert (batch.rows, batch.quarantined) == _decoded_one_by_one(contract_, records)

@@ -2,9 +2,11 @@ import hashlib
 import hmac
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from platform_assets.lib.contract import load_contracts
-from platform_assets.lib.pii import DEV_PII_KEY, PiiKeyError, mask_value, pii_key, protect
+from platform_assets.lib.pii import DEV_PII_KEY, PiiKeyError, hash_value, mask_value, pii_key, protect
 
 pytestmark = pytest.mark.unit
 
@@ -16,6 +18,12 @@ def test_hash_is_hmac_sha256_with_the_platform_key():
     assert protected["email"] == hmac.new(b"secret", b"ann@example.com", hashlib.sha256).hexdigest()
     assert protected["full_name"] == "A** L**"
     assert protected["city"] == "Porto" and protected["customer_id"] == "C1"
+
+
+@given(st.text(), st.binary(min_size=1, max_size=200))
+def test_hash_with_the_keyed_states_is_hmac_sha256_for_every_secret_and_value(value, secret):
+    """Secrets longer than SHA-256's block are hashed first (RFC 2104); every length reads the same."""
+    assert hash_value(value, secret) == hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()
 
 
 def test_mask_keeps_the_domain_of_an_email():
