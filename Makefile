@@ -15,7 +15,7 @@ export PYTHONPATH := $(CURDIR)
 # The environment's tools (dbt, dagster) first, as in the image.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install demo dev test unit lint typecheck sqllint bench clean
+.PHONY: install demo dev soak test unit lint typecheck sqllint bench clean
 
 DBT_MANIFEST := dbt/target/manifest.json
 
@@ -39,6 +39,11 @@ demo: install
 ## dev: the Dagster UI with the broker, live simulator, sensors and schedules
 dev: install
 	$(RUN) -m devstack.dev --data-dir $(DATA)
+
+## soak: 30 minutes of `make dev` watched and timed (queue, hand-launched runs, freshness, alerts)
+soak: install
+	bash devstack/install_browser.sh
+	$(RUN) -m devstack.soak --data-dir $(DATA)/soak
 
 # Chromium for the browser tests comes from Debian (devstack/install_browser.sh).
 # Azurite (Azure Storage emulator) for the lake storage tests, pinned by .ci/package-lock.json.

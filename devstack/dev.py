@@ -23,12 +23,14 @@ SECONDS_PER_HOUR = 120.0
 DAYS_OF_PARTITIONS = 3
 
 
-def dev_environment(environ: dict[str, str], data_dir: Path, now: datetime) -> dict[str, str]:
+def dev_environment(
+    environ: dict[str, str], data_dir: Path, now: datetime, seconds_per_hour: float = SECONDS_PER_HOUR
+) -> dict[str, str]:
     """The environment of `make dev`: what the caller set wins, the rest looks like a production
     deployment a few days old: partitions start DAYS_OF_PARTITIONS days back (not at the code's
     default start, which would give the UI thousands of empty hours) and the simulator publishes
     those days first, the sensors keep production's thresholds with a shorter delay, so live events
-    show up as rows within a few minutes."""
+    show up as rows within a few minutes, and freshness hours last as long as the simulator's hours."""
     env = dict(environ)
     # This environment's tools first: `dagster dev` re-parses the dbt project with its `dbt`.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -38,6 +40,7 @@ def dev_environment(environ: dict[str, str], data_dir: Path, now: datetime) -> d
     env.setdefault("PLATFORM_START", f"{now - timedelta(days=DAYS_OF_PARTITIONS):%Y-%m-%d}-00:00")
     env.setdefault("PLATFORM_LAG_SENSOR_INTERVAL_S", "30")
     env.setdefault("PLATFORM_MAX_DELAY_S", "60")
+    env.setdefault("PLATFORM_FRESHNESS_HOUR_S", str(seconds_per_hour))
     rest_port = env.setdefault("CUSTOMER_SERVICE_PORT", "8765")
     env.setdefault("CUSTOMER_SERVICE_URL", f"http://127.0.0.1:{rest_port}")
     return env
@@ -57,7 +60,7 @@ def main() -> None:
     parser.add_argument("--seconds-per-hour", type=float, default=SECONDS_PER_HOUR, help="pace of the live simulator")
     args = parser.parse_args()
     data_dir = args.data_dir.resolve()
-    env = dev_environment(dict(os.environ), data_dir, datetime.now(UTC))
+    env = dev_environment(dict(os.environ), data_dir, datetime.now(UTC), args.seconds_per_hour)
     prepare_dagster_home(Path(env["DAGSTER_HOME"]))
     rest_port = env["CUSTOMER_SERVICE_PORT"]
     # `kill` (SIGTERM) stops everything it started, as Ctrl-C does, instead of orphaning the children.

@@ -76,7 +76,7 @@ def build_definitions(
     """The code location for `contracts`; each `refused` contract file is shown as an error, not loaded."""
     settings = settings or PlatformSettings()
     refused = refused or []
-    partitions = Partitions.starting(settings.start)
+    partitions = Partitions.starting(settings.start, settings.freshness_hour_s)
     marts = build_marts(contracts, partitions)
     erasure_job = build_erasure_job(contracts)
     maintenance_job = build_maintenance_job(contracts)

@@ -38,11 +38,11 @@ def entity_asset_properties(contract: Contract, layer: str) -> dict[str, Any]:
     }
 
 
-def freshness_policy(contract: Contract) -> FreshnessPolicy | None:
+def freshness_policy(contract: Contract, hour_s: float = 3600.0) -> FreshnessPolicy | None:
     """Fresh while the asset was materialized within the contract's `quality.freshness_hours`. Dagster's
     freshness daemon judges it on its own clock, without any run, so a stalled entity turns red."""
     hours = contract.quality.freshness_hours
-    return FreshnessPolicy.time_window(fail_window=timedelta(hours=hours)) if hours else None
+    return FreshnessPolicy.time_window(fail_window=timedelta(seconds=hours * hour_s)) if hours else None
 
 
 def lake_pool(contract: Contract, layer: str) -> str:

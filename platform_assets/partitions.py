@@ -22,6 +22,9 @@ DAY_FORMAT = "%Y-%m-%d"
 class Partitions:
     hourly: HourlyPartitionsDefinition
     daily: DailyPartitionsDefinition
+    # Wall-clock seconds of a contract's `freshness_hours` hour: 3600 but in `make dev`, whose simulator
+    # plays an event hour in minutes, so a stopped simulator turns the freshness checks red in minutes.
+    freshness_hour_s: float = 3600.0
 
     @property
     def first_hour(self) -> datetime:
@@ -29,7 +32,7 @@ class Partitions:
         return self.hourly.start
 
     @classmethod
-    def starting(cls, start: str) -> Partitions:
+    def starting(cls, start: str, freshness_hour_s: float = 3600.0) -> Partitions:
         """Hourly and daily partitions from `start` (`YYYY-MM-DD-HH:MM`, UTC).
 
         end_offset=1: the hour (day) in progress is a partition too, so live data shows up before it
@@ -39,6 +42,7 @@ class Partitions:
         return cls(
             hourly=HourlyPartitionsDefinition(start_date=start, timezone="UTC", end_offset=1),
             daily=DailyPartitionsDefinition(start_date=first.strftime(DAY_FORMAT), timezone="UTC", end_offset=1),
+            freshness_hour_s=freshness_hour_s,
         )
 
 

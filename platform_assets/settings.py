@@ -32,6 +32,9 @@ class PlatformSettings:
     alert_webhook_url: str = ""
     # slack | teams | json (PLATFORM_ALERT_WEBHOOK_FORMAT); empty: chosen from the webhook's host.
     alert_format: str = ""
+    # Wall-clock seconds of an hour of a contract's `freshness_hours` (PLATFORM_FRESHNESS_HOUR_S): `make
+    # dev` shortens it to its simulator's pace.
+    freshness_hour_s: float = 3600.0
     # The Dagster UI that alerts link to (PLATFORM_UI_URL).
     ui_url: str = "http://127.0.0.1:3000"
 
@@ -48,4 +51,5 @@ class PlatformSettings:
             alert_webhook_url=env.get("PLATFORM_ALERT_WEBHOOK_URL") or defaults.alert_webhook_url,
             alert_format=env.get("PLATFORM_ALERT_WEBHOOK_FORMAT") or defaults.alert_format,
             ui_url=env.get("PLATFORM_UI_URL") or defaults.ui_url,
+            freshness_hour_s=float(env.get("PLATFORM_FRESHNESS_HOUR_S") or defaults.freshness_hour_s),
         )

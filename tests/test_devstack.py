@@ -31,3 +31,22 @@ def test_what_the_developer_set_wins(tmp_path: Path):
         {"PLATFORM_START": "2026-01-01-00:00", "PLATFORM_MAX_DELAY_S": "5"}, tmp_path, datetime.now(UTC)
     )
     assert (env["PLATFORM_START"], env["PLATFORM_MAX_DELAY_S"]) == ("2026-01-01-00:00", "5")
+
+
+def test_dev_freshness_hours_last_as_long_as_the_simulators_hours(tmp_path: Path):
+    """customers.yaml sets quality.freshness_hours: 2. In `make dev` an event hour passes every 120 s, so
+    `current` turns red 4 minutes after its last merge instead of 2 hours: a stopped simulator shows."""
+    from platform_assets.definitions import build_definitions
+    from platform_assets.entity import layer_asset_key
+    from platform_assets.lib.contract import load_contracts
+
+    env = dev_environment({"PATH": "/usr/bin"}, tmp_path, datetime.now(UTC), seconds_per_hour=120)
+    defs = build_definitions(load_contracts(), settings=PlatformSettings.from_env(env))
+    key = layer_asset_key("current", "customers")
+    policy = defs.resolve_assets_def(key).specs_by_key[key].freshness_policy
+    assert policy is not None and policy.fail_window.to_timedelta().total_seconds() == 2 * 120
+    production = build_definitions(load_contracts(), settings=PlatformSettings())
+    assert (
+        production.resolve_assets_def(key).specs_by_key[key].freshness_policy.fail_window.to_timedelta().total_seconds()
+        == 2 * 3600
+    )
