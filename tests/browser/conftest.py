@@ -21,7 +21,8 @@ from ui_stack import (
     wait_until_loaded,
 )
 
-from devstack.broker import stop_group
+from devstack.broker import free_port, stop_group
+from devstack.soak import Webhook
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,13 @@ def dagster_ui(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     root = tmp_path_factory.mktemp("dagster-ui")
     by_hour = publish(broker)
     home, lake_root = root / "dagster_home", root / "lake"
-    process, url = start_dagster_dev(home, lake_root, broker, root / "dagster-dev.log")
-    env = platform_env(home, lake_root, broker)
-    ui = DagsterUI(url, process, root / "dagster-dev.log", lake_root, root / "screenshots", env, by_hour)
+    webhook, port = Webhook(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = platform_env(home, lake_root, broker, webhook.url, url)
+    process = start_dagster_dev(root / "dagster-dev.log", env, port)
+    ui = DagsterUI(
+        url, process, root / "dagster-dev.log", lake_root, root / "screenshots", env, webhook.received, by_hour
+    )
     ui.screenshots.mkdir()
     try:
         wait_until_loaded(ui)
@@ -42,6 +47,7 @@ def dagster_ui(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield ui
     finally:
         stop_group(process)
+        webhook.server.shutdown()
         print(f"\nbrowser test screenshots: {ui.screenshots}\ndagster dev log: {ui.log_path}")
 
 

@@ -11,13 +11,26 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
-from ui_stack import BAD_HOUR, BROKEN_RECORDS, LOCATION, ROOT, RUN_TIMEOUT_S, START, DagsterUI, hour_key
+from ui_stack import (
+    ALERT_SENSOR_INTERVAL_S,
+    ALERT_TIMEOUT_S,
+    BAD_HOUR,
+    BROKEN_RECORDS,
+    LOCATION,
+    ROOT,
+    RUN_TIMEOUT_S,
+    START,
+    DagsterUI,
+    hour_key,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
 
@@ -95,7 +108,7 @@ def test_asset_graph_shows_the_platform_assets(page: Page, shot: Any) -> None:
     graph = page.locator("svg").filter(has=page.locator("foreignObject"))
     for group in ("customers", "card_transactions", "marts"):
         expect(graph.get_by_text(group, exact=True).first).to_be_visible()
-    expect(page.get_by_text("fetching statuses")).to_have_count(0)
+    expect(page.get_by_text("fetching statuses")).to_have_count(0, timeout=60_000)
     page.get_by_role("button", name="settings", exact=True).click()  # the graph's own settings menu
     page.get_by_role("menuitem", name="Expand all groups").click()
     page.get_by_role("button", name="settings", exact=True).click()  # close the menu again
@@ -205,6 +218,55 @@ def test_a_failed_blocking_check_is_shown_as_failed(page: Page, shot: Any, dagst
 
     quarantined = dagster_ui.lake_rows("quarantine", "customers", BAD)
     assert len(quarantined) == BROKEN_RECORDS
+
+    # The alert sensor posts the failed check to the webhook, and its link opens the failed run.
+    alert = wait_for_alert(dagster_ui, lambda a: a["rule"] == "quarantine_rate")
+    assert (alert["asset"], alert["partition"]) == ("raw/raw_customers", BAD)
+    assert f"{BROKEN_RECORDS} of" in alert["detail"] and alert["link"].endswith(f"/runs/{run_id}")
+    page.goto(alert["link"])
+    expect(wait_for_run_page(page)).to_have_text("Failure")
+    shot("alert-link")
+    time.sleep(3 * ALERT_SENSOR_INTERVAL_S)  # later ticks of both alert sensors: the failure is posted once
+    assert [body["rule"] for _, body in dagster_ui.alerts if body["link"] == alert["link"]] == ["quarantine_rate"]
+
+
+def wait_for_alert(dagster_ui: DagsterUI, matches: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The first alert the webhook received that `matches`, waiting for the alert sensors' next ticks."""
+    deadline = time.monotonic() + ALERT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        found = [body for _, body in dagster_ui.alerts if matches(body)]
+        if found:
+            return found[0]
+        time.sleep(1)
+    raise AssertionError(f"no such alert within {ALERT_TIMEOUT_S} s; received: {dagster_ui.alerts}")
+
+
+def test_the_landing_asset_plots_the_consumer_lag_over_time(page: Page, shot: Any, dagster_ui: DagsterUI) -> None:
+    """The customers lag sensor records consumer_lag on landing every tick; the asset's Overview plots it."""
+    observed = lag_observations(dagster_ui, at_least=3)
+    assert all(isinstance(lag, int) for lag in observed)
+    page.goto("/assets/landing/landing_customers")
+    metadata = page.get_by_role("button", name="Plots")
+    expect(metadata).to_be_visible(timeout=30_000)
+    metadata.click()
+    expect(page.get_by_text("consumer_lag", exact=True).first).to_be_visible()
+    expect(page.locator("canvas").first).to_be_visible()
+    shot("lag-plot")
+
+
+def lag_observations(dagster_ui: DagsterUI, at_least: int) -> list[int]:
+    query = (
+        '{ assetOrError(assetKey: {path: ["landing", "landing_customers"]}) { ... on Asset {'
+        " assetObservations(limit: 50) { metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }"
+    )
+    deadline = time.monotonic() + ALERT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        events = dagster_ui.graphql(query)["assetOrError"]["assetObservations"]
+        lags = [e["intValue"] for event in events for e in event["metadataEntries"] if e["label"] == "consumer_lag"]
+        if len(lags) >= at_least:
+            return lags
+        time.sleep(2)
+    raise AssertionError(f"fewer than {at_least} lag observations on landing within {ALERT_TIMEOUT_S} s")
 
 
 def assert_raw_holds_what_landed(dagster_ui: DagsterUI, hours: list[str]) -> None:

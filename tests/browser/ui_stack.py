@@ -40,6 +40,8 @@ GOOD_HOURS = 6  # 2026-01-01 00:00 .. 05:00
 BAD_HOUR = START + timedelta(hours=10)  # mostly invalid JSON: raw/customers' quarantine_rate check fails
 BROKEN_RECORDS = 20
 STARTUP_TIMEOUT_S = 180
+ALERT_SENSOR_INTERVAL_S = 5
+ALERT_TIMEOUT_S = 120
 RUN_TIMEOUT_S = 180
 
 
@@ -57,6 +59,7 @@ class DagsterUI:
     lake_root: Path
     screenshots: Path
     env: dict[str, str]
+    alerts: list[tuple[float, dict[str, Any]]]
     customer_events_by_hour: dict[str, list[Any]] = field(default_factory=dict)
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -159,7 +162,7 @@ def publish(bootstrap: str) -> dict[str, list[Any]]:
     return by_hour
 
 
-def platform_env(home: Path, lake_root: Path, bootstrap: str) -> dict[str, str]:
+def platform_env(home: Path, lake_root: Path, bootstrap: str, webhook_url: str, ui_url: str) -> dict[str, str]:
     """The environment of `dagster dev` and of every `dagster` command run against the same instance."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLATFORM_", "DAGSTER_", "SPARK_REMOTE"))}
     env.update(
@@ -171,23 +174,23 @@ def platform_env(home: Path, lake_root: Path, bootstrap: str) -> dict[str, str]:
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "PYTHONPATH": str(ROOT),
             "RUST_LOG": "warn",
-            # Belt and braces: the fixture stops every sensor and schedule before anything lands, and these
-            # keep the lag sensors from requesting a landing run in the seconds before that.
+            # The lag sensors never request a landing run (the tests land by hand) but tick every few seconds,
+            # recording the lag the landing asset plots; the alert sensors post to the tests' webhook.
             "PLATFORM_LAG_THRESHOLD": str(10**12),
             "PLATFORM_MAX_DELAY_S": str(10**12),
-            "PLATFORM_LAG_SENSOR_INTERVAL_S": "86400",
+            "PLATFORM_LAG_SENSOR_INTERVAL_S": str(ALERT_SENSOR_INTERVAL_S),
+            "PLATFORM_ALERT_WEBHOOK_URL": webhook_url,
+            "PLATFORM_ALERT_WEBHOOK_FORMAT": "json",
+            "PLATFORM_UI_URL": ui_url,
         }
     )
     return env
 
 
-def start_dagster_dev(home: Path, lake_root: Path, bootstrap: str, log_path: Path) -> tuple[subprocess.Popen, str]:
-    from devstack.broker import free_port
-
+def start_dagster_dev(log_path: Path, env: dict[str, str], port: int) -> subprocess.Popen:
+    home = Path(env["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = platform_env(home, lake_root, bootstrap)
-    port = free_port()
     dagster = Path(sys.executable).with_name("dagster")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -198,7 +201,7 @@ def start_dagster_dev(home: Path, lake_root: Path, bootstrap: str, log_path: Pat
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: teardown stops webserver, daemon, code server, runs
         )
-    return process, f"http://127.0.0.1:{port}"
+    return process
 
 
 def wait_until_loaded(ui: DagsterUI) -> None:
@@ -228,8 +231,14 @@ def wait_until_loaded(ui: DagsterUI) -> None:
     raise AssertionError(f"dagster dev did not load {LOCATION} in {STARTUP_TIMEOUT_S} s ({last})\n{ui.log_tail()}")
 
 
+# Sensors that launch no run in this stack: the customers lag sensor (thresholds out of reach) records the
+# lag plotted on the landing asset, the alert sensors post failures to the tests' webhook.
+RUNLESS_SENSORS = ("lag_sensor_customers", "alert_on_run_failure", "alert_on_check_failure")
+
+
 def stop_automation(ui: DagsterUI) -> None:
-    """Stop every sensor and schedule, so the daemon launches only the runs the tests launch."""
+    """Stop every sensor and schedule that could launch a run, so the daemon launches only the runs the
+    tests launch."""
     query = (
         "{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError { ... on RepositoryLocation {"
         " repositories { sensors { name sensorState { id status } } schedules { name scheduleState { id status } } }"
@@ -251,7 +260,7 @@ def stop_automation(ui: DagsterUI) -> None:
         return found
 
     for kind, name, state_id, status in instigators():
-        if status != "RUNNING":
+        if status != "RUNNING" or name in RUNLESS_SENSORS:
             continue
         if kind == "sensor":
             mutation = "mutation($id: String) { stopSensor(id: $id) { __typename } }"
@@ -261,7 +270,9 @@ def stop_automation(ui: DagsterUI) -> None:
             expected = "ScheduleStateResult"
         answer = ui.graphql(mutation, {"id": state_id})
         assert expected in json.dumps(answer), f"could not stop {kind} {name}: {answer}"
-    still_running = [name for _, name, _, status in instigators() if status == "RUNNING"]
+    still_running = [
+        name for _, name, _, status in instigators() if status == "RUNNING" and name not in RUNLESS_SENSORS
+    ]
     assert not still_running, f"still running: {still_running}"
 
 
