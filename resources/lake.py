@@ -19,10 +19,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pa_dataset
 from dagster import ConfigurableResource
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
 from deltalake import Field as DeltaField
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.fs import DeltaStorageHandler
+from pyarrow.fs import FileType, PyFileSystem
 
 LAYERS = (
     "landing",
@@ -245,10 +248,25 @@ class LakeResource(ConfigurableResource):
             ) from error
         self.checkpoint_if_due(layer, entity, before)
 
-    def select(self, layer: str, entity: str, sql: str) -> pa.Table | None:
-        """Run a SQL query over one table, named `<layer>` in the query; None when the table does not exist."""
+    def select(self, layer: str, entity: str, sql: str, joined: tuple[str, ...] = ()) -> pa.Table | None:
+        """Run a SQL query over one table, named `<layer>` in the query, and the entity's tables of the
+        layers in `joined`, each named by its layer; None when one of them does not exist."""
+        names = (layer, *joined)
+        tables = {name: table for name in names if (table := self.table(name, entity)) is not None}
+        return _query(tables, sql) if len(tables) == len(names) else None
+
+    def read_retained(self, layer: str, entity: str, filter: pc.Expression) -> pa.Table:
+        """The rows matching `filter` in the files that only older versions of a table still hold: those
+        the current version no longer names and no vacuum has deleted yet (the retention keeps them)."""
         table = self.table(layer, entity)
-        return None if table is None else _query(table, layer, sql)
+        if table is None:
+            return pa.table({})
+        files = PyFileSystem(DeltaStorageHandler(table.table_uri, self._options()))
+        removed = table.vacuum(retention_hours=0, dry_run=True, enforce_retention_duration=False)
+        retained = [info.path for info in files.get_file_info(removed) if info.type == FileType.File]
+        if not retained:
+            return pa.table({})
+        return pa_dataset.dataset(retained, format="parquet", filesystem=files).to_table(filter=filter)
 
     def delete_where(self, layer: str, entity: str, predicate: str) -> int:
         """Delete the rows matching `predicate` in one commit; returns how many there were.
@@ -260,7 +278,7 @@ class LakeResource(ConfigurableResource):
         table = self.table(layer, entity)
         if table is None:
             return 0
-        matching = _query(table, layer, f"select count(*) as n from {layer} where {predicate}").column("n")[0].as_py()
+        matching = _query({layer: table}, f"select count(*) as n from {layer} where {predicate}").column("n")[0].as_py()
         if matching:
             self.replace_where(layer, entity, table.to_pyarrow_dataset().schema.empty_table(), predicate)
         return matching
@@ -420,5 +438,8 @@ def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _query(table: DeltaTable, name: str, sql: str) -> pa.Table:
-    return QueryBuilder().register(name, table).execute(sql).read_all()
+def _query(tables: dict[str, DeltaTable], sql: str) -> pa.Table:
+    builder = QueryBuilder()
+    for name, table in tables.items():
+        builder.register(name, table)
+    return pa.table(builder.execute(sql).read_all())
