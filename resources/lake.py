@@ -280,7 +280,7 @@ class LakeResource(ConfigurableResource):
             return 0
         matching = _query({layer: table}, f"select count(*) as n from {layer} where {predicate}").column("n")[0].as_py()
         if matching:
-            self.replace_where(layer, entity, table.to_pyarrow_dataset().schema.empty_table(), predicate)
+            self.replace_where(layer, entity, stored_schema(table).empty_table(), predicate)
         return matching
 
     def replace_where(self, layer: str, entity: str, data: pa.Table, predicate: str) -> None:
@@ -388,17 +388,19 @@ class LakeResource(ConfigurableResource):
         self, layer: str, entity: str, retention_hours: int, cluster_by: tuple[str, ...] = ()
     ) -> dict[str, int]:
         """Keep a table fast however long it lives: rewrite its small files into large ones (clustered by
-        `cluster_by`, the columns its readers select on, so file statistics still prune), checkpoint the
-        log, delete files no version younger than `retention_hours` needs, and drop log entries past the
-        table's log retention. Compaction commits with dataChange=false: rows and app transactions are
-        unchanged, and a concurrent append does not conflict with it."""
+        `cluster_by`, the columns its readers select on, so file statistics still prune; a partition
+        column prunes by itself and is not clustered), checkpoint the log, delete files no version
+        younger than `retention_hours` needs, and drop log entries past the table's log retention.
+        Compaction commits with dataChange=false: rows and app transactions are unchanged, and a
+        concurrent append does not conflict with it."""
         table = self.table(layer, entity)
         if table is None:
             return {}
         files_before = len(table.file_uris())
+        clustered = [column for column in cluster_by if column not in table.metadata().partition_columns]
         if files_before > 1:
-            if cluster_by:
-                table.optimize.z_order(list(cluster_by))
+            if clustered:
+                table.optimize.z_order(clustered)
             else:
                 table.optimize.compact()
         table.create_checkpoint()

@@ -43,3 +43,46 @@ def _hours_of(path: str) -> set[datetime]:
     import pyarrow.parquet as pq
 
     return set(pq.read_table(path, columns=["_event_hour"]).column("_event_hour").to_pylist())
+
+
+def test_a_raw_run_that_replaces_late_hours_rewrites_their_files_alone(lake):
+    from platform_assets.entity import ensure_tables
+    from platform_assets.lib.contract import parse_contract
+    from platform_assets.lib.tables import raw_schema
+    from platform_assets.maintenance import DEFAULT_RETENTION_HOURS, MAINTAINED
+    from platform_assets.raw import hour_window_predicate
+
+    contract = parse_contract(
+        {
+            "name": "things",
+            "source": {"format": "json", "topic": "things"},
+            "key": ["id"],
+            "sequence": "v",
+            "event_time": "ts",
+            "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+        }
+    )
+    ensure_tables(lake, contract, ("raw",))
+
+    def raw_run(first: int, last: int, offset: int) -> None:
+        """What the raw asset writes for hours first..last: every hour's rows, replacing the window."""
+        hours = [START + timedelta(hours=h) for h in range(first, last + 1)]
+        rows = [{"id": f"k{i}", "v": offset + i, "_event_hour": hour, "ts": hour} for hour in hours for i in range(5)]
+        window = hour_window_predicate("_event_hour", hours[0], hours[-1] + timedelta(hours=1))
+        lake.replace_where("raw", "things", pa.Table.from_pylist(rows, raw_schema(contract)), window)
+
+    for hour in range(HOURS):  # every hour a run, and a late record then re-runs the hour before as well
+        raw_run(max(0, hour - 1), hour, offset=hour * 100)
+    table = lake.table("raw", "things")
+    assert table is not None
+    files = set(table.file_uris())
+    assert len(files) == HOURS, "one file per hour: late hours did not merge files across hours"
+
+    raw_run(10, 11, offset=10_000)
+    table.update_incremental()
+    [metrics] = [entry["operationMetrics"] for entry in table.history(1)]
+    assert metrics["num_removed_files"] == 2, "only the two replaced hours' files are rewritten"
+    assert len(files - set(table.file_uris())) == 2
+
+    lake.maintain("raw", "things", DEFAULT_RETENTION_HOURS, MAINTAINED["raw"][1])
+    assert lake.read("raw", "things").num_rows == HOURS * 5
