@@ -27,7 +27,7 @@ from platform_assets.lib.decode import SchemaLookup, decode
 from platform_assets.lib.erasure import ERASED_LAYERS, KEYED_LAYERS, ErasureError, Target
 from platform_assets.lib.pii import hash_value, pii_key
 from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, Decoded, LandingRecord, landing_record
-from platform_assets.lib.tables import AUDIT_SCHEMA, ERASURE_SCHEMA, LANDING_SCHEMA
+from platform_assets.lib.tables import AUDIT_SCHEMA, ERASURE_SCHEMA, LANDING_SCHEMA, QUARANTINE_SCHEMA
 from resources.lake import LakeCommitConflictError, LakeResource
 
 # Where a record sits in Kafka, as landing and as raw and quarantine name the columns.
@@ -117,8 +117,9 @@ def _landed_positions(
             where raw.{target.subject_field} is null"""
         candidates = (candidates or set()) | _positions_in(lake.select("raw", entity, unnamed_rows_of_named_keys))
     if candidates is None or candidates:
-        at = None if candidates is None else policy.positions_expression(candidates, *LANDING_POSITION_COLUMNS)
-        records = map(landing_record, lake.read("landing", entity, at, LANDING_SCHEMA).to_pylist())
+        at = "true" if candidates is None else policy.positions_predicate(candidates, *LANDING_POSITION_COLUMNS)
+        landed = lake.select("landing", entity, f"select * from landing where {at}")
+        records = map(landing_record, [] if landed is None else landed.to_pylist())
         positions.update(_position(r) for r in records if target.named_by_bytes(r, schema_lookup) in keys)
     return positions
 
@@ -147,6 +148,7 @@ def _still_held(
     secret = pii_key()
     for target in targets:
         entity = target.contract.name
+        named = target.predicate(keys, secret)
         held = {"landing": len(_landed_positions(target, set(keys), lake, schema_lookup))}
         filters = {
             "landing": policy.positions_expression(landed[entity], *LANDING_POSITION_COLUMNS),
@@ -154,10 +156,11 @@ def _still_held(
             **{layer: target.expression(keys, secret) for layer in KEYED_LAYERS},
         }
         for layer, rows in filters.items():
-            if lake.table(layer, entity) is None:
-                continue
-            if layer != "landing":
-                held[layer] = lake.read(layer, entity, rows).num_rows
+            if layer in KEYED_LAYERS:
+                count = lake.select(layer, entity, f"select count(*) as n from {layer} where {named}")
+                held[layer] = 0 if count is None else count.column("n")[0].as_py()
+            elif layer == "quarantine" and landed[entity]:
+                held[layer] = lake.read(layer, entity, rows, QUARANTINE_SCHEMA).num_rows
             held[f"{layer}@retained"] = lake.read_retained(layer, entity, rows).num_rows
         found.update({f"{layer}/{entity}": n for layer, n in held.items() if n})
     return found
