@@ -192,9 +192,18 @@ class LakeResource(ConfigurableResource):
             return None
 
     def read(
-        self, layer: str, entity: str, filter: pc.Expression | None = None, schema: pa.Schema | None = None
+        self,
+        layer: str,
+        entity: str,
+        filter: pc.Expression | None = None,
+        schema: pa.Schema | None = None,
+        files_where: str | None = None,
     ) -> pa.Table:
         """Read a table (optionally filtered); a table not written yet reads as empty with `schema`.
+
+        `files_where` (a Delta SQL predicate) chooses the files to open by partition values and file
+        statistics inside delta-rs; without it, pyarrow is handed every file of the table, one Python
+        object each, so a read of one hour costs as the table grows.
 
         An erasure vacuums with retention 0, so the files of the version this read loaded can vanish before
         they are read; the read then starts again from the newest version, as a read started a moment
@@ -208,7 +217,7 @@ class LakeResource(ConfigurableResource):
                     raise FileNotFoundError(f"Delta table {self.uri(layer, entity)} does not exist yet")
                 return schema.empty_table()
             try:
-                return table.to_pyarrow_dataset().to_table(filter=filter)
+                return table.to_pyarrow_dataset(file_pruning_predicate=files_where).to_table(filter=filter)
             except FileNotFoundError:
                 attempts_left -= 1
                 if not attempts_left:
