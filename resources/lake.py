@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pa_dataset
 from dagster import ConfigurableResource
-from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, WriterProperties, write_deltalake
 from deltalake import Field as DeltaField
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.fs import DeltaStorageHandler
@@ -153,6 +153,11 @@ def stored_schema(table: DeltaTable) -> pa.Schema:
 # A Delta checkpoint every this many commits: readers then start from it instead of replaying every
 # commit, which keeps the cost of reading one partition flat however long the table's history grows.
 CHECKPOINT_EVERY = 10
+# Rows per row group of a compacted file. A reader of one hour skips the row groups whose statistics
+# exclude it; with delta-rs's default (about a million rows), one compacted file was one row group and
+# a read of one landing hour after upkeep read the whole month (0.19 s against 0.017 s before upkeep,
+# 30 days of 500 events an hour); 32k rows still read 0.05 s, 8k rows 0.017 s.
+COMPACTED_ROW_GROUP_ROWS = 8 * 1024
 # Reads of a table whose files a concurrent vacuum removed start again this many times in all.
 READ_ATTEMPTS = 3
 
@@ -408,10 +413,11 @@ class LakeResource(ConfigurableResource):
         files_before = len(table.file_uris())
         clustered = [column for column in cluster_by if column not in table.metadata().partition_columns]
         if files_before > 1:
+            row_groups = WriterProperties(max_row_group_size=COMPACTED_ROW_GROUP_ROWS)
             if clustered:
-                table.optimize.z_order(clustered)
+                table.optimize.z_order(clustered, writer_properties=row_groups)
             else:
-                table.optimize.compact()
+                table.optimize.compact(writer_properties=row_groups)
         table.create_checkpoint()
         removed = table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
         table.cleanup_metadata()

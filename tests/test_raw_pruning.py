@@ -86,3 +86,31 @@ def test_a_raw_run_that_replaces_late_hours_rewrites_their_files_alone(lake):
 
     lake.maintain("raw", "things", DEFAULT_RETENTION_HOURS, MAINTAINED["raw"][1])
     assert lake.read("raw", "things").num_rows == HOURS * 5
+
+
+def test_upkeep_keeps_row_groups_an_hour_read_can_skip(lake):
+    import pyarrow.parquet as pq
+
+    from platform_assets.maintenance import DEFAULT_RETENTION_HOURS, MAINTAINED
+    from resources.lake import COMPACTED_ROW_GROUP_ROWS
+
+    per_hour = COMPACTED_ROW_GROUP_ROWS // 4
+    for hour in range(12):
+        moment = START + timedelta(hours=hour)
+        rows = {"topic": ["t"] * per_hour, "offset": range(hour * per_hour, (hour + 1) * per_hour)}
+        columns = {**rows, "timestamp": [moment] * per_hour, "_event_hour": [moment] * per_hour}
+        lake.append(
+            "landing", "things", pa.Table.from_pydict(columns, pa.schema([LANDING_SCHEMA.field(c) for c in columns]))
+        )
+    lake.maintain("landing", "things", DEFAULT_RETENTION_HOURS, MAINTAINED["landing"][1])
+    table = lake.table("landing", "things")
+    assert table is not None
+    [compacted] = table.file_uris()
+    metadata = pq.ParquetFile(compacted).metadata
+    hour_column = metadata.schema.names.index("_event_hour")
+    spans = [
+        (group.column(hour_column).statistics.min, group.column(hour_column).statistics.max)
+        for group in (metadata.row_group(i) for i in range(metadata.num_row_groups))
+    ]
+    assert len(spans) >= 3, "one row group per file would make a read of one hour read them all"
+    assert all(last - first <= timedelta(hours=4) for first, last in spans), "each row group holds a few hours"
