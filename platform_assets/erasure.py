@@ -80,23 +80,30 @@ def _fence_landing(lake: LakeResource, entity: str) -> None:
             continue  # another erasure bumped it first: bump again past it
 
 
-def _first_day(lake: LakeResource, entity: str, predicate: str) -> date | None:
-    """The first day on which raw holds the rows about to be erased: the marts count them from there."""
-    first = lake.select("raw", entity, f"select min(_event_hour) as first from raw where {predicate}")
-    moment = first.column("first")[0].as_py() if first is not None else None
-    return moment.date() if moment is not None else None
+def _named_in_raw(target: Target, keys: set[str], lake: LakeResource) -> tuple[set[tuple[str, int, int]], date | None]:
+    """The landing positions of the raw rows that name `keys`, and the first day raw holds them (the
+    marts counted them from there), in one query."""
+    named = target.predicate(sorted(keys), pii_key())
+    rows = lake.select("raw", target.contract.name, f"select {RAW_POSITION}, _event_hour from raw where {named}")
+    if rows is None or not rows.num_rows:
+        return set(), None
+    return _positions_in(rows), min(rows.column("_event_hour").to_pylist()).date()
 
 
 def _landed_positions(
-    target: Target, keys: set[str], lake: LakeResource, schema_lookup: SchemaLookup | None
+    target: Target,
+    keys: set[str],
+    lake: LakeResource,
+    schema_lookup: SchemaLookup | None,
+    named_in_raw: set[tuple[str, int, int]],
 ) -> set[tuple[str, int, int]]:
     """The archive's positions of the records about `keys`, found without decoding the archive again.
 
     Raw keeps each decoded record's landing position beside the columns that name the person, so one
-    query over raw finds most of them. Decoded from their bytes are only the records raw does not hold
-    that way: those not in raw at all (quarantined, skipped, of hours raw has not decoded yet) and, for
-    a subject field, raw rows that do not carry it, of keys whose other rows name the person (a
-    Debezium delete names the person only in its original bytes).
+    query over raw finds most of them (`named_in_raw`, from `_named_in_raw`). Decoded from their bytes
+    are only the records raw does not hold that way: those not in raw at all (quarantined, skipped, of
+    hours raw has not decoded yet) and, for a subject field, raw rows that do not carry it, of keys
+    whose other rows name the person (a Debezium delete names the person only in its original bytes).
     """
     entity = target.contract.name
     if lake.table("landing", entity) is None:
@@ -106,9 +113,9 @@ def _landed_positions(
         if lake.table("raw", entity) is not None
         else None  # nothing decoded yet: every record is a candidate
     )
-    named = target.predicate(sorted(keys), pii_key())
-    positions = _positions_in(lake.select("raw", entity, f"select {RAW_POSITION} from raw where {named}"))
+    positions = set(named_in_raw)
     if target.subject_field is not None and positions:
+        named = target.predicate(sorted(keys), pii_key())
         key = ", ".join(target.contract.key)
         same_key = " and ".join(f"raw.{name} = named.{name}" for name in target.contract.key)
         unnamed_rows_of_named_keys = f"""
@@ -149,7 +156,8 @@ def _still_held(
     for target in targets:
         entity = target.contract.name
         named = target.predicate(keys, secret)
-        held = {"landing": len(_landed_positions(target, set(keys), lake, schema_lookup))}
+        # Raw rows that still name the keys are counted in raw below; landing's are those decoded again.
+        held = {"landing": len(_landed_positions(target, set(keys), lake, schema_lookup, set()))}
         filters = {
             "landing": policy.positions_expression(landed[entity], *LANDING_POSITION_COLUMNS),
             "quarantine": policy.positions_expression(landed[entity], *KAFKA_POSITION_COLUMNS),
@@ -197,13 +205,14 @@ def erase(
     first_days = []
     for target in targets:
         entity = target.contract.name
-        positions = _landed_positions(target, set(keys), lake, schema_lookup)
+        named_in_raw, first_day = _named_in_raw(target, set(keys), lake)
+        positions = _landed_positions(target, set(keys), lake, schema_lookup, named_in_raw)
         landed.setdefault(entity, set()).update(positions)
         for layer, columns in (("landing", LANDING_POSITION_COLUMNS), ("quarantine", KAFKA_POSITION_COLUMNS)):
             predicate = policy.positions_predicate(positions, *columns)
             removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate) if positions else 0
         predicate = target.predicate(keys, secret)
-        first_days.append(_first_day(lake, entity, predicate))
+        first_days.append(first_day)
         for layer in KEYED_LAYERS:
             removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate)
         for layer in ERASED_LAYERS:
