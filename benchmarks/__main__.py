@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -19,7 +20,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,11 @@ class Result:
     ratio: float
     goal: str
     met: bool
+    # The same case at half size, when it scales (`with_growth`): seconds then, and full / half.
+    half_seconds: float | None = None
+    growth: float | None = None
+    growth_met: bool | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def _reset_peak() -> None:
@@ -86,6 +92,20 @@ def bench_table(schema: Any, ids: Any, version: int, moment: Any, **extra: Any) 
         **extra,
     }
     return pa.table({f.name: columns[f.name] for f in schema}, schema=schema)
+
+
+GROWTH_GOAL = 2.2  # seconds at full size over seconds at half size: twice the work, at most 2.2 times the time
+
+
+def with_growth(case: Callable[[float, Path], Result], workdir: Path) -> Result:
+    """Run a scaled case at full size, then at half size (each in a directory of its own), and report
+    how its time grew with the work. Full size first, as the case ran alone before, so its figures stay
+    comparable; the half-size run then finds the process warm (imports, the Spark server), which can
+    only overstate the growth (run first, the half size paid for it: 54 s at half, 33 s at full)."""
+    full = case(1.0, workdir / "full")
+    half = case(0.5, workdir / "half")
+    growth = full.seconds / half.seconds
+    return replace(full, half_seconds=half.seconds, growth=growth, growth_met=growth <= GROWTH_GOAL)
 
 
 def timed(work: Callable[[], object]) -> tuple[float, float]:
@@ -440,6 +460,288 @@ def backfill_single_vs_per_partition(hours: int, workdir: Path) -> Result:
     )
 
 
+LATE_HOURS = 2
+
+
+@functools.cache  # the raw and erasure cases measure the same archives
+def customer_archive(workdir: Path, days: int, events_per_hour: int) -> Any:
+    """`days` of the `customers` entity as hourly runs leave them, written through the lake resource with
+    the platform's own code, not through Dagster runs (the same writes, without a broker and 720 runs):
+    in the tables `ensure_tables` makes, each hour one landing commit (2% of its records late, filed
+    under the hour they belong to, up to LATE_HOURS back), then the raw rows of every hour it touched,
+    from `decode_batch`, written by `replace_where` as the raw asset's range run writes them; each day
+    one commit of `current` rows and a rewrite of the newest two `history` days (the assets write those
+    through Spark MERGE and replaceWhere: the same layouts and one commit per run, from rows made here).
+    Every hour all `events_per_hour` customers of its day change; a customer's id names its day after
+    the number, so no file's key range prunes a lookup by key. Returns the lake resource."""
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from platform_assets.entity import ensure_tables
+    from platform_assets.lib.contract import load_contracts
+    from platform_assets.lib.decode import decode_batch
+    from platform_assets.lib.pii import DEV_PII_KEY, protect
+    from platform_assets.lib.records import landing_record
+    from platform_assets.lib.tables import LANDING_SCHEMA, current_schema, history_schema, raw_schema
+    from platform_assets.raw import hour_window_predicate
+    from resources.lake import LakeResource
+
+    contract = next(c for c in load_contracts() if c.name == "customers")
+    lake = LakeResource(root=str(workdir / "lake"))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    key = DEV_PII_KEY.encode()
+    ensure_tables(lake, contract, ("raw", "quarantine", "current", "history"))
+    offset = 0
+    decoded_hours: dict[datetime, list[dict]] = {}
+
+    def protected(values: dict) -> dict:
+        return protect(contract, values, key)
+
+    for day in range(days):
+        for hour in range(24):
+            now = start + timedelta(days=day, hours=hour)
+            earliest = max(start, now - timedelta(hours=LATE_HOURS))
+            times = [
+                max(earliest, now - timedelta(hours=i % LATE_HOURS + 1)) if i % 50 == 0 else now
+                for i in range(events_per_hour)
+            ]
+            values = [
+                json.dumps(
+                    {
+                        "customer_id": f"C{i:06d}-{day}",
+                        "email": f"c{i}.{day}@example.com",
+                        "full_name": "Ann Lee",
+                        "city": "Porto",
+                        "segment": "premium",
+                        "created_at": f"{start + timedelta(days=day):%Y-%m-%dT%H:%M:%SZ}",
+                        "updated_at": f"{moment:%Y-%m-%dT%H:%M:%SZ}",
+                        "version": day * 24 + hour,
+                    }
+                ).encode()
+                for i, moment in enumerate(times)
+            ]
+            landing = pa.table(
+                {
+                    "topic": pa.repeat("customer-update", events_per_hour),
+                    "partition": pa.repeat(pa.scalar(0, pa.int32()), events_per_hour),
+                    "offset": pa.array(range(offset, offset + events_per_hour), pa.int64()),
+                    "timestamp": pa.repeat(pa.scalar(now, LANDING_SCHEMA.field("timestamp").type), events_per_hour),
+                    "key": pa.array([f"C{i:06d}-{day}".encode() for i in range(events_per_hour)], pa.binary()),
+                    "value": pa.array(values, pa.binary()),
+                    "headers": pa.nulls(events_per_hour, LANDING_SCHEMA.field("headers").type),
+                    "_event_hour": pa.array(times, LANDING_SCHEMA.field("_event_hour").type),
+                    "_landed_at": pa.repeat(pa.scalar(now, LANDING_SCHEMA.field("_landed_at").type), events_per_hour),
+                },
+                schema=LANDING_SCHEMA,
+            )
+            offset += events_per_hour
+            lake.append("landing", contract.name, landing)
+            batch = decode_batch(contract, list(map(landing_record, landing.to_pylist())), protected)
+            for row in batch.rows:  # each record decoded once; a run of its hour writes it again
+                decoded_hours.setdefault(row["_event_hour"], []).append(row)
+            for gone in [moment for moment in decoded_hours if moment < earliest]:
+                del decoded_hours[gone]  # no later commit touches an hour this old
+            rows = [row for moment in sorted(decoded_hours) for row in decoded_hours[moment]]
+            raw = pa.Table.from_pylist(rows, raw_schema(contract))
+            window = hour_window_predicate("_event_hour", earliest, now + timedelta(hours=1))  # as the sensor asks
+            lake.replace_where("raw", contract.name, raw, window)
+        newest = raw.filter(pc.field("_event_hour") >= now).drop_columns(["_op"])
+        lake.append("current", contract.name, newest.cast(current_schema(contract)))
+        two_days = pa.concat_tables(
+            newest.add_column(0, "snapshot_date", pa.repeat(pa.scalar(moment.date(), pa.date32()), newest.num_rows))
+            for moment in (now - timedelta(days=1), now)
+        ).cast(history_schema(contract))
+        first, last = (now - timedelta(days=1)).date(), now.date()
+        lake.replace_where(
+            "history", contract.name, two_days, f"snapshot_date >= '{first}' AND snapshot_date <= '{last}'"
+        )
+    return lake
+
+
+def median_seconds(work: Callable[[], object], repeats: int = 5) -> float:
+    """The median of a few timings of a short read, which one timing measures too noisily."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def upkeep_after_30_days(days: int, events_per_hour: int, workdir: Path) -> Result:
+    """File counts, and the read time of one `raw` hour, one `history` day and the landing records of
+    one hour (what raw reads), after `days` simulated days (`customer_archive`), before and after the
+    maintenance job's step for each table (`LakeResource.maintain` with the job's default retention
+    and clustering, called directly instead of through a Dagster run)."""
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow.compute as pc
+
+    from platform_assets.maintenance import DEFAULT_RETENTION_HOURS, MAINTAINED
+    from platform_assets.raw import read_hours
+
+    lake = customer_archive(workdir, days, events_per_hour)
+    hour = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=days // 2, hours=12)
+    day = pc.field("snapshot_date") == hour.date()
+    reads = {  # as the assets read them
+        "raw hour": lambda: read_hours(lake, "raw", "customers", hour, hour + timedelta(hours=1), None),
+        "history day": lambda: lake.read("history", "customers", day, files_where=f"snapshot_date = '{hour.date()}'"),
+        "landing hour": lambda: read_hours(lake, "landing", "customers", hour, hour + timedelta(hours=1), None),
+    }
+    layers = ("landing", "raw", "history", "current")
+
+    def file_counts() -> dict[str, int]:
+        return {layer: len(table.file_uris()) for layer in layers if (table := lake.table(layer, "customers"))}
+
+    def partitions(layer: str) -> int:
+        """How many partitions a table has (1 when unpartitioned): upkeep leaves at most one file each."""
+        table = lake.table(layer, "customers")
+        return 1 if table is None or not table.metadata().partition_columns else len(table.partitions())
+
+    rows = {name: read().num_rows for name, read in reads.items()}
+    files_before, before = file_counts(), {name: median_seconds(read) for name, read in reads.items()}
+    _reset_peak()
+    for layer in layers:
+        lake.maintain(layer, "customers", DEFAULT_RETENTION_HOURS, MAINTAINED[layer][1])
+    peak = _peak_mb()
+    files_after, after = file_counts(), {name: median_seconds(read) for name, read in reads.items()}
+    assert rows == {name: read().num_rows for name, read in reads.items()}, "upkeep changed what a read returns"
+    ratio = sum(after.values()) / sum(before.values())
+    return Result(
+        f"reads after {days} days: after upkeep vs before (time ratio)",
+        f"{events_per_hour} events/h",
+        sum(after.values()),
+        peak,
+        "same reads before upkeep",
+        sum(before.values()),
+        ratio,
+        "<= 1.0, one file per partition",
+        ratio <= 1.0 and all(files_after[layer] <= partitions(layer) for layer in files_after),
+        details={
+            "files_before": files_before,
+            "files_after": files_after,
+            "partitions": {layer: partitions(layer) for layer in layers},
+            "read_s_before": before,
+            "read_s_after": after,
+            "rows_read": rows,
+        },
+    )
+
+
+def by_archive_size(
+    name: str, goal: float, days: int, workdir: Path, measure: Callable[[int, Path], float], size: str
+) -> Result:
+    """A cost measured with 1 day and with `days` days of archive: the ratio says whether it grows with
+    the archive instead of with the work."""
+    _reset_peak()
+    baseline_s = measure(1, workdir / "one-day")
+    seconds = measure(days, workdir / f"{days}-days")
+    ratio = seconds / baseline_s
+    return Result(
+        f"{name}: {days} vs 1 day of archive",
+        size,
+        seconds,
+        _peak_mb(),
+        "same with 1 day",
+        baseline_s,
+        ratio,
+        f"<= {goal}",
+        ratio <= goal,
+    )
+
+
+def raw_hour_by_archive_size(days: int, events_per_hour: int, workdir: Path) -> Result:
+    """`raw` for one hour (its Dagster step: read the hour's landing records, decode, replace the hour,
+    checks) with 1 day and with `days` days in landing; the median of three runs of the last day's
+    noon, after an untimed run of another hour."""
+    from datetime import UTC, datetime, timedelta
+
+    from dagster import DagsterEventType, DagsterInstance
+
+    from platform_assets.definitions import build_definitions, platform_resources
+    from platform_assets.entity import asset_key
+    from platform_assets.lib.contract import load_contracts
+    from platform_assets.partitions import hour_key, range_tags
+    from resources.kafka import KafkaResource
+
+    contracts = load_contracts()
+    customers = next(c for c in contracts if c.name == "customers")
+
+    def measure(archive_days: int, lake_dir: Path) -> float:
+        lake = customer_archive(lake_dir, archive_days, events_per_hour)
+        defs = build_definitions(contracts, platform_resources(KafkaResource(), lake))
+        instance = DagsterInstance.ephemeral()
+        noon = datetime(2026, 1, 1, 12, tzinfo=UTC) + timedelta(days=archive_days - 1)
+
+        def raw_step(hour: datetime) -> float:
+            result = defs.resolve_job_def("hourly_job").execute_in_process(
+                instance=instance,
+                tags=range_tags(hour_key(hour), hour_key(hour)),
+                asset_selection=[asset_key("raw", customers)],
+                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            )
+            if not result.success:
+                raise RuntimeError(f"raw {hour_key(hour)} failed in the benchmark")
+            moments = {
+                entry.dagster_event.event_type: entry.timestamp
+                for entry in instance.all_logs(result.run_id)
+                if entry.dagster_event is not None
+                and entry.dagster_event.event_type in (DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS)
+            }
+            return moments[DagsterEventType.STEP_SUCCESS] - moments[DagsterEventType.STEP_START]
+
+        raw_step(noon - timedelta(hours=1))
+        return sorted(raw_step(noon) for _ in range(3))[1]
+
+    return by_archive_size("raw for one hour", 1.3, days, workdir, measure, f"{events_per_hour} events/h")
+
+
+def erasure_by_archive_size(days: int, events_per_hour: int, workdir: Path) -> Result:
+    """An erasure of one customer whose records are all in the last day (so the work is the same),
+    with 1 day and with `days` days of archive (`customer_archive`); `erase` called directly,
+    as the erasure job's step calls it."""
+    from platform_assets.erasure import erase
+    from platform_assets.lib.contract import load_contracts
+
+    contracts = load_contracts()
+    customers = next(c for c in contracts if c.name == "customers")
+
+    def measure(archive_days: int, lake_dir: Path) -> float:
+        lake = customer_archive(lake_dir, archive_days, events_per_hour)
+        started = time.perf_counter()
+        audit = erase(customers, [f"C{7:06d}-{archive_days - 1}"], lake, contracts)
+        seconds = time.perf_counter() - started
+        if not audit["verified"] or json.loads(audit["rows_removed"])["landing/customers"] != 24:
+            raise RuntimeError(f"the benchmark's erasure did not remove the person's 24 records: {audit}")
+        return seconds
+
+    return by_archive_size("erasure of one customer", 1.5, days, workdir, measure, f"{events_per_hour} events/h")
+
+
+def markdown_table(results: list[Result]) -> str:
+    """The run as the README's performance table shows it."""
+    lines = [
+        "| case | size | time (peak) | baseline, same run | ratio | goal | half size → full (growth ≤ 2.2) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        growth = (
+            ""
+            if r.growth is None
+            else f"{r.half_seconds:.2f} s → {r.seconds:.2f} s: {r.growth:.2f}{'' if r.growth_met else ' **not met**'}"
+        )
+        lines.append(
+            f"| {r.case} | {r.size} | {r.seconds:.2f} s ({r.peak_mb:.0f} MB) | {r.baseline} {r.baseline_seconds:.2f} s"
+            f" | {r.ratio:.2f} | {r.goal}: {'met' if r.met else '**not met**'} | {growth} |"
+        )
+    return "\n".join(lines)
+
+
+CASES = ("decode", "landing", "merge", "history", "hour", "backfill", "upkeep", "raw-archive", "erasure-archive")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="benchmarks", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; checks the harness, not the speed")
@@ -450,34 +752,46 @@ def main() -> None:
     parser.add_argument("--history-keys", type=int, default=20_000)
     parser.add_argument("--hour-events", type=int, default=100_000)
     parser.add_argument("--backfill-hours", type=int, default=168)
-    parser.add_argument(
-        "--cases", nargs="*", choices=["decode", "landing", "merge", "history", "hour", "backfill"], help="default: all"
-    )
+    parser.add_argument("--archive-days", type=int, default=30, help="days of archive for upkeep, raw and erasure")
+    parser.add_argument("--archive-events", type=int, default=500, help="events an hour in those days")
+    parser.add_argument("--cases", nargs="*", choices=CASES, help="default: all")
     args = parser.parse_args()
     if args.smoke:
         args.messages, args.decode, args.changes, args.rows, args.history_keys = 2_000, 2_000, 1_000, 20_000, 200
-        args.hour_events, args.backfill_hours = 1_000, 3
+        args.hour_events, args.backfill_hours, args.archive_days, args.archive_events = 1_000, 3, 2, 20
     os.environ.setdefault("PLATFORM_MODE", "dev")
     os.environ.setdefault("RUST_LOG", "warn")
     workdir = Path(tempfile.mkdtemp(prefix="platform-bench-"))
+
+    def scaled(case: Callable[[float, Path], Result], name: str) -> Callable[[], Result]:
+        return lambda: with_growth(case, workdir / name)
+
+    days, events = args.archive_days, args.archive_events
     cases: dict[str, Callable[[], Result]] = {
-        "decode": lambda: json_decode(args.decode),
-        "landing": lambda: landing_vs_bare_consume(args.messages, workdir),
-        "merge": lambda: merge_vs_duckdb(args.changes, args.rows, workdir),
-        "history": lambda: history_90_vs_7_days(args.history_keys, workdir),
-        "hour": lambda: hour_end_to_end(args.hour_events, workdir),
-        "backfill": lambda: backfill_single_vs_per_partition(args.backfill_hours, workdir),
+        "decode": scaled(lambda k, _: json_decode(int(args.decode * k)), "decode"),
+        "landing": scaled(lambda k, d: landing_vs_bare_consume(int(args.messages * k), d), "landing"),
+        "merge": scaled(lambda k, d: merge_vs_duckdb(int(args.changes * k), int(args.rows * k), d), "merge"),
+        "history": scaled(lambda k, d: history_90_vs_7_days(int(args.history_keys * k), d), "history"),
+        "hour": scaled(lambda k, d: hour_end_to_end(int(args.hour_events * k), d), "hour"),
+        "backfill": scaled(lambda k, d: backfill_single_vs_per_partition(int(args.backfill_hours * k), d), "backfill"),
+        "upkeep": lambda: upkeep_after_30_days(days, events, workdir / "upkeep"),
+        "raw-archive": lambda: raw_hour_by_archive_size(days, events, workdir / "archive"),
+        "erasure-archive": lambda: erasure_by_archive_size(days, events, workdir / "archive"),
     }
     try:
         results = [cases[name]() for name in args.cases or cases]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"{'case':<58}{'size':>20}{'time s':>9}{'peak MB':>9}{'base s':>9}{'ratio':>12}  goal")
+    print(f"{'case':<58}{'size':>20}{'time s':>9}{'peak MB':>9}{'base s':>9}{'ratio':>12}{'growth':>8}  goal")
     for r in results:
+        growth = "" if r.growth is None else f"{r.growth:.2f}"
         print(
             f"{r.case:<58}{r.size:>20}{r.seconds:>9.3f}{r.peak_mb:>9.0f}{r.baseline_seconds:>9.3f}"
-            f"{r.ratio:>12.2f}  {r.goal} {'met' if r.met else 'NOT met'}"
+            f"{r.ratio:>12.2f}{growth:>8}  {r.goal} {'met' if r.met else 'NOT met'}"
         )
+        for name, value in r.details.items():
+            print(f"    {name}: {value}")
+    print("\n" + markdown_table(results))
     RESULTS.mkdir(exist_ok=True)
     name = "smoke.json" if args.smoke else "latest.json"
     (RESULTS / name).write_text(json.dumps([asdict(r) for r in results], indent=2))

@@ -76,10 +76,13 @@ def merge_spec(contract: Contract) -> MergeSpec:
     )
 
 
-# Each layer's table layout, and the column its files are partitioned by.
+# Each layer's table layout, and the column its files are partitioned by. Raw and quarantine: the event
+# hour, the unit their runs replace, so a run rewrites its hours' files only. Unpartitioned, a run that
+# replaces a late hour rewrites every file whose hours span it, with the new rows, into one file: with
+# late data every hour, files merge until each hourly run rewrites the whole table.
 TABLE_LAYOUTS = {
-    "raw": (raw_schema, None),
-    "quarantine": (lambda contract: QUARANTINE_SCHEMA, None),
+    "raw": (raw_schema, "_event_hour"),
+    "quarantine": (lambda contract: QUARANTINE_SCHEMA, "_event_hour"),
     "current": (current_schema, None),
     "current_tombstones": (current_schema, None),
     "history": (history_schema, "snapshot_date"),

@@ -4,7 +4,8 @@ table version (the policy of what to remove is `platform_assets.lib.erasure`).
 An erasure is recorded first in `erasure/<entity>` (keys only as HMAC hashes), so that every later
 decode of the archive or of Kafka drops those keys, and the records of other entities whose
 `subject` field names them (`raw` honours the list on replay). Then those rows are deleted from
-landing (the archive: found by decoding each record), quarantine, raw, current and history of every
+landing (the archive: found through raw's columns and the landing position raw keeps of each
+record, decoding only the records raw does not hold), quarantine, raw, current and history of every
 such entity, and old Delta files are vacuumed so earlier table versions no longer hold them. The
 `audit/erasures` table records each request with the rows removed per table and the first day whose
 marts counted them, never the values; `erasure_marts_sensor` then rebuilds the marts from that day.
@@ -26,8 +27,18 @@ from platform_assets.lib.decode import SchemaLookup, decode
 from platform_assets.lib.erasure import ERASED_LAYERS, KEYED_LAYERS, ErasureError, Target
 from platform_assets.lib.pii import hash_value, pii_key
 from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, Decoded, LandingRecord, landing_record
-from platform_assets.lib.tables import AUDIT_SCHEMA, ERASURE_SCHEMA, LANDING_SCHEMA
+from platform_assets.lib.tables import AUDIT_SCHEMA, ERASURE_SCHEMA, LANDING_SCHEMA, QUARANTINE_SCHEMA
 from resources.lake import LakeCommitConflictError, LakeResource
+
+# Where a record sits in Kafka, as landing and as raw and quarantine name the columns.
+LANDING_POSITION_COLUMNS = ("topic", "partition", "offset")
+RAW_POSITION = ", ".join(KAFKA_POSITION_COLUMNS)
+# The archive's records that raw does not hold: quarantined, skipped, or of hours not decoded yet.
+UNACCOUNTED = """
+    select topic, "partition", "offset" from landing
+    left anti join raw on raw._topic = landing.topic and raw._partition = landing."partition"
+        and raw._offset = landing."offset"
+"""
 
 
 def _erased_hashes(lake: LakeResource, entity: str) -> set[str]:
@@ -69,25 +80,98 @@ def _fence_landing(lake: LakeResource, entity: str) -> None:
             continue  # another erasure bumped it first: bump again past it
 
 
-def _first_day(lake: LakeResource, entity: str, predicate: str) -> date | None:
-    """The first day on which raw holds the rows about to be erased: the marts count them from there."""
-    first = lake.select("raw", entity, f"select min(_event_hour) as first from raw where {predicate}")
-    moment = first.column("first")[0].as_py() if first is not None else None
-    return moment.date() if moment is not None else None
+def _named_in_raw(target: Target, keys: set[str], lake: LakeResource) -> tuple[set[tuple[str, int, int]], date | None]:
+    """The landing positions of the raw rows that name `keys`, and the first day raw holds them (the
+    marts counted them from there), in one query."""
+    named = target.predicate(sorted(keys), pii_key())
+    rows = lake.select("raw", target.contract.name, f"select {RAW_POSITION}, _event_hour from raw where {named}")
+    if rows is None or not rows.num_rows:
+        return set(), None
+    return _positions_in(rows), min(rows.column("_event_hour").to_pylist()).date()
 
 
 def _landed_positions(
-    target: Target, keys: set[str], lake: LakeResource, schema_lookup: SchemaLookup | None
-) -> list[tuple[str, int, int]]:
-    landed = lake.table("landing", target.contract.name)
-    if landed is None:
-        return []
-    positions = []
-    for row in landed.to_pyarrow_dataset().to_table().to_pylist():
-        record = landing_record(row)
-        if target.named_by_bytes(record, schema_lookup) in keys:
-            positions.append((record.topic, record.partition, record.offset))
+    target: Target,
+    keys: set[str],
+    lake: LakeResource,
+    schema_lookup: SchemaLookup | None,
+    named_in_raw: set[tuple[str, int, int]],
+) -> set[tuple[str, int, int]]:
+    """The archive's positions of the records about `keys`, found without decoding the archive again.
+
+    Raw keeps each decoded record's landing position beside the columns that name the person, so one
+    query over raw finds most of them (`named_in_raw`, from `_named_in_raw`). Decoded from their bytes
+    are only the records raw does not hold that way: those not in raw at all (quarantined, skipped, of
+    hours raw has not decoded yet) and, for a subject field, raw rows that do not carry it, of keys
+    whose other rows name the person (a Debezium delete names the person only in its original bytes).
+    """
+    entity = target.contract.name
+    if lake.table("landing", entity) is None:
+        return set()
+    candidates = (
+        _positions_in(lake.select("landing", entity, UNACCOUNTED, ("raw",)), LANDING_POSITION_COLUMNS)
+        if lake.table("raw", entity) is not None
+        else None  # nothing decoded yet: every record is a candidate
+    )
+    positions = set(named_in_raw)
+    if target.subject_field is not None and positions:
+        named = target.predicate(sorted(keys), pii_key())
+        key = ", ".join(target.contract.key)
+        same_key = " and ".join(f"raw.{name} = named.{name}" for name in target.contract.key)
+        unnamed_rows_of_named_keys = f"""
+            select {", ".join(f"raw.{c}" for c in KAFKA_POSITION_COLUMNS)} from raw
+            join (select distinct {key} from raw where {named}) as named on {same_key}
+            where raw.{target.subject_field} is null"""
+        candidates = (candidates or set()) | _positions_in(lake.select("raw", entity, unnamed_rows_of_named_keys))
+    if candidates is None or candidates:
+        at = "true" if candidates is None else policy.positions_predicate(candidates, *LANDING_POSITION_COLUMNS)
+        landed = lake.select("landing", entity, f"select * from landing where {at}")
+        records = map(landing_record, [] if landed is None else landed.to_pylist())
+        positions.update(_position(r) for r in records if target.named_by_bytes(r, schema_lookup) in keys)
     return positions
+
+
+def _positions_in(
+    table: pa.Table | None, columns: tuple[str, ...] = KAFKA_POSITION_COLUMNS
+) -> set[tuple[str, int, int]]:
+    return set() if table is None else set(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
+
+
+def _position(record: LandingRecord) -> tuple[str, int, int]:
+    return record.topic, record.partition, record.offset
+
+
+def _still_held(
+    targets: list[Target],
+    keys: list[str],
+    landed: dict[str, set[tuple[str, int, int]]],
+    lake: LakeResource,
+    schema_lookup: SchemaLookup | None,
+) -> dict[str, int]:
+    """Rows about the keys an erasure left readable, looked for as it found them (so at the same cost,
+    whatever the size of the archive): in each table's current version, and in the files that only
+    older versions still hold while the retention keeps them. `landed`: the positions it removed."""
+    found: dict[str, int] = {}
+    secret = pii_key()
+    for target in targets:
+        entity = target.contract.name
+        named = target.predicate(keys, secret)
+        # Raw rows that still name the keys are counted in raw below; landing's are those decoded again.
+        held = {"landing": len(_landed_positions(target, set(keys), lake, schema_lookup, set()))}
+        filters = {
+            "landing": policy.positions_expression(landed[entity], *LANDING_POSITION_COLUMNS),
+            "quarantine": policy.positions_expression(landed[entity], *KAFKA_POSITION_COLUMNS),
+            **{layer: target.expression(keys, secret) for layer in KEYED_LAYERS},
+        }
+        for layer, rows in filters.items():
+            if layer in KEYED_LAYERS:
+                count = lake.select(layer, entity, f"select count(*) as n from {layer} where {named}")
+                held[layer] = 0 if count is None else count.column("n")[0].as_py()
+            elif layer == "quarantine" and landed[entity]:
+                held[layer] = lake.read(layer, entity, rows, QUARANTINE_SCHEMA).num_rows
+            held[f"{layer}@retained"] = lake.read_retained(layer, entity, rows).num_rows
+        found.update({f"{layer}/{entity}": n for layer, n in held.items() if n})
+    return found
 
 
 def erase(
@@ -117,22 +201,25 @@ def erase(
     for target in targets:
         _fence_landing(lake, target.contract.name)
     removed: dict[str, int] = {}
+    landed: dict[str, set[tuple[str, int, int]]] = {}
     first_days = []
     for target in targets:
         entity = target.contract.name
-        positions = _landed_positions(target, set(keys), lake, schema_lookup)
-        for layer, columns in (("landing", ("topic", "partition", "offset")), ("quarantine", KAFKA_POSITION_COLUMNS)):
+        named_in_raw, first_day = _named_in_raw(target, set(keys), lake)
+        positions = _landed_positions(target, set(keys), lake, schema_lookup, named_in_raw)
+        landed.setdefault(entity, set()).update(positions)
+        for layer, columns in (("landing", LANDING_POSITION_COLUMNS), ("quarantine", KAFKA_POSITION_COLUMNS)):
             predicate = policy.positions_predicate(positions, *columns)
             removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate) if positions else 0
         predicate = target.predicate(keys, secret)
-        first_days.append(_first_day(lake, entity, predicate))
+        first_days.append(first_day)
         for layer in KEYED_LAYERS:
             removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate)
         for layer in ERASED_LAYERS:
             table = lake.table(layer, entity)
             if table is not None:
                 table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False)
-    found = find_keys(targets, keys, lake, schema_lookup)
+    found = _still_held(targets, keys, landed, lake, schema_lookup)
     audit = {
         "request_id": request_id,
         "entity": subject.name,
@@ -155,7 +242,9 @@ def erase(
 def find_keys(
     targets: list[Target], keys: list[str], lake: LakeResource, schema_lookup: SchemaLookup | None = None
 ) -> dict[str, int]:
-    """Rows about the keys in every target table and every table version that can still be read."""
+    """Rows about the keys in every target table and every table version that can still be read, found by
+    reading each version whole and decoding the archive: the independent proof that tests and audits
+    use; its cost grows with the archive and its history, so `erase` verifies through `_still_held`."""
     secret = pii_key()
     wanted = set(keys)
     found: dict[str, int] = {}

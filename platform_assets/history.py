@@ -99,7 +99,8 @@ def build_history_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
         days_filter = (pc.field("snapshot_date") >= pa.scalar(first, pa.date32())) & (
             pc.field("snapshot_date") <= pa.scalar(last, pa.date32())
         )
-        days = lake.read("history", contract.name, days_filter)
+        days_predicate = f"snapshot_date >= '{first}' AND snapshot_date <= '{last}'"  # opens those days' files only
+        days = lake.read("history", contract.name, days_filter, files_where=days_predicate)
         outcomes = validate(days.to_pandas(), history_rules(contract))
         yield checks.from_outcomes(history_key, checks.ONE_ROW_PER_KEY_PER_DAY, f"{first}..{last}", outcomes)
 

@@ -56,19 +56,30 @@ def hour_window_filter(column: str, start: datetime, end: datetime) -> pc.Expres
     )
 
 
+def read_hours(
+    lake: LakeResource, layer: str, entity: str, start: datetime, end: datetime, schema: pa.Schema | None
+) -> pa.Table:
+    """The rows of event hours [start, end): delta-rs opens only the files of those hours (partition
+    values, file statistics), so the read costs the same however long the table's history is."""
+    window = hour_window_filter("_event_hour", start, end)
+    return lake.read(layer, entity, window, schema, files_where=hour_window_predicate("_event_hour", start, end))
+
+
 def landed_records(lake: LakeResource, entity: str, start: datetime, end: datetime) -> list[LandingRecord]:
-    table = lake.read("landing", entity, hour_window_filter("_event_hour", start, end), LANDING_SCHEMA)
+    table = read_hours(lake, "landing", entity, start, end, LANDING_SCHEMA)
     return [landing_record(row) for row in table.to_pylist()]
 
 
 def _stored_positions(lake: LakeResource, contract: Contract, start: datetime, end: datetime) -> list[tuple]:
     """The Kafka positions of the raw and quarantine rows of [start, end), read back from the tables."""
-    window = hour_window_filter("_event_hour", start, end)
     return [
         position
         for layer, schema in (("raw", raw_schema(contract)), ("quarantine", QUARANTINE_SCHEMA))
         for position in zip(
-            *(lake.read(layer, contract.name, window, schema).column(c).to_pylist() for c in KAFKA_POSITION_COLUMNS),
+            *(
+                read_hours(lake, layer, contract.name, start, end, schema).column(c).to_pylist()
+                for c in KAFKA_POSITION_COLUMNS
+            ),
             strict=True,
         )
     ]
@@ -207,11 +218,8 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
             raw_key, label, len(batch.quarantined), len(records), contract.quality.max_quarantine_rate
         )
         span = window.end - window.start
-        previous = lake.read(
-            "raw",
-            contract.name,
-            hour_window_filter("_event_hour", window.start - span, window.start),
-            raw_schema(contract),
+        previous = read_hours(
+            lake, "raw", contract.name, window.start - span, window.start, raw_schema(contract)
         ).num_rows
         yield checks.row_count_sanity(
             raw_key, label, raw_table.num_rows, previous, contract.quality.max_row_count_change

@@ -19,10 +19,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pa_dataset
 from dagster import ConfigurableResource
-from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, WriterProperties, write_deltalake
 from deltalake import Field as DeltaField
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.fs import DeltaStorageHandler
+from pyarrow.fs import FileType, PyFileSystem
 
 LAYERS = (
     "landing",
@@ -150,6 +153,11 @@ def stored_schema(table: DeltaTable) -> pa.Schema:
 # A Delta checkpoint every this many commits: readers then start from it instead of replaying every
 # commit, which keeps the cost of reading one partition flat however long the table's history grows.
 CHECKPOINT_EVERY = 10
+# Rows per row group of a compacted file. A reader of one hour skips the row groups whose statistics
+# exclude it; with delta-rs's default (about a million rows), one compacted file was one row group and
+# a read of one landing hour after upkeep read the whole month (0.19 s against 0.017 s before upkeep,
+# 30 days of 500 events an hour); 32k rows still read 0.05 s, 8k rows 0.017 s.
+COMPACTED_ROW_GROUP_ROWS = 8 * 1024
 # Reads of a table whose files a concurrent vacuum removed start again this many times in all.
 READ_ATTEMPTS = 3
 
@@ -189,9 +197,18 @@ class LakeResource(ConfigurableResource):
             return None
 
     def read(
-        self, layer: str, entity: str, filter: pc.Expression | None = None, schema: pa.Schema | None = None
+        self,
+        layer: str,
+        entity: str,
+        filter: pc.Expression | None = None,
+        schema: pa.Schema | None = None,
+        files_where: str | None = None,
     ) -> pa.Table:
         """Read a table (optionally filtered); a table not written yet reads as empty with `schema`.
+
+        `files_where` (a Delta SQL predicate) chooses the files to open by partition values and file
+        statistics inside delta-rs; without it, pyarrow is handed every file of the table, one Python
+        object each, so a read of one hour costs as the table grows.
 
         An erasure vacuums with retention 0, so the files of the version this read loaded can vanish before
         they are read; the read then starts again from the newest version, as a read started a moment
@@ -205,7 +222,7 @@ class LakeResource(ConfigurableResource):
                     raise FileNotFoundError(f"Delta table {self.uri(layer, entity)} does not exist yet")
                 return pa.Table.from_batches([], schema=schema)  # `empty_table()` imports pandas
             try:
-                return table.to_pyarrow_dataset().to_table(filter=filter)
+                return table.to_pyarrow_dataset(file_pruning_predicate=files_where).to_table(filter=filter)
             except FileNotFoundError:
                 attempts_left -= 1
                 if not attempts_left:
@@ -245,10 +262,25 @@ class LakeResource(ConfigurableResource):
             ) from error
         self.checkpoint_if_due(layer, entity, before)
 
-    def select(self, layer: str, entity: str, sql: str) -> pa.Table | None:
-        """Run a SQL query over one table, named `<layer>` in the query; None when the table does not exist."""
+    def select(self, layer: str, entity: str, sql: str, joined: tuple[str, ...] = ()) -> pa.Table | None:
+        """Run a SQL query over one table, named `<layer>` in the query, and the entity's tables of the
+        layers in `joined`, each named by its layer; None when one of them does not exist."""
+        names = (layer, *joined)
+        tables = {name: table for name in names if (table := self.table(name, entity)) is not None}
+        return _query(tables, sql) if len(tables) == len(names) else None
+
+    def read_retained(self, layer: str, entity: str, filter: pc.Expression) -> pa.Table:
+        """The rows matching `filter` in the files that only older versions of a table still hold: those
+        the current version no longer names and no vacuum has deleted yet (the retention keeps them)."""
         table = self.table(layer, entity)
-        return None if table is None else _query(table, layer, sql)
+        if table is None:
+            return pa.table({})
+        files = PyFileSystem(DeltaStorageHandler(table.table_uri, self._options()))
+        removed = table.vacuum(retention_hours=0, dry_run=True, enforce_retention_duration=False)
+        retained = [info.path for info in files.get_file_info(removed) if info.type == FileType.File]
+        if not retained:
+            return pa.table({})
+        return pa_dataset.dataset(retained, format="parquet", filesystem=files).to_table(filter=filter)
 
     def delete_where(self, layer: str, entity: str, predicate: str) -> int:
         """Delete the rows matching `predicate` in one commit; returns how many there were.
@@ -260,9 +292,9 @@ class LakeResource(ConfigurableResource):
         table = self.table(layer, entity)
         if table is None:
             return 0
-        matching = _query(table, layer, f"select count(*) as n from {layer} where {predicate}").column("n")[0].as_py()
+        matching = _query({layer: table}, f"select count(*) as n from {layer} where {predicate}").column("n")[0].as_py()
         if matching:
-            self.replace_where(layer, entity, table.to_pyarrow_dataset().schema.empty_table(), predicate)
+            self.replace_where(layer, entity, stored_schema(table).empty_table(), predicate)
         return matching
 
     def replace_where(self, layer: str, entity: str, data: pa.Table, predicate: str) -> None:
@@ -370,19 +402,22 @@ class LakeResource(ConfigurableResource):
         self, layer: str, entity: str, retention_hours: int, cluster_by: tuple[str, ...] = ()
     ) -> dict[str, int]:
         """Keep a table fast however long it lives: rewrite its small files into large ones (clustered by
-        `cluster_by`, the columns its readers select on, so file statistics still prune), checkpoint the
-        log, delete files no version younger than `retention_hours` needs, and drop log entries past the
-        table's log retention. Compaction commits with dataChange=false: rows and app transactions are
-        unchanged, and a concurrent append does not conflict with it."""
+        `cluster_by`, the columns its readers select on, so file statistics still prune; a partition
+        column prunes by itself and is not clustered), checkpoint the log, delete files no version
+        younger than `retention_hours` needs, and drop log entries past the table's log retention.
+        Compaction commits with dataChange=false: rows and app transactions are unchanged, and a
+        concurrent append does not conflict with it."""
         table = self.table(layer, entity)
         if table is None:
             return {}
         files_before = len(table.file_uris())
+        clustered = [column for column in cluster_by if column not in table.metadata().partition_columns]
         if files_before > 1:
-            if cluster_by:
-                table.optimize.z_order(list(cluster_by))
+            row_groups = WriterProperties(max_row_group_size=COMPACTED_ROW_GROUP_ROWS)
+            if clustered:
+                table.optimize.z_order(clustered, writer_properties=row_groups)
             else:
-                table.optimize.compact()
+                table.optimize.compact(writer_properties=row_groups)
         table.create_checkpoint()
         removed = table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
         table.cleanup_metadata()
@@ -420,5 +455,8 @@ def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _query(table: DeltaTable, name: str, sql: str) -> pa.Table:
-    return QueryBuilder().register(name, table).execute(sql).read_all()
+def _query(tables: dict[str, DeltaTable], sql: str) -> pa.Table:
+    builder = QueryBuilder()
+    for name, table in tables.items():
+        builder.register(name, table)
+    return pa.table(builder.execute(sql).read_all())

@@ -24,7 +24,13 @@ def test_benchmark_harness_runs_every_case_at_smoke_size():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((ROOT / "benchmarks" / "results" / "smoke.json").read_text())
-    assert [r["case"].split(" ")[0] for r in results] == ["JSON", "landing", "merge", "history", "one", "hourly"]
+    scaled = ["JSON", "landing", "merge", "history", "one", "hourly"]
+    assert [r["case"].split(" ")[0] for r in results] == [*scaled, "reads", "raw", "erasure"]
     for result in results:
         assert result["seconds"] > 0 and result["baseline_seconds"] > 0 and result["ratio"] > 0
         assert result["case"] in done.stdout
+        if result["case"].split(" ")[0] in scaled:  # each scaled case also ran at half size
+            assert result["half_seconds"] > 0 and result["growth"] == result["seconds"] / result["half_seconds"]
+    upkeep = results[len(scaled)]["details"]
+    assert upkeep["files_after"]["landing"] < upkeep["files_before"]["landing"], "upkeep compacted the archive"
+    assert upkeep["rows_read"]["raw hour"] > 0 and upkeep["rows_read"]["history day"] > 0

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import reduce
+from operator import and_, or_
+
+import pyarrow.compute as pc
 
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, decode, named_subject
@@ -72,6 +76,14 @@ class Target:
         )
         return " OR ".join(f"({clause})" for clause in clauses)
 
+    def expression(self, keys: list[str], secret: bytes) -> pc.Expression:
+        """`predicate` as an Arrow filter, for reads that prune files by their statistics."""
+        clauses = (
+            reduce(and_, (pc.field(name) == value for name, value in zip(self.fields, row, strict=True)))
+            for row in sorted(self.stored(keys, secret))
+        )
+        return reduce(or_, clauses)
+
 
 def erasure_targets(subject: Contract, contracts: Iterable[Contract]) -> list[Target]:
     """Every entity's rows that name a person of `subject`: its own, and those of its `subject` fields."""
@@ -120,12 +132,30 @@ def _literal(value: str | int) -> str:
     return str(value) if isinstance(value, int) else quoted([value])
 
 
-def positions_predicate(positions: list[tuple[str, int, int]], topic: str, partition: str, offset: str) -> str:
-    """SQL that selects the records at `positions` (topic, partition, offset) by the given columns."""
+def _by_partition(positions: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int], list[int]]:
     by_partition: dict[tuple[str, int], list[int]] = {}
     for t, p, o in positions:
         by_partition.setdefault((t, p), []).append(o)
+    return {position: sorted(offsets) for position, offsets in sorted(by_partition.items())}
+
+
+def positions_expression(
+    positions: Iterable[tuple[str, int, int]], topic: str, partition: str, offset: str
+) -> pc.Expression:
+    """An Arrow filter for the records at `positions`; offsets grow with time, so file statistics prune."""
+    return reduce(
+        or_,
+        (
+            (pc.field(topic) == t) & (pc.field(partition) == p) & pc.field(offset).isin(offsets)
+            for (t, p), offsets in _by_partition(positions).items()
+        ),
+        pc.scalar(False),
+    )
+
+
+def positions_predicate(positions: Iterable[tuple[str, int, int]], topic: str, partition: str, offset: str) -> str:
+    """SQL that selects the records at `positions` (topic, partition, offset) by the given columns."""
     return " OR ".join(
-        f"({topic} = {quoted([t])} AND {partition} = {p} AND {offset} IN ({', '.join(map(str, sorted(os)))}))"
-        for (t, p), os in sorted(by_partition.items())
+        f"({topic} = {quoted([t])} AND {partition} = {p} AND {offset} IN ({', '.join(map(str, offsets))}))"
+        for (t, p), offsets in _by_partition(positions).items()
     )

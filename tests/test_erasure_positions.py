@@ -1,0 +1,98 @@
+"""An erasure finds a person's archived records through raw's columns and the landing position raw keeps
+of each record: it decodes only the records raw does not hold (quarantined, not decoded yet), so its
+cost does not grow with the archive; what it leaves behind is still proven by decoding everything."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from platform_assets.erasure import erase, find_keys
+from platform_assets.lib import erasure as policy
+from platform_assets.lib.archive import landing_rows
+from platform_assets.lib.contract import parse_contract
+from platform_assets.lib.decode import decode_batch
+from platform_assets.lib.erasure import erasure_targets
+from platform_assets.lib.pii import pii_key, protect
+from platform_assets.lib.records import LandingRecord, landing_record
+from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
+
+pytestmark = pytest.mark.unit
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+PEOPLE = parse_contract(
+    {
+        "name": "people",
+        "source": {"format": "json", "topic": "people"},
+        "key": ["id"],
+        "sequence": "v",
+        "event_time": "ts",
+        "fields": {"id": {"nullable": False}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+    }
+)
+
+
+def land_hour(lake, hour: int, offsets: range, null_value_key: str | None = None) -> None:
+    """Ten people's changes in one hour (offset o is about person k<o % 10>), plus a record with no value."""
+    moment = START + timedelta(hours=hour)
+    value = {"ts": str(moment)}
+    records = [
+        LandingRecord(
+            "people", 0, o, 0, f"k{o % 10}".encode(), json.dumps({**value, "id": f"k{o % 10}", "v": o}).encode()
+        )
+        for o in offsets
+    ]
+    if null_value_key:
+        records.append(LandingRecord("people", 0, offsets.stop, 0, null_value_key.encode(), None))
+    lake.append("landing", "people", landing_rows(PEOPLE, records, None, START + timedelta(hours=3), START))
+
+
+def decode_hour(lake, hour: int) -> None:
+    """What the raw asset writes for the hour: its decoded rows and its quarantine."""
+    start = START + timedelta(hours=hour)
+    window = (pa.compute.field("_event_hour") >= start) & (pa.compute.field("_event_hour") < start + timedelta(hours=1))
+    landed = [landing_record(row) for row in lake.read("landing", "people", window, LANDING_SCHEMA).to_pylist()]
+    batch = decode_batch(PEOPLE, landed, lambda values: protect(PEOPLE, values, pii_key()))
+    lake.append("raw", "people", pa.Table.from_pylist(batch.rows, raw_schema(PEOPLE)))
+    lake.append("quarantine", "people", pa.Table.from_pylist(batch.quarantined, QUARANTINE_SCHEMA))
+
+
+def test_an_erasure_decodes_only_the_archived_records_raw_does_not_hold(lake, monkeypatch):
+    land_hour(lake, 0, range(0, 20))
+    land_hour(lake, 1, range(21, 41), null_value_key="k3")  # offset 41: no value, so quarantined
+    decode_hour(lake, 0)
+    decode_hour(lake, 1)
+    land_hour(lake, 2, range(42, 52))  # landed, not decoded into raw yet
+    held_by_raw = set(lake.read("raw", "people").column("_offset").to_pylist())
+    assert len(held_by_raw) == 40
+
+    decoded_offsets: list[int] = []
+    decode = policy.decode
+
+    def counted_decode(contract, record, schema_lookup=None):
+        decoded_offsets.append(record.offset)
+        return decode(contract, record, schema_lookup)
+
+    monkeypatch.setattr(policy, "decode", counted_decode)
+    audit = erase(PEOPLE, ["k3"], lake, [PEOPLE])
+    monkeypatch.undo()
+
+    assert audit["verified"]
+    assert decoded_offsets and not set(decoded_offsets) & held_by_raw, "no record raw holds is decoded again"
+    assert set(decoded_offsets) <= {41, *range(42, 52)}
+    removed = json.loads(audit["rows_removed"])
+    # k3: offsets 3, 13 (hour 0), 23, 33 and the valueless 41 (hour 1), 43 (hour 2, not decoded yet).
+    assert removed["landing/people"] == 6 and removed["quarantine/people"] == 1 and removed["raw/people"] == 4
+    assert b"k3" not in lake.read("landing", "people").column("key").to_pylist()
+    assert find_keys(erasure_targets(PEOPLE, [PEOPLE]), ["k3"], lake) == {}, "the whole-archive proof agrees"
+
+
+def test_an_erasure_that_keeps_old_versions_reports_them_as_still_held(lake):
+    land_hour(lake, 0, range(0, 20))
+    decode_hour(lake, 0)
+    with pytest.raises(policy.ErasureError, match=r"raw@retained.*rerun with --retention-hours 0"):
+        erase(PEOPLE, ["k3"], lake, [PEOPLE], retention_hours=24)
+    assert find_keys(erasure_targets(PEOPLE, [PEOPLE]), ["k3"], lake), "older versions still hold the person"
