@@ -109,6 +109,7 @@ def test_lag_sensor_requests_landing_then_the_hours_landing_touched(setup, broke
         contract_key("raw", contract),
         contract_key("quarantine", contract),
         contract_key("current", contract),
+        contract_key("scd2", contract),
     ]
 
     third = evaluate(sensor, instance, second.cursor, {"kafka": kafka})
