@@ -55,10 +55,10 @@ def stream(contract: Contract, hours: int, max_size: int = 25) -> st.SearchStrat
     return st.tuples(
         st.lists(change(contract, hours), min_size=1, max_size=max_size),
         st.lists(st.integers(0, max_size - 1), max_size=5),
-    ).map(lambda drawn: _raw_rows(contract, *drawn))
+    ).map(lambda drawn: raw_rows(contract, *drawn))
 
 
-def _raw_rows(contract: Contract, changes: list[tuple], duplicates: list[int]) -> list[dict[str, Any]]:
+def raw_rows(contract: Contract, changes: list[tuple], duplicates: list[int]) -> list[dict[str, Any]]:
     columns = [f.name for f in raw_schema(contract)]
     key_is_text = contract.field(contract.key[0]).type == "string"
     rows = []

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from change_streams import START, THINGS, TRUNCATABLE, stream
+from change_streams import START, THINGS, TRUNCATABLE, raw_rows, stream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -64,3 +64,31 @@ def test_scd2_matches_reference_in_any_hour_order(spark, tmp_path_factory, contr
     assert stored == expected
     apply_hours(spark, lake, contract, list(range(HOURS)))  # re-applying everything changes nothing
     assert as_set(contract, lake.read("scd2", "things").to_pylist()) == expected
+
+
+def test_a_rerun_repairs_a_run_interrupted_between_its_two_commits(spark, lake):
+    """Hour 2 deletes key 1 and updates key 2; its tombstones were committed, its scd2 rows were not."""
+    rows = raw_rows(
+        THINGS,
+        [
+            (1, "create", 1, 10, None, "red"),
+            (2, "create", 1, 20, None, "red"),
+            (1, "update", 2, 70, None, "green"),
+            (1, "delete", 3, 130, None, "red"),
+            (2, "update", 2, 140, None, "blue"),
+        ],
+        [],
+    )
+    create_tables(lake, THINGS, rows)
+    apply_hours(spark, lake, THINGS, [0, 1])
+    before_hour_2 = lake.table("scd2", "things")
+    apply_hours(spark, lake, THINGS, [2])
+    expected = as_set(THINGS, scd2_rows(THINGS, rows))
+    assert as_set(THINGS, lake.read("scd2", "things").to_pylist()) == expected
+    lake.publish("scd2", "things", before_hour_2)  # scd2 as the interrupted run left it
+    assert as_set(THINGS, lake.read("scd2", "things").to_pylist()) != expected
+    assert lake.read("scd2_tombstones", "things").num_rows == 1
+
+    apply_hours(spark, lake, THINGS, [2])
+    assert as_set(THINGS, lake.read("scd2", "things").to_pylist()) == expected
+    assert [r["v"] for r in lake.read("scd2_tombstones", "things").to_pylist()] == [3]
