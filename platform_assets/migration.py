@@ -22,6 +22,7 @@ from platform_assets.entity import ensure_tables, merge_spec
 from platform_assets.erasure import erased_record_test
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, decode_batch
+from platform_assets.lib.erasure import KEYED_LAYERS
 from platform_assets.lib.evolution import identity_properties
 from platform_assets.lib.pii import pii_key, protect
 from platform_assets.lib.records import landing_record, snapshot_topic
@@ -30,16 +31,8 @@ from resources.lake import LakeResource
 from spark.cdc import history_days, rebuild_current, since_latest_snapshot
 from spark.scd2 import merge_into_scd2
 
-REBUILT_LAYERS = (
-    "raw",
-    "quarantine",
-    "current",
-    "current_tombstones",
-    "history",
-    "history_tombstones",
-    "scd2",
-    "scd2_tombstones",
-)
+# Every table after landing.
+REBUILT_LAYERS = ("quarantine", *KEYED_LAYERS)
 
 
 def migrate(
