@@ -74,17 +74,15 @@ def merge_into_scd2(
     if not arrived:
         return {"changes_in": 0}
     truncating = spec.truncatable and arrived.get(True, 0) > 0
-    touched = (stored.where(keyed).unionByName(arriving.where(keyed)) if truncating else arriving.where(keyed)).select(
-        *key
-    )
-    touched = touched.distinct()
-    candidates = stored.where(keyed).join(touched, key, "left_semi").unionByName(arriving.where(keyed))
+    keyed_changes = arriving.where(keyed)
+    touched = (stored.where(keyed).unionByName(keyed_changes) if truncating else keyed_changes).select(*key).distinct()
+    candidates = stored.where(keyed).join(touched, key, "left_semi").unionByName(keyed_changes)
     if spec.truncatable:
         truncates = stored.unionByName(arriving).where(~keyed).drop(*key)
         candidates = candidates.unionByName(truncates.crossJoin(touched).select(*candidates.columns))
     chains = versions(candidates, spec)
     live = chains.where(~F.col("_deleted")).select(
-        *VALIDITY_COLUMNS[:2], F.col("valid_to").isNull().alias("is_current"), *spec.columns
+        "valid_from", "valid_to", F.col("valid_to").isNull().alias("is_current"), *spec.columns
     )
     tombstones = chains.where(F.col("_deleted")).select(*spec.columns)
     if truncating:
