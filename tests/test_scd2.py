@@ -1,7 +1,7 @@
 """SCD2 on Spark against its plain-Python reference (`platform_assets.lib.scd2`): generated streams with
 late, out-of-order, duplicate and deleted changes (and truncates), applied hour by hour in any order and
 any number of times, give the reference's rows; and the rows survive a run interrupted between its two
-commits."""
+commits. On Sail in local and in local-cluster mode (two workers), like the merge properties."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import test_merge_properties
 from change_streams import START, THINGS, TRUNCATABLE, raw_rows, stream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,9 @@ from spark.cdc import changes_between
 from spark.scd2 import merge_into_scd2
 
 pytestmark = pytest.mark.spark
+
+# Sail in local and in local-cluster mode (two workers), the fixture the merge properties run on.
+spark = test_merge_properties.spark
 
 HOURS = 4
 
