@@ -36,15 +36,20 @@ def versions(candidates: DataFrame, spec: MergeSpec) -> DataFrame:
     its own moment; of the same change stored and arriving again, the arriving one is kept (a backfill
     after a logic fix rewrites what it decodes again)."""
     key = list(spec.key)
-    same_change = Window.partitionBy(*key, *spec.order).orderBy(F.col("_arriving").desc())
-    by_order = Window.partitionBy(*key).orderBy(*[F.col(c).asc_nulls_first() for c in spec.order])
+    # Every window is over one key, so the plan shuffles once (narrow plans: see merge_into_scd2).
+    by_order = Window.partitionBy(*key).orderBy(
+        *[F.col(c).asc_nulls_first() for c in spec.order], F.col("_arriving").desc()
+    )
+    copy = F.col("_rank") > 1
+    for column in spec.order:
+        copy = copy & F.lag(column).over(by_order).eqNullSafe(F.col(column))
     by_moment = Window.partitionBy(*key).orderBy("valid_from")
     in_effect = by_moment.rangeBetween(Window.unboundedPreceding, Window.currentRow)
     return (
-        candidates.withColumn("_copy", F.row_number().over(same_change))
-        .where("_copy = 1")
+        candidates.withColumn("_rank", F.row_number().over(by_order))
+        .withColumn("_copy", copy)
+        .where(~F.col("_copy"))
         .withColumn("valid_from", valid_from(spec))
-        .withColumn("_rank", F.row_number().over(by_order))
         .withColumn("_newest_in_effect", F.max("_rank").over(in_effect))
         .where("_rank = _newest_in_effect")
         .withColumn("valid_to", F.lead("valid_from").over(by_moment))
@@ -75,11 +80,21 @@ def merge_into_scd2(
         return {"changes_in": 0}
     truncating = spec.truncatable and arrived.get(True, 0) > 0
     keyed_changes = arriving.where(keyed)
-    touched = (stored.where(keyed).unionByName(keyed_changes) if truncating else keyed_changes).select(*key).distinct()
-    candidates = stored.where(keyed).join(touched, key, "left_semi").unionByName(keyed_changes)
+    # A truncate touches every key: then every stored row is a candidate and no join picks them. Plans
+    # are kept narrow on purpose: Sail in cluster mode runs a query's connected stages at once, and two
+    # workers of 8 task slots refused a wider one.
+    touched = None if truncating else keyed_changes.select(*key).distinct()
+    candidates = stored.where(keyed)
+    if touched is not None:
+        candidates = candidates.join(touched, key, "left_semi")
+    candidates = candidates.unionByName(keyed_changes)
     if spec.truncatable:
+        # Truncates are few (one per TRUNCATE statement): taken to the driver, each is named with every
+        # candidate's key, and `versions` drops the copies; this keeps the plan narrow.
         truncates = stored.unionByName(arriving).where(~keyed).drop(*key)
-        candidates = candidates.unionByName(truncates.crossJoin(touched).select(*candidates.columns))
+        if few := truncates.collect():
+            named = spark.createDataFrame(few, truncates.schema).crossJoin(candidates.select(*key))
+            candidates = candidates.unionByName(named.select(*candidates.columns))
     chains = versions(candidates, spec)
     live = chains.where(~F.col("_deleted")).select(
         "valid_from", "valid_to", F.col("valid_to").isNull().alias("is_current"), *spec.columns
@@ -94,20 +109,30 @@ def merge_into_scd2(
 
 
 def _replace_rows(
-    spark: SparkSession, uri: str, rows: DataFrame, touched: DataFrame, spec: MergeSpec, columns: tuple[str, ...]
+    spark: SparkSession,
+    uri: str,
+    rows: DataFrame,
+    touched: DataFrame | None,
+    spec: MergeSpec,
+    columns: tuple[str, ...],
 ) -> None:
-    """Replace the rows of the `touched` keys in the table at `uri` by `rows`, in one MERGE. A row is one
-    change of one key (its key and order columns, null-safe: a truncate has no key)."""
+    """Replace the rows of the `touched` keys (None: of every key) in the table at `uri` by `rows`, in one
+    MERGE. A row is one change of one key (its key and order columns, null-safe: a truncate has no key)."""
     identity = (*spec.key, *spec.order)
-    stored = spark.read.format("delta").load(uri).join(touched, list(spec.key), "left_semi").select(*identity)
-    kept = rows.select(*(F.col(c).alias(f"_kept_{c}") for c in identity))
-    gone = stored.join(kept, [F.col(c).eqNullSafe(F.col(f"_kept_{c}")) for c in identity], "left_anti")
-    types = {field.name: field.dataType for field in rows.schema.fields}
-    gone_rows = gone.select(
-        *(F.col(c) if c in identity else F.lit(None).cast(types[c]).alias(c) for c in rows.columns),
-        F.lit(True).alias("_gone"),
+    table = spark.read.format("delta").load(uri)
+    if touched is None:
+        stored = table.where(F.col(spec.key[0]).isNotNull()).select(*identity)
+    else:
+        stored = table.join(touched, list(spec.key), "left_semi").select(*identity)
+    # One outer join, so that the plan of `rows` appears once in the MERGE: a stored row without a new
+    # one is gone.
+    stored = stored.select(*(F.col(c).alias(f"_stored_{c}") for c in identity))
+    new = rows.withColumn("_new", F.lit(True))
+    matched = new.join(stored, [F.col(c).eqNullSafe(F.col(f"_stored_{c}")) for c in identity], "full_outer")
+    source = matched.select(
+        *(F.coalesce(F.col(c), F.col(f"_stored_{c}")).alias(c) if c in identity else F.col(c) for c in rows.columns),
+        F.col("_new").isNull().alias("_gone"),
     )
-    source = rows.withColumn("_gone", F.lit(False)).unionByName(gone_rows)
     view = f"platform_scd2_source_{uuid.uuid4().hex}"
     source.createOrReplaceTempView(view)
     updates = ", ".join(f"t.{c} = s.{c}" for c in columns)
