@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from resources.lake import DEFAULT_LAKE_ROOT, LAYERS
 
-READABLE_LAYERS = ("current", "history", "marts")
+READABLE_LAYERS = ("current", "history", "scd2", "marts")
 OWNER_ONLY = ("user::rwx", "group::---", "other::---")
 
 

@@ -13,7 +13,7 @@ from dagster import AssetExecutionContext, AssetKey, FreshnessPolicy, TableColum
 from platform_assets.lib.contract import Contract, ContractError
 from platform_assets.lib.evolution import breaking_changes, identity_properties, migration_hint
 from platform_assets.lib.ordering import order_columns
-from platform_assets.lib.tables import QUARANTINE_SCHEMA, current_schema, history_schema, raw_schema
+from platform_assets.lib.tables import QUARANTINE_SCHEMA, current_schema, history_schema, raw_schema, scd2_schema
 from resources.lake import IncompatibleSchemaError, LakeResource, schema_change, stored_schema
 from spark.cdc import MergeSpec
 
@@ -65,7 +65,7 @@ def partition_label(context: AssetExecutionContext) -> str:
 
 
 def merge_spec(contract: Contract) -> MergeSpec:
-    """What the Spark merges of `current` and `history` need to know of the entity."""
+    """What the Spark merges of `current`, `history` and `scd2` need to know of the entity."""
     return MergeSpec(
         key=contract.key,
         order=order_columns(contract),
@@ -87,6 +87,8 @@ TABLE_LAYOUTS = {
     "current_tombstones": (current_schema, None),
     "history": (history_schema, "snapshot_date"),
     "history_tombstones": (history_schema, "snapshot_date"),
+    "scd2": (scd2_schema, None),
+    "scd2_tombstones": (current_schema, None),
 }
 
 
@@ -120,7 +122,7 @@ def contract_changes_refused(lake: LakeResource, contract: Contract) -> str | No
     """Why the stored tables cannot follow `contract` in place (None when they can): read at load time,
     so a breaking change is refused before any run, naming what to do."""
     changes = breaking_changes(lake.properties("raw", contract.name), contract)
-    for layer in ("raw", "current", "history"):
+    for layer in ("raw", "current", "history", "scd2"):
         table = lake.table(layer, contract.name)
         if table is None:
             continue

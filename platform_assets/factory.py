@@ -10,6 +10,7 @@ from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import Contract
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
 from platform_assets.raw import build_raw_assets
+from platform_assets.scd2 import build_scd2_asset
 from platform_assets.snapshot import build_snapshot_asset
 
 
@@ -19,6 +20,7 @@ def entity_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTITION
         build_raw_assets(contract, partitions),
         build_current_asset(contract, partitions),
         build_history_asset(contract, partitions),
+        build_scd2_asset(contract, partitions),
     ]
     if contract.snapshot_url:
         chain.append(build_snapshot_asset(contract, partitions))

@@ -21,8 +21,8 @@ landing_job = define_asset_job(
 )
 hourly_job = define_asset_job(
     "hourly_job",
-    selection=AssetSelection.key_prefixes("raw", "quarantine", "current"),
-    description="Decode landed records of an hour into raw (and quarantine) and merge them into current.",
+    selection=AssetSelection.key_prefixes("raw", "quarantine", "current", "scd2"),
+    description="Decode landed records of an hour into raw (and quarantine) and merge them into current and scd2.",
 )
 daily_job = define_asset_job(
     "daily_job",

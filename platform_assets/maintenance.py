@@ -31,6 +31,8 @@ MAINTAINED = {
     "current_tombstones": ("current", ()),
     "history": ("history", ()),
     "history_tombstones": ("history", ()),
+    "scd2": ("scd2", ()),
+    "scd2_tombstones": ("scd2", ()),
 }
 DEFAULT_RETENTION_HOURS = 168
 

@@ -3,8 +3,9 @@ or sequence, a field made required): rebuild the entity's tables from the landin
 contract, then publish each table in one commit.
 
 The rebuild runs the same code as the assets (decoding, the full refresh of `current`, the history
-days) into a staging area beside the lake, so readers keep the old tables until each new one replaces
-its old version atomically; a failed migration leaves every published table as it was.
+days, every change applied to `scd2` at once) into a staging area beside the lake, so readers keep
+the old tables until each new one replaces its old version atomically; a failed migration leaves
+every published table as it was.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ from platform_assets.entity import ensure_tables, merge_spec
 from platform_assets.erasure import erased_record_test
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, decode_batch
+from platform_assets.lib.erasure import KEYED_LAYERS
 from platform_assets.lib.evolution import identity_properties
 from platform_assets.lib.pii import pii_key, protect
 from platform_assets.lib.records import landing_record, snapshot_topic
 from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
 from resources.lake import LakeResource
 from spark.cdc import history_days, rebuild_current, since_latest_snapshot
+from spark.scd2 import merge_into_scd2
 
-REBUILT_LAYERS = ("raw", "quarantine", "current", "current_tombstones", "history", "history_tombstones")
+# Every table after landing.
+REBUILT_LAYERS = ("quarantine", *KEYED_LAYERS)
 
 
 def migrate(
@@ -63,6 +67,7 @@ def migrate(
         spec,
         as_of=datetime.now(UTC),
     )
+    merge_into_scd2(spark, every_change, staging.uri("scd2", name), staging.uri("scd2_tombstones", name), spec)
     if raw.num_rows:
         # From the first day with a change to the newest day history holds (days without changes included).
         first = pc.min(raw.column("_event_hour")).as_py().date()

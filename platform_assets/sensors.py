@@ -2,7 +2,7 @@
 
 The lag sensor of an entity requests a landing run when its consumer group falls behind (lag above a
 threshold, or the oldest pending record older than a maximum delay), and, after each landing run,
-requests `raw` and `current` for exactly the event hours that run touched, late hours included. The
+requests `raw`, `current` and `scd2` for exactly the event hours that run touched, late hours included. The
 history sensor then requests the days whose hours changed, onward to the newest day, so a late event
 for an old day is never silently lost. The erasure sensor rebuilds the marts after an erasure, from
 the first day that counted the erased rows. The schema registry sensor reports each new schema version
@@ -146,11 +146,11 @@ def build_lag_sensor(
     partitions: Partitions = DEFAULT_PARTITIONS,
 ) -> SensorDefinition:
     """Keeps the queue short: one landing run at a time, and for the hours landing touched one range run
-    (raw, quarantine, current) at a time waiting in the queue. Hours an active run will read are
+    (raw, quarantine, current, scd2) at a time waiting in the queue. Hours an active run will read are
     dropped; hours that arrive while a run waits are merged into the next request. Every tick records
     the lag and the oldest pending record's age on the landing asset, and says which rule decided."""
     landing_key = asset_key("landing", contract)
-    hourly_selection = [asset_key(layer, contract) for layer in ("raw", "quarantine", "current")]
+    hourly_selection = [asset_key(layer, contract) for layer in ("raw", "quarantine", "current", "scd2")]
 
     @sensor(
         name=f"lag_sensor_{contract.name}",

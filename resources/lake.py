@@ -35,6 +35,8 @@ LAYERS = (
     "current_tombstones",
     "history",
     "history_tombstones",
+    "scd2",
+    "scd2_tombstones",
     "marts",
     "erasure",
     "audit",

@@ -20,9 +20,11 @@ RATES = Rates(creates=5, updates=8, deletes=1, transactions=6, duplicate_share=0
 
 
 def rows(lake, layer: str, entity: str = "customers") -> list[dict]:
-    order = ["snapshot_date"] if layer == "history" else []
+    before = ["snapshot_date"] if layer == "history" else []
+    after = ["valid_from"] if layer == "scd2" else []
     table = lake.read(layer, entity)
-    keys = [(c, "ascending") for c in [*order, "customer_id" if entity == "customers" else "transaction_id"]]
+    key = "customer_id" if entity == "customers" else "transaction_id"
+    keys = [(c, "ascending") for c in [*before, key, *after]]
     return table.sort_by(keys).to_pylist()
 
 
@@ -51,10 +53,13 @@ def incremental(platform_stack):
 def test_full_rebuild_from_landing_equals_the_incremental_tables(incremental):
     lake = incremental.lake
     expected = {
-        (layer, e): rows(lake, layer, e) for layer in ("current", "history") for e in ("customers", "card_transactions")
+        (layer, e): rows(lake, layer, e)
+        for layer in ("current", "history", "scd2")
+        for e in ("customers", "card_transactions")
     }
     assert expected[("current", "customers")] and expected[("history", "customers")]
-    for layer in ("raw", "quarantine", "current", "history"):
+    assert len(expected[("scd2", "customers")]) > len(expected[("current", "customers")]), "no older versions"
+    for layer in ("raw", "quarantine", "current", "history", "scd2", "scd2_tombstones"):
         for entity in ("customers", "card_transactions"):
             shutil.rmtree(lake.uri(layer, entity))
     first, last = hour_key(START), hour_key(START + timedelta(hours=47))
@@ -88,3 +93,9 @@ def test_backfill_after_a_logic_fix_repairs_exactly_the_backfilled_rows(incremen
             assert row["full_name"] == correct[key], key
         else:
             assert row["full_name"].startswith("BUG:"), f"{key} changed outside the backfilled range"
+    # scd2 takes the re-decoded changes over the stored ones: exactly the versions filed in the range are fixed.
+    versions = [r for r in rows(lake, "scd2") if r["full_name"] is not None]
+    assert any(first <= r["_event_hour"] <= last for r in versions)
+    for row in versions:
+        fixed = not row["full_name"].startswith("BUG:")
+        assert fixed == (first <= row["_event_hour"] <= last), (row["customer_id"], row["valid_from"])

@@ -19,6 +19,7 @@ from platform_assets.landing import build_landing_asset
 from platform_assets.lib import ordering
 from platform_assets.lib.contract import parse_contract
 from platform_assets.raw import build_raw_assets
+from platform_assets.scd2 import build_scd2_asset
 from resources.kafka import KafkaResource
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
@@ -170,13 +171,14 @@ def test_a_breaking_change_is_refused_and_the_migration_equals_a_rebuild_from_sc
     scratch.append("landing", "members", lake.read("landing", "members"))
     rebuilt = {**resources, "lake": scratch}
     for hour, day in (("2026-01-01-10:00", "2026-01-01"), ("2026-01-02-10:00", "2026-01-02")):
-        assets = [build_raw_assets(by_time), build_current_asset(by_time)]
+        assets = [build_raw_assets(by_time), build_current_asset(by_time), build_scd2_asset(by_time)]
         assert materialize(assets, instance=instance, resources=rebuilt, partition_key=hour).success
         assert materialize(
             [build_history_asset(by_time)], instance=instance, resources=rebuilt, partition_key=day
         ).success
-    for layer in ("raw", "current", "current_tombstones", "history"):
-        columns = ["snapshot_date", "id", "v", "score"] if layer == "history" else ["id", "v", "score"]
+    for layer in ("raw", "current", "current_tombstones", "history", "scd2"):
+        validity = {"history": ["snapshot_date"], "scd2": ["valid_from", "valid_to"]}.get(layer, [])
+        columns = [*validity, "id", "v", "score"]
         migrated = sorted(lake.read(layer, "members").select(columns).to_pylist(), key=str)
         assert migrated == sorted(scratch.read(layer, "members").select(columns).to_pylist(), key=str), layer
     assert {r["id"]: r["score"] for r in lake.read("current", "members").to_pylist()} == {"a": 2, "b": 3}

@@ -12,6 +12,8 @@ from helpers import mart_rows
 from platform_assets.lib import ordering
 from platform_assets.lib.contract import load_contracts
 from platform_assets.lib.pii import pii_key, protect
+from platform_assets.lib.scd2 import scd2_rows, valid_at
+from platform_assets.lib.tables import current_schema, scd2_schema
 from simulator.source import Rates
 
 pytestmark = [pytest.mark.broker, pytest.mark.spark, pytest.mark.dbt]
@@ -101,6 +103,26 @@ def test_history_holds_each_days_end_state(demo, lake, contracts):
         assert {k[0]: r["version"] for k, r in reference.items()} == {k: r["version"] for k, r in rows.items()}
 
 
+def test_scd2_equals_its_reference_and_agrees_with_history_on_every_day(demo, lake, contracts):
+    """The version in effect at the end of day D is history's row for D, for every key and every day."""
+    for name, contract in contracts.items():
+        columns = [f.name for f in scd2_schema(contract)]
+        scd2 = lake.read("scd2", name).to_pylist()
+        reference = scd2_rows(contract, lake.read("raw", name).to_pylist())
+        assert sorted(tuple(r[c] for c in columns) for r in scd2) == sorted(
+            tuple(r[c] for c in columns) for r in reference
+        )
+        state = [f.name for f in current_schema(contract)]
+        history: dict[date, dict[tuple, list]] = defaultdict(dict)
+        for row in lake.read("history", name).to_pylist():
+            history[row["snapshot_date"]][ordering.key_of(contract, row)] = [row[c] for c in state]
+        assert sorted(history) == [date(2026, 1, 1), date(2026, 1, 2)]
+        for day, rows in history.items():
+            end_of_day = ordering.end_of_day(day) - timedelta(microseconds=1)
+            in_effect = {ordering.key_of(contract, r): [r[c] for c in state] for r in valid_at(scd2, end_of_day)}
+            assert in_effect == rows, (name, day)
+
+
 def _position(index: int) -> dict:
     return {
         "_kafka_timestamp": datetime(2026, 1, 1, tzinfo=UTC),
@@ -166,7 +188,8 @@ def test_rerunning_a_partition_gives_the_same_tables(demo, lake):
         return {mart: sorted(mart_rows(lake, mart)) for mart in marts}
 
     before = {
-        layer: lake.read(layer, "customers").sort_by(_sort_keys(layer)) for layer in ("raw", "current", "history")
+        layer: lake.read(layer, "customers").sort_by(_sort_keys(layer))
+        for layer in ("raw", "current", "history", "scd2")
     }
     marts_before = all_mart_rows()
     assert all(marts_before.values()), "every mart must have rows for the rerun to prove anything"

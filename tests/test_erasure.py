@@ -60,6 +60,8 @@ def test_an_erased_customer_is_found_nowhere_even_after_a_rebuild_and_a_replay(s
     alive_days = {
         r["snapshot_date"] for r in stack.lake.read("history", "customers").to_pylist() if r["customer_id"] == person
     }
+    versions = sum(1 for r in stack.lake.read("scd2", "customers").to_pylist() if r["customer_id"] == person)
+    assert versions >= 2, "the test customer must have an older version in scd2 as well as the current one"
     own_spend = Counter(
         r["occurred_at"].replace(minute=0, second=0, microsecond=0)
         for r in stack.lake.read("current", "card_transactions").to_pylist()
@@ -80,6 +82,8 @@ def test_an_erased_customer_is_found_nowhere_even_after_a_rebuild_and_a_replay(s
     assert removed["landing/customers"] >= 2 and removed["raw/customers"] >= 2 and removed["current/customers"] == 1
     assert removed["history/customers"] == len(alive_days)
     assert removed["current/card_transactions"] == sum(own_spend.values())
+    assert removed["scd2/customers"] == versions
+    assert removed["scd2/card_transactions"] == sum(own_spend.values())
     assert removed["landing/card_transactions"] >= sum(own_spend.values())
     assert audit["marts_from_day"] == min(alive_days | {h.date() for h in own_spend})
     assert person not in json.dumps({k: str(v) for k, v in audit.items()}), "the audit must not hold the key"

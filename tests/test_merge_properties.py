@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from change_streams import THINGS, TRUNCATABLE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,16 +35,7 @@ from spark.cdc import changes_between, history_days, merge_into_current, rebuild
 
 pytestmark = pytest.mark.spark
 
-CONTRACT = parse_contract(
-    {
-        "name": "things",
-        "source": {"format": "json", "topics": {"create": "c", "update": "u", "delete": "d"}},
-        "key": ["id"],
-        "sequence": "v",
-        "event_time": "ts",
-        "fields": {"id": {}, "colour": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
-    }
-)
+CONTRACT = THINGS
 LOCAL_CLUSTER = {
     "SAIL_MODE": "local-cluster",
     "SAIL_CLUSTER__WORKER_INITIAL_COUNT": "2",
@@ -369,16 +361,7 @@ def test_decimals_of_more_than_sixteen_digits_stay_exact(spark, lake):
     assert row["price"] == Decimal("12345678901234.0004")
 
 
-TRUNCATED = parse_contract(
-    {
-        "name": "things",
-        "source": {"format": "debezium", "topic": "pg.public.things"},
-        "key": ["id"],
-        "sequence": "source.lsn",
-        "event_time": "source.ts_ms",
-        "fields": {"id": {"type": "int"}, "colour": {}},
-    }
-)
+TRUNCATED = TRUNCATABLE
 
 
 def truncate_stream() -> list[dict]:

@@ -12,6 +12,7 @@ from dagster import AssetKey, DagsterEventType, SkipReason, build_sensor_context
 from helpers import mart_rows, run
 
 from platform_assets.definitions import build_definitions
+from platform_assets.entity import asset_key
 from simulator.source import Rates
 
 pytestmark = [pytest.mark.broker, pytest.mark.spark, pytest.mark.dbt]
@@ -84,6 +85,9 @@ def test_a_bad_partition_stops_downstream_and_leaves_published_marts_untouched(s
     # Every asset downstream of the failed check in the run was stopped; the other entity flowed on.
     assert not materialized(stack.instance, AssetKey(["current", "current_card_transactions"]), hourly.run_id)
     assert materialized(stack.instance, AssetKey(["current", "current_customers"]), hourly.run_id)
+    contracts = {c.name: c for c in stack.contracts}
+    assert not materialized(stack.instance, asset_key("scd2", contracts["card_transactions"]), hourly.run_id)
+    assert materialized(stack.instance, asset_key("scd2", contracts["customers"]), hourly.run_id)
 
     # The history sensors start nothing past the failed blocking check: not card_transactions' history,
     # and not the marts, which read raw/card_transactions too; customers' history flows on.

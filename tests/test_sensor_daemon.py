@@ -44,7 +44,7 @@ def test_lag_sensor_ticks_queue_prioritised_runs_and_record_lag(broker, tmp_path
         assert hourly_run.status == DagsterRunStatus.QUEUED
         assert (hourly_run.tags[RANGE_START_TAG], hourly_run.tags[RANGE_END_TAG]) == (RECORDS_HOUR, RECORDS_HOUR)
         assert hourly_run.tags["dagster/priority"] == "-1"
-        assert {key.path[0] for key in hourly_run.asset_selection} == {"raw", "quarantine", "current"}
+        assert {key.path[0] for key in hourly_run.asset_selection} == {"raw", "quarantine", "current", "scd2"}
 
         observations = instance.fetch_observations(landing_key, limit=10).records
         lags = sorted(record.asset_observation.metadata["consumer_lag"].value for record in observations)

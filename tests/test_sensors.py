@@ -110,6 +110,7 @@ def test_lag_sensor_requests_landing_then_the_hours_landing_touched(setup, broke
         asset_key("raw", contract),
         asset_key("quarantine", contract),
         asset_key("current", contract),
+        asset_key("scd2", contract),
     ]
 
     third = evaluate(sensor, instance, second.cursor, {"kafka": kafka})

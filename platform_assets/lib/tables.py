@@ -93,6 +93,12 @@ def history_schema(contract: Contract) -> pa.Schema:
     return pa.schema([("snapshot_date", pa.date32()), *current_schema(contract)])
 
 
+def scd2_schema(contract: Contract) -> pa.Schema:
+    """`scd2`: one row per version of a key, the interval it was in effect, then the change's columns."""
+    validity = [("valid_from", TIMESTAMP), ("valid_to", TIMESTAMP), ("is_current", pa.bool_())]
+    return pa.schema([*validity, *current_schema(contract)])
+
+
 # The erasure list of an entity (`erasure/<entity>`): keys only as HMAC hashes.
 ERASURE_SCHEMA = pa.schema([("key_hash", pa.string()), ("request_id", pa.string()), ("requested_at", TIMESTAMP)])
 # One row per erasure request (`audit/erasures`): what was removed, never the values.

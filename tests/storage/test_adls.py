@@ -14,12 +14,12 @@ def test_adls_plan_gives_readers_read_only_access_to_the_published_layers():
 
     readers = "11111111-2222-3333-4444-555555555555"
     plan = layer_acls(readers)
-    assert set(plan) >= {"landing", "quarantine", "raw", "current", "history", "marts"}
+    assert set(plan) >= {"landing", "quarantine", "raw", "current", "history", "scd2", "marts"}
     assert "snapshot" not in plan, "snapshots live in landing: no directory of their own"
     for layer, acl in plan.items():
         entries = acl.split(",")
         assert {"user::rwx", "group::---", "other::---", "default:other::---"} <= set(entries), layer
-        if layer in ("current", "history", "marts"):
+        if layer in ("current", "history", "scd2", "marts"):
             assert f"group:{readers}:r-x" in entries and f"default:group:{readers}:r-x" in entries
             assert "mask::r-x" in entries and "default:mask::r-x" in entries
         else:
