@@ -6,16 +6,19 @@ nothing raises for bad data, so one poisoned record never blocks a partition and
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import math
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
 from functools import partial
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -773,8 +776,38 @@ def decode_batch(
     `first_hour` (the first partition), a change whose time lies outside the partitions that existed
     when it landed goes to quarantine as `event_time_out_of_range`, filed where landing filed it.
     """
+    with _collector_paused():
+        return _decoded_batch(
+            contract, sorted(records, key=_KAFKA_ORDER), protect, schema_lookup, is_erased, first_hour
+        )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a batch is decoded.
+
+    A batch allocates several containers per record (payloads, rows) and keeps them all, so the
+    collector ran over and over through a growing heap that holds no cycle to free: about a sixth of
+    the decode. It runs again, as usual, after the batch.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decoded_batch(
+    contract: Contract,
+    ordered: list[LandingRecord],
+    protect: Callable[[dict[str, Any]], dict[str, Any]],
+    schema_lookup: SchemaLookup | None,
+    is_erased: Callable[[LandingRecord, Decoded], bool] | None,
+    first_hour: datetime | None,
+) -> DecodedBatch:
     batch = DecodedBatch()
-    ordered = sorted(records, key=_KAFKA_ORDER)
     plain = _plain_json_changes(contract, ordered) if contract.source.format == "json" else [None] * len(ordered)
     # A batch holds many records of one Kafka millisecond and one event hour: each is worked out once.
     kafka_times: dict[int, datetime] = {}
@@ -863,32 +896,47 @@ def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> lis
     operations = _operations(contract, records, payloads)
     readable = [operation is not None for operation in operations]
     names = [plan.spec.name for plan in _field_plans(contract)]
+    objects = [payload for payload in payloads if payload is not None]
     for plan, name in zip(_field_plans(contract), names, strict=True):
-        wires = [None if p is None else p.get(name) for p in payloads]
+        wires = (
+            list(map(dict.get, payloads, repeat(name)))
+            if len(objects) == len(payloads)
+            else [None if p is None else p.get(name) for p in payloads]
+        )
         values = _converted(contract, plan, wires, operations, readable)
-        # Each payload becomes its change's values: converted values written back, absent fields null.
-        for payload, wire, value in zip(payloads, wires, values, strict=True):
-            if value is not wire or (wire is None and payload is not None):
-                payload[name] = value
+        # Each payload becomes its change's values: converted values written back, absent fields null
+        # (what an unreadable payload holds does not matter: `decode` reads its record again).
+        if values is not wires:
+            for payload, value in zip(payloads, values, strict=True):
+                if payload is not None:
+                    payload[name] = value
+        elif None in wires:
+            for payload in objects:
+                payload.setdefault(name)
     known = set(names)
     return [
         (
             operation,  # type: ignore[misc]  # known where `ok`
             payload,
-            {},
-            {},
+            _NO_FIELDS,
+            _NO_FIELDS,
         )
         if ok and len(payload) == len(names)
         else (
             operation,
             {name: payload[name] for name in names},
             {k: v for k, v in payload.items() if k not in known},
-            {},
+            _NO_FIELDS,
         )
         if ok
         else None
         for payload, operation, ok in zip(payloads, operations, readable, strict=True)
     ]
+
+
+# The extra fields and envelope of a plain JSON change that has none: one dict shared by every such
+# change (two empty dicts per record were a tenth of a batch's decode), never written to.
+_NO_FIELDS: dict[str, Any] = {}
 
 
 def _json_objects(contract: Contract, records: list[LandingRecord]) -> list[Any]:

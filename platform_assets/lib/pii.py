@@ -82,7 +82,11 @@ def mask_value(value: str) -> str:
 
 def protect(contract: Contract, values: dict[str, Any], secret: bytes) -> dict[str, Any]:
     """Return the stored fields with every PII policy of the contract applied (`drop` fields left out)."""
-    protected = {name: values.get(name) for name in contract.stored_names}
+    names = contract.stored_names
+    # A change that holds exactly the stored fields (most do: the contract drops nothing) is copied whole.
+    protected = (
+        values.copy() if values.keys() == contract.stored_name_set else {name: values.get(name) for name in names}
+    )
     for spec in contract.protected_fields:
         value = protected[spec.name]
         if value is not None:
