@@ -11,7 +11,7 @@ import io
 import json
 import math
 import struct
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
 from functools import partial
 from itertools import repeat
-from operator import itemgetter
+from operator import itemgetter, setitem
 from typing import Any
 
 import orjson
@@ -45,8 +45,10 @@ from platform_assets.lib.records import (
     LandingRecord,
     Rejected,
     Skipped,
+    add_position_columns,
     hour_floor,
     is_snapshot,
+    is_snapshot_topic,
     kafka_time,
     position_columns,
 )
@@ -821,7 +823,7 @@ def _decoded_batch(
                 batch.erased += 1
                 continue
             change = _fields_of(decoded) if isinstance(decoded, Change) else None
-        if change is None or is_snapshot(record):
+        if change is None or (decoded is not None and is_snapshot(record)):  # plain changes are no snapshots
             assert decoded is not None
             moment = _own_time(contract, record, decoded)
         else:  # `Change.time`
@@ -838,20 +840,20 @@ def _decoded_batch(
         kafka_moment = kafka_times.get(record.timestamp_ms)
         if kafka_moment is None:
             kafka_moment = kafka_times[record.timestamp_ms] = kafka_time(record)
-        position = position_columns(record, hour, kafka_moment)
         if change is not None:
             if not in_range and moment is not None and hours is not None:
                 decoded = _out_of_range(contract, record, moment, hours, hour)
             else:
                 operation, values, extra, envelope = change
-                _add_row(batch, operation, protect(values), extra, envelope, position)
+                batch.rows.append(_row(batch, operation, protect(values), extra, envelope))
+                add_position_columns(batch.rows[-1], record, hour, kafka_moment)
                 continue
         if isinstance(decoded, Skipped):
             batch.skipped[decoded.kind] += 1
         elif isinstance(decoded, Rejected):
             batch.quarantined.append(
                 {
-                    **position,
+                    **position_columns(record, hour, kafka_moment),
                     "key": record.key,
                     "value": record.value,
                     "error": decoded.error,
@@ -865,20 +867,20 @@ def _fields_of(change: Change) -> _PlainChange:
     return change.operation, change.values, change.extra, change.envelope
 
 
-def _add_row(
-    batch: DecodedBatch,
-    operation: str,
-    protected: dict[str, Any],
-    extra: dict[str, Any],
-    envelope: dict[str, Any],
-    position: dict[str, Any],
-) -> None:
+def _row(
+    batch: DecodedBatch, operation: str, protected: dict[str, Any], extra: dict[str, Any], envelope: dict[str, Any]
+) -> dict[str, Any]:
+    """The raw row of a change, built in the dict `protect` returned (made for this row: values are
+    never shared between changes); the caller adds the position columns."""
+    protected["_op"] = operation
     if extra:
         batch.unknown_fields.update(extra.keys())
-        text = json.dumps(extra, sort_keys=True, default=str)
-        batch.rows.append({"_op": operation, **protected, "_extra": text, **envelope, **position})
+        protected["_extra"] = json.dumps(extra, sort_keys=True, default=str)
     else:
-        batch.rows.append({"_op": operation, **protected, "_extra": None, **envelope, **position})
+        protected["_extra"] = None
+    if envelope:
+        protected.update(envelope)
+    return protected
 
 
 _KAFKA_ORDER = itemgetter(0, 1, 2)  # topic, partition, offset of a LandingRecord
@@ -906,7 +908,9 @@ def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> lis
         values = _converted(contract, plan, wires, operations, readable)
         # Each payload becomes its change's values: converted values written back, absent fields null
         # (what an unreadable payload holds does not matter: `decode` reads its record again).
-        if values is not wires:
+        if values is not wires and len(objects) == len(payloads):
+            deque(map(setitem, payloads, repeat(name), values), maxlen=0)  # a loop in C
+        elif values is not wires:
             for payload, value in zip(payloads, values, strict=True):
                 if payload is not None:
                     payload[name] = value
@@ -952,7 +956,7 @@ def _json_objects(contract: Contract, records: list[LandingRecord]) -> list[Any]
             raise TypeError
     except (TypeError, orjson.JSONDecodeError):
         payloads = [_json_object_or_none(value, source.max_value_bytes) for value in values]
-    if any(map(is_snapshot, records)):
+    if any(map(is_snapshot_topic, {record.topic for record in records})):
         payloads = [None if is_snapshot(record) else payload for record, payload in zip(records, payloads, strict=True)]
     return payloads
 
