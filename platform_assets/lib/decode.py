@@ -906,17 +906,14 @@ def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> lis
             else [None if p is None else p.get(name) for p in payloads]
         )
         values = _converted(contract, plan, wires, operations, readable)
-        # Each payload becomes its change's values: converted values written back, absent fields null
-        # (what an unreadable payload holds does not matter: `decode` reads its record again).
+        # Each payload becomes its change's values: converted values written back (what an unreadable
+        # payload holds does not matter: `decode` reads its record again).
         if values is not wires and len(objects) == len(payloads):
             deque(map(setitem, payloads, repeat(name), values), maxlen=0)  # a loop in C
         elif values is not wires:
             for payload, value in zip(payloads, values, strict=True):
                 if payload is not None:
                     payload[name] = value
-        elif None in wires:
-            for payload in objects:
-                payload.setdefault(name)
     known = set(names)
     return [
         (
@@ -925,10 +922,10 @@ def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> lis
             _NO_FIELDS,
             _NO_FIELDS,
         )
-        if ok and len(payload) == len(names)
+        if ok and payload.keys() == known
         else (
             operation,
-            {name: payload[name] for name in names},
+            {name: payload.get(name) for name in names},  # absent fields null
             {k: v for k, v in payload.items() if k not in known},
             _NO_FIELDS,
         )
