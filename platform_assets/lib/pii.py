@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from typing import Any
 
 from platform_assets.lib.contract import Contract
@@ -65,7 +66,7 @@ def _keyed(secret: bytes) -> tuple[Any, Any]:
 
 def hash_value(value: str, secret: bytes) -> str:
     """HMAC-SHA256 of `value` keyed by `secret`, as hex (equal to `hmac.digest(secret, value, "sha256")`)."""
-    inner_state, outer_state = _keyed(secret)
+    inner_state, outer_state = _keyed_states.get(secret) or _keyed(secret)
     inner = inner_state.copy()
     inner.update(value.encode("utf-8"))
     outer = outer_state.copy()
@@ -76,13 +77,20 @@ def hash_value(value: str, secret: bytes) -> str:
 def mask_value(value: str) -> str:
     """Keep the first letter of each word and an e-mail's domain; star the rest."""
     local, at, domain = value.partition("@")
-    masked = " ".join([word[:1] + "*" * (len(word) - 1) for word in local.split(" ")])
-    return masked + at + domain
+    return _AFTER_A_WORDS_FIRST.sub("*", local) + at + domain
+
+
+# Every character of a word (a run between spaces) but its first.
+_AFTER_A_WORDS_FIRST = re.compile("(?<=[^ ])[^ ]")
 
 
 def protect(contract: Contract, values: dict[str, Any], secret: bytes) -> dict[str, Any]:
     """Return the stored fields with every PII policy of the contract applied (`drop` fields left out)."""
-    protected = {name: values.get(name) for name in contract.stored_names}
+    names = contract.stored_names
+    # A change that holds exactly the stored fields (most do: the contract drops nothing) is copied whole.
+    protected = (
+        values.copy() if values.keys() == contract.stored_name_set else {name: values.get(name) for name in names}
+    )
     for spec in contract.protected_fields:
         value = protected[spec.name]
         if value is not None:

@@ -30,6 +30,22 @@ def test_mask_keeps_the_domain_of_an_email():
     assert mask_value("ann.lee@example.com") == "a******@example.com"
 
 
+@given(st.text(st.sampled_from("ab @.\t\u00e9\U0001f600"), max_size=20))
+def test_mask_stars_every_character_of_a_word_but_its_first(value):
+    """`mask_value` is one regex substitution; it must star what the word-by-word rule stars."""
+    local, at, domain = value.partition("@")
+    by_word = " ".join(word[:1] + "*" * (len(word) - 1) for word in local.split(" "))
+    assert mask_value(value) == by_word + at + domain
+
+
+def test_protect_keeps_a_change_with_other_fields_to_the_stored_ones():
+    customers = next(c for c in load_contracts() if c.name == "customers")
+    values = {name: "x" for name in customers.stored_names} | {"unknown": "y"}
+    assert set(protect(customers, values, b"secret")) == set(customers.stored_names)
+    del values["unknown"], values["city"]
+    assert protect(customers, values, b"secret")["city"] is None
+
+
 def test_drop_removes_the_field(monkeypatch):
     from platform_assets.lib.contract import parse_contract
 
