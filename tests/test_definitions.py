@@ -46,7 +46,7 @@ def test_every_lineage_node_reads_its_layer_and_entity_in_full():
     labels = [key.path[-1] for key in defs.resolve_asset_graph().get_all_asset_keys()]
     assert len(labels) == len(set(labels)), "two nodes would read the same"
     assert all(len(label) <= 31 for label in labels), [label for label in labels if len(label) > 31]
-    entity_layers = ("landing", "raw", "quarantine", "current", "history", "snapshot")
+    entity_layers = ("landing", "raw", "quarantine", "current", "history", "scd2", "snapshot")
     entity_keys = [key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[0] in entity_layers]
     assert len(entity_keys) >= 2 * (len(entity_layers) - 1)  # two entities; one has a snapshot
     assert all(key.path[-1].startswith(f"{key.path[0]}_") for key in entity_keys), entity_keys

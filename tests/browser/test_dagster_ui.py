@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.broker]
 ONE_HOUR = hour_key(START + timedelta(hours=1))
 RANGE = [hour_key(START + timedelta(hours=h)) for h in (2, 3, 4)]
 BAD = hour_key(BAD_HOUR)
-ENTITY_LAYERS = ("landing", "raw", "quarantine", "current", "history")
+ENTITY_LAYERS = ("landing", "raw", "quarantine", "current", "history", "scd2")
 TRANSACTION_ASSETS = ("raw/raw_card_transactions", "quarantine/quarantine_card_transactions")  # one multi-asset
 GRAPHQL_RANGE = [hour_key(START + timedelta(hours=h)) for h in (0, 1, 2)]
 CLI_RANGE = [hour_key(START + timedelta(hours=h)) for h in (3, 4, 5)]
