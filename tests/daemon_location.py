@@ -12,6 +12,7 @@ from platform_assets.jobs import hourly_job, landing_job
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import parse_contract
 from platform_assets.raw import build_raw_assets
+from platform_assets.scd2 import build_scd2_asset
 from platform_assets.sensors import build_lag_sensor
 from platform_assets.settings import PlatformSettings
 from resources.kafka import KafkaResource
@@ -26,7 +27,12 @@ if settings.alert_webhook_url:
     webhook = Webhook.configured(settings.alert_webhook_url, settings.alert_format, settings.ui_url)
     sensors += build_alert_sensors(webhook, settings.sensor_interval_s)
 defs = Definitions(
-    assets=[build_landing_asset(contract), build_raw_assets(contract), build_current_asset(contract)],
+    assets=[
+        build_landing_asset(contract),
+        build_raw_assets(contract),
+        build_current_asset(contract),
+        build_scd2_asset(contract),
+    ],
     jobs=[landing_job, hourly_job],
     sensors=sensors,
     resources={

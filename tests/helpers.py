@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,58 @@ class JsonHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         return
+
+
+SAIL_LOCAL_CLUSTER = {
+    "SAIL_MODE": "local-cluster",
+    "SAIL_CLUSTER__WORKER_INITIAL_COUNT": "2",
+    "SAIL_CLUSTER__WORKER_MAX_COUNT": "2",
+    "SAIL_EXECUTION__DEFAULT_PARALLELISM": "4",
+}
+
+
+def listening_sockets() -> int:
+    """TCP sockets this process listens on: Sail's Connect server, and in cluster mode its driver and workers."""
+    own = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            own.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            count += fields[3] == "0A" and fields[9] in own  # state LISTEN
+    return count
+
+
+@contextmanager
+def sail_local_cluster() -> Iterator[str]:
+    """A Sail Spark Connect server in local-cluster mode (a driver and two workers that split every stage
+    and shuffle over gRPC, as a cluster does), in this process; yields its `sc://` address."""
+    import pytest
+    from pysail.spark import SparkConnectServer
+
+    from resources.spark import SparkResource
+
+    before = listening_sockets()
+    with pytest.MonkeyPatch.context() as environment:
+        for name, value in SAIL_LOCAL_CLUSTER.items():
+            environment.setenv(name, value)  # Sail reads its configuration when the server is created
+        server = SparkConnectServer("127.0.0.1", 0)
+        server.start(background=True)
+    remote = f"sc://127.0.0.1:{server.listening_address[1]}"
+    try:
+        session = SparkResource(remote=remote).session()
+        assert session.range(100).selectExpr("sum(id)").collect()[0][0] == 4950
+        # The Connect server, the driver and one server per worker: the cluster really has its two workers.
+        assert listening_sockets() - before >= 4, "Sail did not start a local cluster with two workers"
+        yield remote
+    finally:
+        server.stop()
 
 
 def run(defs, instance, job: str, first: str, last: str):

@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from helpers import mart_rows
+from helpers import mart_rows, sail_local_cluster
 
 from platform_assets.lib import ordering
 from platform_assets.lib.contract import load_contracts
@@ -21,12 +21,20 @@ pytestmark = [pytest.mark.broker, pytest.mark.spark, pytest.mark.dbt]
 HOURS = 30  # two partial days, so history and marts cover more than one partition
 
 
-@pytest.fixture(scope="module")
-def demo(session_dir, broker):
+@pytest.fixture(scope="module", params=["local", "local-cluster"])
+def demo(request, session_dir, broker, tmp_path_factory):
+    """The demo on the embedded Sail (local mode), then again on Sail in local-cluster mode (two workers
+    that split every stage and shuffle, as a cluster does), merges and marts alike: code that works only
+    in one process fails here."""
     from devstack.demo import run_demo
 
     rates = Rates(creates=6, updates=10, deletes=1, transactions=20, duplicate_share=0.05, late_share=0.05)
-    return run_demo(HOURS, seed=11, data_dir=session_dir, rates=rates)
+    if request.param == "local":
+        yield run_demo(HOURS, seed=11, data_dir=session_dir, rates=rates)
+        return
+    with sail_local_cluster() as remote, pytest.MonkeyPatch.context() as environment:
+        environment.setenv("SPARK_REMOTE", remote)
+        yield run_demo(HOURS, seed=11, data_dir=tmp_path_factory.mktemp("demo-on-a-cluster"), rates=rates)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +43,7 @@ def contracts():
 
 
 @pytest.fixture(scope="module")
-def lake():
+def lake(demo):
     from resources.lake import LakeResource
 
     return LakeResource.from_env()

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from change_streams import THINGS, TRUNCATABLE
+from helpers import sail_local_cluster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,31 +35,7 @@ from spark.cdc import changes_between, history_days, merge_into_current, rebuild
 pytestmark = pytest.mark.spark
 
 CONTRACT = THINGS
-LOCAL_CLUSTER = {
-    "SAIL_MODE": "local-cluster",
-    "SAIL_CLUSTER__WORKER_INITIAL_COUNT": "2",
-    "SAIL_CLUSTER__WORKER_MAX_COUNT": "2",
-    "SAIL_EXECUTION__DEFAULT_PARALLELISM": "4",
-}
 START = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def listening_sockets() -> int:
-    """TCP sockets this process listens on: Sail's Connect server, and in cluster mode its driver and workers."""
-    own = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            own.add(target[len("socket:[") : -1])
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            count += fields[3] == "0A" and fields[9] in own  # state LISTEN
-    return count
 
 
 @pytest.fixture(scope="module", params=["local", "local-cluster"])
@@ -69,23 +44,12 @@ def spark(request, spark) -> Iterator:
     if request.param == "local":
         yield spark
         return
-    from pysail.spark import SparkConnectServer
-
     from resources.spark import SparkResource
 
-    before = listening_sockets()
-    with pytest.MonkeyPatch.context() as environment:
-        for name, value in LOCAL_CLUSTER.items():
-            environment.setenv(name, value)  # Sail reads its configuration when the server is created
-        server = SparkConnectServer("127.0.0.1", 0)
-        server.start(background=True)
-    session = SparkResource(remote=f"sc://127.0.0.1:{server.listening_address[1]}").session()
-    assert session.range(100).selectExpr("sum(id)").collect()[0][0] == 4950
-    # The Connect server, the driver and one server per worker: the cluster really has its two workers.
-    assert listening_sockets() - before >= 4, "Sail did not start a local cluster with two workers"
-    yield session
-    session.stop()
-    server.stop()
+    with sail_local_cluster() as remote:
+        session = SparkResource(remote=remote).session()
+        yield session
+        session.stop()
 
 
 HOURS = 4

@@ -120,7 +120,7 @@ def test_asset_graph_shows_the_platform_assets(page: Page, shot: Any) -> None:
         shown = name.inner_text()
         if "…" in shown:
             head, tail = shown.split("…")
-            name.hover()
+            name.hover(force=True)  # a queued node draws its box over the name
             tooltip = page.get_by_role("tooltip").filter(has_text=re.compile(f"^{re.escape(head)}.*{re.escape(tail)}$"))
             expect(tooltip).to_have_count(1)
             labels.add(tooltip.inner_text())
@@ -220,8 +220,8 @@ def test_a_failed_blocking_check_is_shown_as_failed(page: Page, shot: Any, dagst
     assert len(quarantined) == BROKEN_RECORDS
 
     # The alert sensor posts the failed check to the webhook, and its link opens the failed run.
-    alert = wait_for_alert(dagster_ui, lambda a: a["rule"] == "quarantine_rate")
-    assert (alert["asset"], alert["partition"]) == ("raw/raw_customers", BAD)
+    alert = wait_for_alert(dagster_ui, lambda a: a["link"].endswith(f"/runs/{run_id}"))
+    assert (alert["asset"], alert["partition"], alert["rule"]) == ("raw/raw_customers", BAD, "quarantine_rate")
     assert f"{BROKEN_RECORDS} of" in alert["detail"] and alert["link"].endswith(f"/runs/{run_id}")
     page.goto(alert["link"])
     expect(wait_for_run_page(page)).to_have_text("Failure")
