@@ -64,9 +64,13 @@ def listening_sockets() -> int:
 
 
 @contextmanager
-def sail_local_cluster() -> Iterator[str]:
+def sail_local_cluster(worker_task_slots: int = 8) -> Iterator[str]:
     """A Sail Spark Connect server in local-cluster mode (a driver and two workers that split every stage
-    and shuffle over gRPC, as a cluster does), in this process; yields its `sc://` address."""
+    and shuffle over gRPC, as a cluster does), in this process; yields its `sc://` address.
+
+    Sail schedules a task region (stages pipelined together) only when the cluster has a slot for each
+    of its tasks at once: a scan of N files needs N slots. Size `worker_task_slots` for the widest
+    region the test builds, as a production cluster must be sized for the files of its widest merge."""
     import pytest
     from pysail.spark import SparkConnectServer
 
@@ -74,7 +78,7 @@ def sail_local_cluster() -> Iterator[str]:
 
     before = listening_sockets()
     with pytest.MonkeyPatch.context() as environment:
-        for name, value in SAIL_LOCAL_CLUSTER.items():
+        for name, value in {**SAIL_LOCAL_CLUSTER, "SAIL_CLUSTER__WORKER_TASK_SLOTS": str(worker_task_slots)}.items():
             environment.setenv(name, value)  # Sail reads its configuration when the server is created
         server = SparkConnectServer("127.0.0.1", 0)
         server.start(background=True)

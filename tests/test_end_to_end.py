@@ -32,7 +32,8 @@ def demo(request, session_dir, broker, tmp_path_factory):
     if request.param == "local":
         yield run_demo(HOURS, seed=11, data_dir=session_dir, rates=rates)
         return
-    with sail_local_cluster() as remote, pytest.MonkeyPatch.context() as environment:
+    # The hourly range run merges 30 hourly raw files in one task region of about 34 tasks: 2 x 32 slots.
+    with sail_local_cluster(worker_task_slots=32) as remote, pytest.MonkeyPatch.context() as environment:
         environment.setenv("SPARK_REMOTE", remote)
         yield run_demo(HOURS, seed=11, data_dir=tmp_path_factory.mktemp("demo-on-a-cluster"), rates=rates)
 
