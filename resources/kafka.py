@@ -10,9 +10,14 @@ secrets are read when a client is built and never appear in the resource's confi
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -26,6 +31,8 @@ SECURITY_PREFIXES = ("security.", "sasl.", "ssl.", "https.", "enable.ssl.", "ena
 # What librdkafka reports (and then retries forever) on a rejected login or TLS handshake, and the
 # settings each is about.
 RELATED_SETTINGS = {KafkaError._AUTHENTICATION: ("sasl.",), KafkaError._SSL: ("ssl.", "enable.ssl.")}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,15 +52,63 @@ class KafkaUnavailableError(RuntimeError):
 
 
 class PlatformConsumer(Consumer):
-    """A consumer that keeps the authentication and TLS errors librdkafka reports (and retries forever)."""
+    """A consumer that keeps the authentication and TLS errors librdkafka reports (and retries forever),
+    and whose commit and close give up after `call_timeout_s`.
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    With the broker gone, librdkafka's synchronous commit waits for a group coordinator for as long as
+    the session allows (minutes), and its close may wait for ever (librdkafka#3740); neither can be
+    interrupted from Python. Both therefore run in a daemon thread. A consumer whose commit was given
+    up on is abandoned, never closed: destroying the client under a call still inside librdkafka is
+    unsafe, and the process's exit reclaims it.
+    """
+
+    def __init__(self, config: dict[str, Any], call_timeout_s: float = 30.0) -> None:
         self.security_errors: list[KafkaError] = []
+        self.call_timeout_s = call_timeout_s
+        self.abandoned = False
         super().__init__({**config, "error_cb": self._on_error})
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() in RELATED_SETTINGS:
             self.security_errors.append(error)
+
+    def commit_within(self, offsets: list[TopicPartition]) -> bool:
+        """Commit synchronously; whether the broker answered within `call_timeout_s` (its refusal raises)."""
+        answered = _returned_within(
+            self.call_timeout_s, partial(Consumer.commit, self, offsets=offsets, asynchronous=False)
+        )
+        self.abandoned = self.abandoned or not answered
+        return answered
+
+    def close(self) -> None:
+        if not self.abandoned and _returned_within(self.call_timeout_s, partial(Consumer.close, self)):
+            return
+        self.abandoned = True
+        log.warning(
+            "Kafka consumer left open after a call that did not return in %g s; the process's exit ends it",
+            self.call_timeout_s,
+        )
+
+
+def _returned_within(timeout_s: float, call: Callable[[], Any]) -> bool:
+    """Run `call` in a daemon thread (never one the interpreter waits for at exit); whether it returned
+    within `timeout_s`. Its exception, if it raised in time, is raised here."""
+    outcome: Future[None] = Future()
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as error:  # handed to the caller through the future
+            outcome.set_exception(error)
+        else:
+            outcome.set_result(None)
+
+    threading.Thread(target=run, name="kafka-bounded-call", daemon=True).start()
+    try:
+        outcome.result(timeout=timeout_s)
+    except TimeoutError:
+        return False
+    return True
 
 
 class KafkaResource(SecuredClientResource):
@@ -103,7 +158,7 @@ class KafkaResource(SecuredClientResource):
             "enable.partition.eof": False,
         }
         try:
-            return PlatformConsumer(config)
+            return PlatformConsumer(config, call_timeout_s=self.request_timeout_s)
         except KafkaException as error:
             raise ClientConfigurationError(self._explain(error.args[0])) from error
 
@@ -178,15 +233,19 @@ class KafkaResource(SecuredClientResource):
             raise KafkaUnavailableError(f"Kafka at {self.bootstrap_servers} did not answer: {error}") from error
         return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answered}
 
-    def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+    def commit(self, consumer: PlatformConsumer, offsets: list[TopicPartition]) -> None:
         """Commit the next positions; a broker that is gone is a transient failure, since landing resumes
         from the Delta log and a lost commit only costs re-reading what is already landed."""
         try:
-            consumer.commit(offsets=offsets, asynchronous=False)
+            answered = consumer.commit_within(offsets)
         except KafkaException as error:
             raise KafkaUnavailableError(
                 f"Kafka at {self.bootstrap_servers} did not take the commit: {error}"
             ) from error
+        if not answered:
+            raise KafkaUnavailableError(
+                f"Kafka at {self.bootstrap_servers} did not take the commit within {self.request_timeout_s:g} s"
+            )
 
     def lag(self, entity: str, topics: tuple[str, ...]) -> list[PartitionLag]:
         """End offset minus committed offset of the entity's group, per partition; commits nothing."""

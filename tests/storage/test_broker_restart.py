@@ -69,7 +69,7 @@ def durable_broker(moto_endpoint, tmp_path) -> Iterator[DurableBroker]:
     broker.stop()
 
 
-def setup_topic(bootstrap: str):
+def setup_topic(bootstrap: str, **kafka_settings):
     suffix = uuid.uuid4().hex[:8]
     contract = parse_contract(
         {
@@ -88,7 +88,8 @@ def setup_topic(bootstrap: str):
         value = {"id": f"k{i % 17}", "ts": f"2026-01-01T{i % 24:02d}:00:00Z", "v": i}
         producer.produce(contract.source.topics[0], key=b"k", value=json.dumps(value).encode())
     assert producer.flush(30) == 0
-    kafka = KafkaResource(bootstrap_servers=bootstrap, group_prefix=f"restart-{suffix}", request_timeout_s=10)
+    settings = {"request_timeout_s": 10, **kafka_settings}
+    kafka = KafkaResource(bootstrap_servers=bootstrap, group_prefix=f"restart-{suffix}", **settings)
     return contract, kafka
 
 
@@ -140,4 +141,24 @@ def test_landing_resumes_after_the_broker_was_down_between_write_and_commit(dura
     report = drain_to_landing(contract, kafka, lake, batch_records=BATCH)
 
     assert report.records == PRODUCED - 2 * BATCH, "the second batch's commit was lost; Delta decided"
+    assert_landed_exactly_once(lake, contract)
+
+
+def test_a_broker_gone_for_good_holds_no_call_of_landing_past_its_request_timeout(durable_broker, tmp_path):
+    """librdkafka's synchronous commit waits for a group coordinator for as long as its session allows
+    (minutes) and its close may wait for ever (librdkafka#3740): the landing run gives each up after
+    `request_timeout_s`, fails as transient, and the next run resumes after what Delta holds."""
+    contract, kafka = setup_topic(durable_broker.start(), request_timeout_s=2, session_timeout_ms=120_000)
+    lake = LakeResource(root=str(tmp_path / "lake"))
+
+    def crash_after_the_first_write(stage: str) -> None:
+        if stage == "written" and durable_broker.running is not None:
+            durable_broker.crash()
+
+    with pytest.raises(KafkaUnavailableError, match="did not take the commit within 2 s"):
+        drain_to_landing(contract, kafka, lake, batch_records=BATCH, on_stage=crash_after_the_first_write)
+
+    durable_broker.start()
+    report = drain_to_landing(contract, kafka, lake, batch_records=BATCH)
+    assert report.records == PRODUCED - BATCH
     assert_landed_exactly_once(lake, contract)
