@@ -1,6 +1,8 @@
-"""Retries for transient failures only: an unreachable broker or Spark server is retried, bad data is not
-(it would fail the same way again, and a person has to act on it)."""
+"""Retries for transient failures only: an unreachable broker or Spark server, or a Spark read whose files
+an erasure vacuumed meanwhile, is retried; bad data is not (it would fail the same way again, and a
+person has to act on it)."""
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,13 +13,21 @@ from resources.spark import SparkUnavailableError
 
 MAX_RETRIES = 3
 SECONDS_BETWEEN_RETRIES = 10
+# A Spark job that planned a Delta version and then found one of its files gone: an erasure deleted the
+# rows and vacuumed with retention 0 while the job ran. Sail says "Object at location ... not found",
+# JVM Spark FileNotFoundException or FAILED_READ_FILE.FILE_NOT_EXIST. A retry plans the newest
+# version, which no longer names the file (and no longer holds the person).
+VANISHED_FILE = re.compile(r"Object at location \S+ not found|FileNotFoundException|FILE_NOT_EXIST")
 
 
 def is_transient(error: BaseException) -> bool:
     if isinstance(error, KafkaUnavailableError | SparkUnavailableError):
         return True
+    if not type(error).__module__.startswith("pyspark."):
+        return False
     # Spark Connect reports a server it cannot reach as a gRPC UNAVAILABLE status.
-    return type(error).__name__ == "SparkConnectGrpcException" and "UNAVAILABLE" in str(error)
+    unreachable = type(error).__name__ == "SparkConnectGrpcException" and "UNAVAILABLE" in str(error)
+    return unreachable or VANISHED_FILE.search(str(error)) is not None
 
 
 @contextmanager

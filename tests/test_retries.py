@@ -3,15 +3,26 @@ else (bad data, a broken contract) fails at once, because it would fail the same
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
 import pytest
 from dagster import DagsterEventType, materialize
 
 from devstack.broker import free_port
+from platform_assets import current as current_layer
 from platform_assets import retries
 from platform_assets.current import build_current_asset
 from platform_assets.entity import asset_key
+from platform_assets.erasure import erase
 from platform_assets.landing import build_landing_asset
-from platform_assets.lib.contract import ContractError, load_contracts
+from platform_assets.lib.contract import ContractError, load_contracts, parse_contract
+from platform_assets.lib.decode import decode_batch
+from platform_assets.lib.records import LandingRecord
+from platform_assets.lib.tables import raw_schema
+from platform_assets.partitions import hour_key
 from resources.kafka import KafkaResource, KafkaUnavailableError
 from resources.schema_registry import SchemaRegistryResource
 from resources.spark import SparkResource, SparkUnavailableError
@@ -76,3 +87,67 @@ def test_current_retries_an_unreachable_spark_server_then_fails_naming_it(lake, 
         raise_on_error=False,
     )
     assert_retried_then_failed_naming(result, nowhere)
+
+
+def test_a_merge_that_planned_raw_before_an_erasure_vacuumed_its_files_is_retried_on_the_newest_version(
+    lake, monkeypatch
+):
+    """An erasure deletes a person from raw and vacuums with retention 0 while a `current` merge runs that
+    planned raw's version from before: Spark finds a file of that version gone. The step is retried,
+    and the retry plans the newest version, so it succeeds and merges nobody the erasure removed."""
+    monkeypatch.setattr(retries, "SECONDS_BETWEEN_RETRIES", 0)
+    contract = parse_contract(
+        {
+            "name": "people",
+            "source": {"format": "json", "topic": "people"},
+            "key": ["id"],
+            "sequence": "v",
+            "event_time": "ts",
+            "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+        }
+    )
+    hour = datetime(2026, 1, 1, 5, tzinfo=UTC)
+    for offset, person in enumerate(["erased", "kept"]):  # one raw file each
+        value = json.dumps({"id": person, "ts": "2026-01-01T05:10:00Z", "v": 1}).encode()
+        record = LandingRecord("people", 0, offset, int(hour.timestamp() * 1000), person.encode(), value)
+        rows = decode_batch(contract, [record], lambda values: values).rows
+        lake.append("raw", contract.name, pa.Table.from_pylist(rows, raw_schema(contract)))
+    planned_before = lake.version("raw", contract.name)
+    erase(contract, ["erased"], lake, [contract], retention_hours=0)
+
+    real_changes_between = current_layer.changes_between
+    attempts = []
+
+    def first_attempt_planned_before_the_erasure(session, raw_uri, start, end):
+        attempts.append(start)
+        if len(attempts) == 1:
+            return session.read.format("delta").option("versionAsOf", planned_before).load(raw_uri)
+        return real_changes_between(session, raw_uri, start, end)
+
+    monkeypatch.setattr(current_layer, "changes_between", first_attempt_planned_before_the_erasure)
+    result = materialize(
+        [build_current_asset(contract)],
+        partition_key=hour_key(hour),
+        resources={"lake": lake, "spark": SparkResource()},
+        selection=[asset_key("current", contract)],
+        raise_on_error=False,
+    )
+
+    retried = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
+    assert len(attempts) == 2 and len(retried) == 1, "the vanished file made the first attempt request one retry"
+    assert "not found" in str(retried[0].event_specific_data.error), "the retry names the file it lost"
+    assert result.success
+    assert [row["id"] for row in lake.read("current", contract.name).to_pylist()] == ["kept"]
+
+
+def test_among_spark_errors_a_vanished_file_is_transient_and_a_wrong_query_is_not(spark, lake):
+    lake.append("raw", "broken", pa.table({"id": ["a"]}))
+    [data_file] = lake.table("raw", "broken").file_uris()
+    Path(data_file.removeprefix("file://")).unlink()
+    table = spark.read.format("delta").load(lake.uri("raw", "broken"))
+    with pytest.raises(Exception) as vanished:
+        table.collect()
+    assert retries.is_transient(vanished.value) and data_file.rsplit("/", 1)[1] in str(vanished.value)
+    with pytest.raises(Exception) as wrong:
+        table.select("no_such_column").collect()
+    assert not retries.is_transient(wrong.value)
