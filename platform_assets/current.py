@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy, Config, MaterializeResult, asset
+from dagster import AssetExecutionContext, BackfillPolicy, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
 from platform_assets import checks
@@ -25,6 +25,7 @@ from platform_assets.entity import (
     merge_spec,
     partition_label,
 )
+from platform_assets.erasure import erasures_reapplied
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.records import snapshot_topic
 from platform_assets.lib.tables import current_schema
@@ -78,7 +79,11 @@ def build_current_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
         layers = ("current", "current_tombstones")
         ensure_tables(lake, contract, layers)
         current_uri, tombstones_uri = (lake.uri(layer, contract.name) for layer in layers)
-        with retry_transient_failures(), lake.checkpointing(layers, contract.name):
+        with (
+            retry_transient_failures(),
+            lake.checkpointing(layers, contract.name),
+            erasures_reapplied(lake, contract, layers) as erased_during_run,
+        ):
             session = spark.session()
             if config.full_refresh:
                 every_change = session.read.format("delta").load(lake.uri("raw", contract.name))
@@ -104,6 +109,8 @@ def build_current_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
                 "table_tombstones": tombstones,
                 "table_version": lake.version("current", contract.name) or 0,
                 "duration_s": round(time.monotonic() - started, 3),
+                # People an erasure removed while this run merged, removed again after its commits.
+                **({"erased_during_run": MetadataValue.json(erased_during_run)} if erased_during_run else {}),
             }
         )
         yield checks.unique_key(current_key, partition_label(context), duplicates, contract.key)

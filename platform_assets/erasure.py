@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
@@ -41,8 +42,53 @@ UNACCOUNTED = """
 """
 
 
-def _erased_hashes(lake: LakeResource, entity: str) -> set[str]:
-    return set(lake.read("erasure", entity, schema=ERASURE_SCHEMA).column("key_hash").to_pylist())
+def _erased_hashes(lake: LakeResource, entity: str, version: int | None = None) -> set[str]:
+    """The hashes on an entity's erasure list, now or as of `version`."""
+    if version is None:
+        return set(lake.read("erasure", entity, schema=ERASURE_SCHEMA).column("key_hash").to_pylist())
+    table = lake.table("erasure", entity)
+    assert table is not None
+    table.load_as_version(version)
+    return set(table.to_pyarrow_table(columns=["key_hash"]).column("key_hash").to_pylist())
+
+
+@contextmanager
+def erasures_reapplied(lake: LakeResource, contract: Contract, layers: tuple[str, ...]) -> Iterator[dict[str, int]]:
+    """Remove again from `layers`, when the block ends (or fails), the people erased while it ran.
+
+    A merge plans its read of raw before it commits: an erasure that removed a person from raw and from
+    these layers in between would see the merge commit the person back. The erasure lists are appended
+    before anything is deleted, so a list that grew while the block ran names every such person; their
+    rows are deleted again and the files vacuumed, as the erasure did. Yields the rows removed per table.
+    """
+    watched = policy.watched_targets(contract)
+    before = {entity: lake.version("erasure", entity) for _, entity in watched}
+    removed: dict[str, int] = {}
+    try:
+        yield removed
+    finally:
+        secret = pii_key()
+        for target, entity in watched:
+            if lake.version("erasure", entity) == before[entity]:
+                continue
+            erased = _erased_hashes(lake, entity) - (
+                set() if before[entity] is None else _erased_hashes(lake, entity, before[entity])
+            )
+            fields = ", ".join(target.fields)
+            for layer in (layer for layer in layers if layer in KEYED_LAYERS):
+                rows = lake.select(layer, contract.name, f"select distinct {fields} from {layer}")
+                named = {
+                    tuple(row[name] for name in target.fields)
+                    for row in ([] if rows is None else rows.to_pylist())
+                    if target.row_hash(row, secret) in erased
+                }
+                if named:
+                    removed[f"{layer}/{contract.name}"] = lake.delete_where(
+                        layer, contract.name, target.stored_predicate(named)
+                    )
+                    table = lake.table(layer, contract.name)
+                    assert table is not None
+                    table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
 
 
 def erased_record_test(

@@ -30,6 +30,7 @@ from platform_assets.entity import (
     lake_pool,
     merge_spec,
 )
+from platform_assets.erasure import erasures_reapplied
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.tables import history_schema
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
@@ -72,7 +73,11 @@ def build_history_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
         first = max(platform_start, first - timedelta(days=1))
         layers = ("history", "history_tombstones")
         ensure_tables(lake, contract, layers)
-        with retry_transient_failures(), lake.checkpointing(layers, contract.name):
+        with (
+            retry_transient_failures(),
+            lake.checkpointing(layers, contract.name),
+            erasures_reapplied(lake, contract, layers) as erased_during_run,
+        ):
             session = spark.session()
             rows = history_days(
                 session,
@@ -93,6 +98,8 @@ def build_history_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
                 "days_rewritten": MetadataValue.json(sorted(rows)),
                 "table_version": lake.version("history", contract.name) or 0,
                 "duration_s": round(time.monotonic() - started, 3),
+                # People an erasure removed while this run merged, removed again after its commits.
+                **({"erased_during_run": MetadataValue.json(erased_during_run)} if erased_during_run else {}),
             }
         )
 

@@ -9,7 +9,7 @@ end of day D is history's row for D.
 
 import time
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from platform_assets.entity import (
     asset_key,
@@ -19,6 +19,7 @@ from platform_assets.entity import (
     lake_pool,
     merge_spec,
 )
+from platform_assets.erasure import erasures_reapplied
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.tables import scd2_schema
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
@@ -52,7 +53,11 @@ def build_scd2_asset(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         layers = ("scd2", "scd2_tombstones")
         ensure_tables(lake, contract, layers)
         scd2_uri, tombstones_uri = (lake.uri(layer, contract.name) for layer in layers)
-        with retry_transient_failures(), lake.checkpointing(layers, contract.name):
+        with (
+            retry_transient_failures(),
+            lake.checkpointing(layers, contract.name),
+            erasures_reapplied(lake, contract, layers) as erased_during_run,
+        ):
             session = spark.session()
             changes = changes_between(session, lake.uri("raw", contract.name), window.start, window.end)
             stats = merge_into_scd2(session, changes, scd2_uri, tombstones_uri, merge_spec(contract))
@@ -65,6 +70,8 @@ def build_scd2_asset(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
                 "changes_in": stats["changes_in"],
                 "table_version": lake.version("scd2", contract.name) or 0,
                 "duration_s": round(time.monotonic() - started, 3),
+                # People an erasure removed while this run merged, removed again after its commits.
+                **({"erased_during_run": MetadataValue.json(erased_during_run)} if erased_during_run else {}),
             }
         )
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from dagster import DagsterEventType, materialize
 
@@ -20,6 +21,7 @@ from platform_assets.erasure import erase
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import ContractError, load_contracts, parse_contract
 from platform_assets.lib.decode import decode_batch
+from platform_assets.lib.erasure import ErasureError
 from platform_assets.lib.records import LandingRecord
 from platform_assets.lib.tables import raw_schema
 from platform_assets.partitions import hour_key
@@ -89,55 +91,80 @@ def test_current_retries_an_unreachable_spark_server_then_fails_naming_it(lake, 
     assert_retried_then_failed_naming(result, nowhere)
 
 
-def test_a_merge_that_planned_raw_before_an_erasure_vacuumed_its_files_is_retried_on_the_newest_version(
-    lake, monkeypatch
-):
-    """An erasure deletes a person from raw and vacuums with retention 0 while a `current` merge runs that
-    planned raw's version from before: Spark finds a file of that version gone. The step is retried,
-    and the retry plans the newest version, so it succeeds and merges nobody the erasure removed."""
-    monkeypatch.setattr(retries, "SECONDS_BETWEEN_RETRIES", 0)
-    contract = parse_contract(
-        {
-            "name": "people",
-            "source": {"format": "json", "topic": "people"},
-            "key": ["id"],
-            "sequence": "v",
-            "event_time": "ts",
-            "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
-        }
-    )
-    hour = datetime(2026, 1, 1, 5, tzinfo=UTC)
-    for offset, person in enumerate(["erased", "kept"]):  # one raw file each
-        value = json.dumps({"id": person, "ts": "2026-01-01T05:10:00Z", "v": 1}).encode()
-        record = LandingRecord("people", 0, offset, int(hour.timestamp() * 1000), person.encode(), value)
-        rows = decode_batch(contract, [record], lambda values: values).rows
-        lake.append("raw", contract.name, pa.Table.from_pylist(rows, raw_schema(contract)))
-    planned_before = lake.version("raw", contract.name)
-    erase(contract, ["erased"], lake, [contract], retention_hours=0)
+PEOPLE = parse_contract(
+    {
+        "name": "people",
+        "source": {"format": "json", "topic": "people"},
+        "key": ["id"],
+        "sequence": "v",
+        "event_time": "ts",
+        "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+    }
+)
+HOUR = datetime(2026, 1, 1, 5, tzinfo=UTC)
 
+
+def merge_beside_an_erasure(lake, monkeypatch, retention_hours: int):
+    """Raw holds `erased` and `kept` (a file each). The `current` merge starts; while it plans its read
+    of raw, an erasure of `erased` runs to the end (retention `retention_hours`), and the merge's first
+    attempt reads raw's version from before the erasure, as a plan made a moment earlier would."""
+    monkeypatch.setattr(retries, "SECONDS_BETWEEN_RETRIES", 0)
+    for offset, person in enumerate(["erased", "kept"]):
+        value = json.dumps({"id": person, "ts": "2026-01-01T05:10:00Z", "v": 1}).encode()
+        record = LandingRecord("people", 0, offset, int(HOUR.timestamp() * 1000), person.encode(), value)
+        rows = decode_batch(PEOPLE, [record], lambda values: values).rows
+        lake.append("raw", PEOPLE.name, pa.Table.from_pylist(rows, raw_schema(PEOPLE)))
+    planned_before = lake.version("raw", PEOPLE.name)
     real_changes_between = current_layer.changes_between
     attempts = []
 
     def first_attempt_planned_before_the_erasure(session, raw_uri, start, end):
         attempts.append(start)
-        if len(attempts) == 1:
-            return session.read.format("delta").option("versionAsOf", planned_before).load(raw_uri)
-        return real_changes_between(session, raw_uri, start, end)
+        if len(attempts) > 1:
+            return real_changes_between(session, raw_uri, start, end)
+        if retention_hours:  # older versions keep the person while the retention holds them: not verified
+            with pytest.raises(ErasureError, match="retention window"):
+                erase(PEOPLE, ["erased"], lake, [PEOPLE], retention_hours=retention_hours)
+        else:
+            erase(PEOPLE, ["erased"], lake, [PEOPLE], retention_hours=retention_hours)
+        return session.read.format("delta").option("versionAsOf", planned_before).load(raw_uri)
 
     monkeypatch.setattr(current_layer, "changes_between", first_attempt_planned_before_the_erasure)
     result = materialize(
-        [build_current_asset(contract)],
-        partition_key=hour_key(hour),
+        [build_current_asset(PEOPLE)],
+        partition_key=hour_key(HOUR),
         resources={"lake": lake, "spark": SparkResource()},
-        selection=[asset_key("current", contract)],
+        selection=[asset_key("current", PEOPLE)],
         raise_on_error=False,
     )
+    return result, attempts
+
+
+def test_a_merge_that_planned_raw_before_an_erasure_vacuumed_its_files_is_retried_on_the_newest_version(
+    lake, monkeypatch
+):
+    """The erasure vacuums with retention 0: Spark finds a file of the version the merge planned gone.
+    The step is retried, and the retry plans the newest version, so it succeeds without the person."""
+    result, attempts = merge_beside_an_erasure(lake, monkeypatch, retention_hours=0)
 
     retried = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
     assert len(attempts) == 2 and len(retried) == 1, "the vanished file made the first attempt request one retry"
     assert "not found" in str(retried[0].event_specific_data.error), "the retry names the file it lost"
     assert result.success
-    assert [row["id"] for row in lake.read("current", contract.name).to_pylist()] == ["kept"]
+    assert [row["id"] for row in lake.read("current", PEOPLE.name).to_pylist()] == ["kept"]
+
+
+def test_a_merge_that_read_raw_before_an_erasure_and_commits_after_it_does_not_bring_the_person_back(lake, monkeypatch):
+    """The erasure keeps old files (retention 24 h), so the merge reads the person from raw's older
+    version and commits them into `current` after the erasure cleaned it: the merge sees that the
+    erasure list grew while it ran and removes the person again, older files included."""
+    result, attempts = merge_beside_an_erasure(lake, monkeypatch, retention_hours=24)
+
+    assert result.success and len(attempts) == 1
+    assert [row["id"] for row in lake.read("current", PEOPLE.name).to_pylist()] == ["kept"]
+    assert lake.read_retained("current", PEOPLE.name, pc.field("id") == "erased").num_rows == 0
+    [materialization] = result.asset_materializations_for_node(current_layer.build_current_asset(PEOPLE).op.name)
+    assert materialization.metadata["erased_during_run"].value == {"current/people": 1}
 
 
 def test_among_spark_errors_a_vanished_file_is_transient_and_a_wrong_query_is_not(spark, lake):

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import reduce
 from operator import and_, or_
+from typing import Any
 
 import pyarrow.compute as pc
 
@@ -70,11 +71,23 @@ class Target:
 
     def predicate(self, keys: list[str], secret: bytes) -> str:
         """SQL that selects the target's rows about `keys` in a keyed layer."""
+        return self.stored_predicate(self.stored(keys, secret))
+
+    def stored_predicate(self, stored: Iterable[tuple]) -> str:
+        """SQL that selects the target's rows whose fields hold one of `stored` (values as stored)."""
         clauses = (
             " AND ".join(f"{name} = {_literal(value)}" for name, value in zip(self.fields, row, strict=True))
-            for row in sorted(self.stored(keys, secret))
+            for row in sorted(stored)
         )
         return " OR ".join(f"({clause})" for clause in clauses)
+
+    def row_hash(self, row: Mapping[str, Any], secret: bytes) -> str | None:
+        """The erasure-list hash of whom a stored row is about; None when the row cannot tell (a key of
+        several fields, one of them stored hashed). A field stored with `pii: hash` holds that hash."""
+        specs = [self.contract.field(name) for name in self.fields]
+        if any(spec.pii == "hash" for spec in specs):
+            return row[self.fields[0]] if len(specs) == 1 else None
+        return hash_value("|".join(str(row[name]) for name in self.fields), secret)
 
     def expression(self, keys: list[str], secret: bytes) -> pc.Expression:
         """`predicate` as an Arrow filter, for reads that prune files by their statistics."""
