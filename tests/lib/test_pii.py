@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from platform_assets.lib.contract import load_contracts
+from platform_assets.lib.contract import load_contracts, parse_contract
+from platform_assets.lib.erasure import Target
 from platform_assets.lib.pii import DEV_PII_KEY, PiiKeyError, hash_value, mask_value, pii_key, protect
 
 pytestmark = pytest.mark.unit
@@ -76,3 +77,24 @@ def test_platform_refuses_the_dev_key_outside_dev_mode(monkeypatch):
     monkeypatch.setenv("PLATFORM_MODE", "dev")
     monkeypatch.delenv("PLATFORM_PII_KEY")
     assert pii_key() == DEV_PII_KEY.encode()
+
+
+def _keyed_by(key: list[str], hashed: bool):
+    fields = {"name": {"pii": "hash"} if hashed else {}, "number": {"type": "long"}, "ts": {"type": "timestamp"}}
+    return parse_contract(
+        {"name": "x", "source": {"topic": "x"}, "key": key, "sequence": "number", "event_time": "ts", "fields": fields}
+    )
+
+
+BY_NAME_AND_NUMBER, BY_HASHED_NAME = _keyed_by(["name", "number"], False), _keyed_by(["name"], True)
+
+
+@given(st.text(min_size=1).filter(lambda s: "|" not in s), st.integers(), st.booleans())
+def test_a_stored_row_names_the_person_an_erasure_request_names(text, number, hashed):
+    """`Target.row_hash` of a row as stored equals the erasure list's hash of the request naming it:
+    for a key of several fields in clear, and for a one-field key stored with `pii: hash`."""
+    target = Target(BY_HASHED_NAME if hashed else BY_NAME_AND_NUMBER)
+    request = text if hashed else f"{text}|{number}"
+    [stored] = target.stored([request], b"secret")
+    row = dict(zip(target.fields, stored, strict=True))
+    assert target.row_hash(row, b"secret") == hash_value(request, b"secret")
