@@ -67,10 +67,10 @@ def erasures_reapplied(lake: LakeResource, contract: Contract, layers: tuple[str
     try:
         yield removed
     finally:
-        secret = pii_key()
         for target, entity in watched:
             if lake.version("erasure", entity) == before[entity]:
                 continue
+            secret = pii_key()
             erased = _erased_hashes(lake, entity) - (
                 set() if before[entity] is None else _erased_hashes(lake, entity, before[entity])
             )
