@@ -464,14 +464,15 @@ LATE_HOURS = 2
 
 
 @functools.cache  # the raw and erasure cases measure the same archives
-def customer_archive(workdir: Path, days: int, events_per_hour: int) -> Any:
+def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_runs_per_hour: int = 1) -> Any:
     """`days` of the `customers` entity as hourly runs leave them, written through the lake resource with
     the platform's own code, not through Dagster runs (the same writes, without a broker and 720 runs):
-    in the tables `ensure_tables` makes, each hour one landing commit (2% of its records late, filed
-    under the hour they belong to, up to LATE_HOURS back), then the raw rows of every hour it touched,
-    from `decode_batch`, written by `replace_where` as the raw asset's range run writes them; each day
-    one commit of `current` rows and a rewrite of the newest two `history` days (the assets write those
-    through Spark MERGE and replaceWhere: the same layouts and one commit per run, from rows made here).
+    in the tables `ensure_tables` makes, each hour `landing_runs_per_hour` landing commits (2% of its
+    records late, filed under the hour they belong to, up to LATE_HOURS back), then the raw rows of every
+    hour it touched, from `decode_batch`, written by `replace_where` as the raw asset's range run writes
+    them; each day one commit of `current` rows and a rewrite of the newest two `history` days (the
+    assets write those through Spark MERGE and replaceWhere: the same layouts and one commit per run,
+    from rows made here).
     Every hour all `events_per_hour` customers of its day change; a customer's id names its day after
     the number, so no file's key range prunes a lookup by key. Returns the lake resource."""
     from datetime import UTC, datetime, timedelta
@@ -537,7 +538,9 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int) -> Any:
                 schema=LANDING_SCHEMA,
             )
             offset += events_per_hour
-            lake.append("landing", contract.name, landing)
+            per_run = -(-events_per_hour // landing_runs_per_hour)
+            for run_start in range(0, events_per_hour, per_run):
+                lake.append("landing", contract.name, landing.slice(run_start, per_run))
             batch = decode_batch(contract, list(map(landing_record, landing.to_pylist())), protected)
             for row in batch.rows:  # each record decoded once; a run of its hour writes it again
                 decoded_hours.setdefault(row["_event_hour"], []).append(row)
@@ -571,10 +574,12 @@ def median_seconds(work: Callable[[], object], repeats: int = 5) -> float:
 
 
 def upkeep_after_30_days(days: int, events_per_hour: int, workdir: Path) -> Result:
-    """File counts, and the read time of one `raw` hour, one `history` day and the landing records of
-    one hour (what raw reads), after `days` simulated days (`customer_archive`), before and after the
-    maintenance job's step for each table (`LakeResource.maintain` with the job's default retention
-    and clustering, called directly instead of through a Dagster run)."""
+    """File counts, and the read time of one `raw` hour, one `history` day, the landing records of one
+    hour (what raw reads) and the whole of `current` (what marts read), after `days` simulated days
+    (`customer_archive`, landed 12 times an hour: a run every 5 minutes, as the lag sensor launches them
+    at its default 300 s delay), before and after the maintenance job's step for each table
+    (`LakeResource.maintain` with the job's default retention and clustering, called directly instead
+    of through a Dagster run)."""
     from datetime import UTC, datetime, timedelta
 
     import pyarrow.compute as pc
@@ -582,13 +587,14 @@ def upkeep_after_30_days(days: int, events_per_hour: int, workdir: Path) -> Resu
     from platform_assets.maintenance import DEFAULT_RETENTION_HOURS, MAINTAINED
     from platform_assets.raw import read_hours
 
-    lake = customer_archive(workdir, days, events_per_hour)
+    lake = customer_archive(workdir, days, events_per_hour, landing_runs_per_hour=12)
     hour = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=days // 2, hours=12)
     day = pc.field("snapshot_date") == hour.date()
     reads = {  # as the assets read them
         "raw hour": lambda: read_hours(lake, "raw", "customers", hour, hour + timedelta(hours=1), None),
         "history day": lambda: lake.read("history", "customers", day, files_where=f"snapshot_date = '{hour.date()}'"),
         "landing hour": lambda: read_hours(lake, "landing", "customers", hour, hour + timedelta(hours=1), None),
+        "current table": lambda: lake.read("current", "customers"),
     }
     layers = ("landing", "raw", "history", "current")
 

@@ -34,11 +34,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from devstack.broker import stop_group
+from devstack.dagster_ui import graphql, launch_run
 
-LOCATION = "platform_assets.definitions"
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "dev_soak.json"
 PENDING = ("QUEUED", "NOT_STARTED")
 IN_FLIGHT = ("STARTING", "STARTED")
@@ -76,12 +74,7 @@ class Soak:
         self.events: dict[str, Any] = {}
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = requests.post(f"{self.ui}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
-        response.raise_for_status()
-        payload = response.json()
-        if payload.get("errors"):
-            raise RuntimeError(f"GraphQL: {payload['errors']}")
-        return payload["data"]
+        return graphql(self.ui, query, variables)
 
     def elapsed(self) -> float:
         return round(time.time() - self.started, 1)
@@ -115,25 +108,7 @@ class Soak:
     def launch_by_hand(self, hour: str) -> str:
         """What the UI's Materialize button does for one partition of raw and current."""
         keys = [["raw", "raw_customers"], ["quarantine", "quarantine_customers"], ["current", "current_customers"]]
-        data = self.graphql(
-            "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename"
-            " ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
-            {
-                "p": {
-                    "selector": {
-                        "repositoryLocationName": LOCATION,
-                        "repositoryName": "__repository__",
-                        "jobName": "__ASSET_JOB",
-                        "assetSelection": [{"path": key} for key in keys],
-                    },
-                    "executionMetadata": {"tags": [{"key": "dagster/partition", "value": hour}]},
-                }
-            },
-        )
-        launched = data["launchRun"]
-        if launched["__typename"] != "LaunchRunSuccess":
-            raise RuntimeError(f"hand launch refused: {launched}")
-        return launched["run"]["runId"]
+        return launch_run(self.ui, "__ASSET_JOB", keys, {"dagster/partition": hour})
 
     def run_times(self, run_id: str) -> dict[str, Any]:
         data = self.graphql(
@@ -240,6 +215,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--data-dir", type=Path, default=Path(".data/soak"))
     parser.add_argument("--port", type=int, default=3300)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the report is written")
     args = parser.parse_args()
     data_dir = args.data_dir.resolve()
     if data_dir.exists():
@@ -322,7 +298,7 @@ def main() -> None:
         "crowded_samples": [s for s in soak.samples if s["crowded"]],
         "samples": soak.samples,
     }
-    RESULTS.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    args.results.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "samples"}, indent=2, default=str))
 
 

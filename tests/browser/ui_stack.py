@@ -15,12 +15,14 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import requests
+
+from devstack.dagster_ui import LOCATION, graphql, launch_run
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,7 +36,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-LOCATION = "platform_assets.definitions"
 START = datetime(2026, 1, 1, tzinfo=UTC)
 GOOD_HOURS = 6  # 2026-01-01 00:00 .. 05:00
 BAD_HOUR = START + timedelta(hours=10)  # mostly invalid JSON: raw/customers' quarantine_rate check fails
@@ -63,16 +64,7 @@ class DagsterUI:
     customer_events_by_hour: dict[str, list[Any]] = field(default_factory=dict)
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.url}/graphql",
-            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.loads(response.read())
-        if answer.get("errors"):
-            raise AssertionError(f"GraphQL errors: {answer['errors']}")
-        return answer["data"]
+        return graphql(self.url, query, variables, timeout_s=30)
 
     def run_status(self, run_id: str) -> str:
         data = self.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})
@@ -216,7 +208,7 @@ def wait_until_loaded(ui: DagsterUI) -> None:
         ui.check_alive()
         try:
             data = ui.graphql(query)
-        except (urllib.error.URLError, ConnectionError, TimeoutError, AssertionError) as error:
+        except (requests.RequestException, RuntimeError) as error:  # not up yet, or still loading
             last = error
             time.sleep(0.5)
             continue
@@ -277,21 +269,6 @@ def stop_automation(ui: DagsterUI) -> None:
 
 
 def land(ui: DagsterUI) -> None:
-    data = ui.graphql(
-        "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename"
-        " ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
-        {
-            "p": {
-                "selector": {
-                    "repositoryLocationName": LOCATION,
-                    "repositoryName": "__repository__",
-                    "jobName": "landing_job",
-                }
-            }
-        },
-    )
-    launched = data["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", f"landing_job did not launch: {launched}"
-    run_id = launched["run"]["runId"]
+    run_id = launch_run(ui.url, "landing_job")
     status = ui.wait_for_run(run_id)
     assert status == "SUCCESS", f"landing_job run {run_id} ended {status}\n{ui.log_tail()}"
