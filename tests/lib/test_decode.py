@@ -250,6 +250,24 @@ def test_a_json_number_that_a_decimal_field_cannot_hold_exactly_is_quarantined(n
     assert bad["error"] == "wrong_type"
 
 
+def test_a_batch_reads_json_numbers_of_decimal_fields_as_its_records_one_by_one():
+    """Long numbers among short ones, refused ones and a record that is no JSON: the batch reads each
+    decimal as `decode` reads its record alone."""
+    wires = [("amount", "0.1"), ("balance", "12345678901234567.89"), ("amount", "0.120000000000000001")]
+    wires += [("balance", "99999999999999999999"), ("amount", "7")]
+    records = [payment(field, text)._replace(offset=offset) for offset, (field, text) in enumerate(wires)]
+    records.append(records[0]._replace(offset=len(records), value=b"{nope"))
+    batch = decode_batch(PAYMENTS, records, lambda values: values)
+    assert (batch.rows, batch.quarantined) == _decoded_one_by_one(PAYMENTS, records)
+    assert [str(row["amount"] or row["balance"]) for row in batch.rows] == [
+        "0.10",
+        "12345678901234567.89",
+        "99999999999999999999.00",
+        "7.00",
+    ]
+    assert [row["error"] for row in batch.quarantined] == ["wrong_type", "invalid_json"]
+
+
 def test_batch_keeps_unknown_fields_and_quarantines_with_original_bytes():
     records = [
         record({**GOOD, "loyalty_tier": "gold"}, "c", 0),
