@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.broker, pytest.mark.spark, pytest.mark.dbt]
 DAY = datetime(2026, 1, 1, tzinfo=UTC)
 HOURS = 3
 # Amounts whose sums as doubles are not the sums in cents: 0.1 + 0.2 is 0.30000000000000004 and ten
-# times 0.1 is 0.9999999999999999; next to 98765432.19 a double holds no more than about 9 digits after
-# the point, so small amounts added to it are off as well.
+# times 0.1 is 0.9999999999999999. No double is exactly 0.30 or 98765432.20 either, so a spend that was
+# a double anywhere on the way (even rounded to cents) is not `==` the Decimal sum.
 AMOUNTS = [Decimal(text) for text in ("0.10", "0.20", "0.70", "0.10", "0.20", "98765432.19", "0.01", "0.10")]
 
 
