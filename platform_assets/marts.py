@@ -37,7 +37,7 @@ from dagster_dbt import (
 from platform_assets.entity import ensure_tables, layer_asset_key
 from platform_assets.lib.contract import Contract
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
-from resources.lake import LakeResource
+from resources.lake import IncompatibleSchemaError, LakeResource
 from resources.spark import SparkResource
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt"
@@ -92,13 +92,26 @@ def publishable(build: pa.Table, partition_by: list[str]) -> pa.Table:
 def publish_mart(
     lake: LakeResource, build_entity: str, model: Mapping[str, Any], start: datetime, end: datetime
 ) -> int | None:
-    """Publish one mart's day range from the run's build with one replaceWhere commit; returns its version."""
+    """Publish one mart's day range from the run's build with one replaceWhere commit; returns its version.
+
+    The published table follows its model as the layer tables follow their contracts: a new column is
+    added, a widened one rewritten. A column whose type the model changed otherwise (a spend that was a
+    double and is now an exact decimal) is refused: cast into the old type, the new days would silently
+    lose what the change is for, and the old days cannot be converted without being rebuilt.
+    """
     name = model["alias"] or model["name"]
     partition_by = list(model["config"].get("partition_by") or [])
     window_column = model["config"]["meta"]["window_column"]
     data = publishable(lake.read("marts", f"{build_entity}/{name}"), partition_by)
     predicate = window_predicate(window_column, data.schema.field(window_column).type, start, end)
-    lake.create_if_missing("marts", name, data.schema, partition_by=partition_by or None)
+    try:
+        lake.evolve("marts", name, data.schema, partition_by=partition_by or None)
+    except IncompatibleSchemaError as error:
+        raise IncompatibleSchemaError(
+            f"mart `{name}` was not published: its model changed a column's type ({error}); delete the "
+            f"published mart {lake.uri('marts', name)} and rerun the marts over every day it held (a backfill "
+            "of daily_job), which publishes it anew with the model's types"
+        ) from error
     lake.replace_where("marts", name, data, predicate)
     return lake.version("marts", name)
 

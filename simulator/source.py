@@ -14,6 +14,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 CITIES = ("Lisbon", "Porto", "Berlin", "Madrid", "Sao Paulo", "Recife")
@@ -43,7 +44,18 @@ class Event:
     publish_time: datetime
 
     def encoded_value(self) -> bytes:
-        return json.dumps(self.value, sort_keys=True).encode()
+        return json.dumps(self.value, sort_keys=True, default=json_number).encode()
+
+
+def json_number(value: object) -> float:
+    """A decimal amount written as a JSON number, the way payment services send money.
+
+    `json` writes numbers only from int and float, and writes a float as its shortest text, which is the
+    decimal itself for up to 15 significant digits: the wire carries `0.1`, never a binary approximation.
+    """
+    if isinstance(value, Decimal) and value.is_finite() and len(value.as_tuple().digits) <= 15:
+        return float(value)
+    raise TypeError(f"{value!r} cannot be written as an exact JSON number")
 
 
 @dataclass
@@ -139,7 +151,8 @@ class SourceSystem:
         transaction: dict[str, Any] = {
             "transaction_id": transaction_id,
             "customer_id": customer_id,
-            "amount": round(self._random.lognormvariate(3.0, 0.8), 2),
+            # Money is exact: whole cents, never a float (the ground truth sums them exactly).
+            "amount": Decimal(round(self._random.lognormvariate(3.0, 0.8) * 100)).scaleb(-2),
             "currency": self._random.choices(CURRENCIES, weights=(6, 2, 2))[0],
             "merchant_category": self._random.choice(MERCHANT_CATEGORIES),
             "occurred_at": iso(at),

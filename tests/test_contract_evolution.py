@@ -184,6 +184,36 @@ def test_a_breaking_change_is_refused_and_the_migration_equals_a_rebuild_from_sc
     assert {r["id"]: r["score"] for r in lake.read("current", "members").to_pylist()} == {"a": 2, "b": 3}
 
 
+def test_a_double_that_becomes_a_decimal_is_migrated_to_exact_values(broker, members, spark):
+    """What a lake written before `card_transactions.amount` became decimal(12, 2) goes through: the change
+    is refused while the tables hold doubles, and the migration decodes the archived JSON numbers again,
+    exactly (a double's 0.1 is not 0.10)."""
+    from decimal import Decimal
+
+    from platform_assets.entity import contract_changes_refused
+    from platform_assets.migration import migrate
+
+    topic, resources, lake, instance = members
+    amounts = {"a": "0.10", "b": "98765432.19", "c": "0.30"}
+    produce(
+        broker,
+        topic,
+        [{"id": k, "ts": DAY1.isoformat(), "v": 1, "amount": float(a), "op": "c"} for k, a in amounts.items()],
+    )
+    chain(contract(topic, amount={"type": "double"}), resources, instance, "2026-01-01-10:00", "2026-01-01")
+    money = contract(topic, amount={"type": "decimal(12, 2)"})
+    refusal = contract_changes_refused(lake, money)
+    assert refusal and "field `amount` changed from double to decimal128(12, 2)" in refusal
+    assert "contracts migrate --entity members" in refusal
+
+    migrate(money, lake, spark)
+    assert contract_changes_refused(lake, money) is None
+    for layer in ("raw", "current", "history"):
+        amounts_stored = {r["id"]: r["amount"] for r in lake.read(layer, "members").to_pylist()}
+        assert amounts_stored == {k: Decimal(a) for k, a in amounts.items()}, layer
+        assert {str(amount) for amount in amounts_stored.values()} == set(amounts.values()), layer
+
+
 def _document(topic: str) -> dict:
     return {
         "name": "members",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from helpers import mart_rows, sail_local_cluster
@@ -80,8 +81,8 @@ def test_current_equals_the_source_systems_state(demo, lake, contracts):
         assert {f: current[customer_id][f] for f in fields} == expected_row(customers, state)
     deleted = {r["customer_id"] for r in lake.read("current_tombstones", "customers").to_pylist()}
     assert deleted == set(demo.deleted)
-    transactions = {r["transaction_id"] for r in lake.read("current", "card_transactions").to_pylist()}
-    assert transactions == {t["transaction_id"] for t in demo.transactions}
+    transactions = {r["transaction_id"]: r["amount"] for r in lake.read("current", "card_transactions").to_pylist()}
+    assert transactions == {t["transaction_id"]: t["amount"] for t in demo.transactions}  # Decimal amounts, exact
 
 
 def test_current_equals_the_reference_model_over_raw(demo, lake, contracts):
@@ -157,12 +158,12 @@ def test_marts_match_an_independent_computation_from_the_ground_truth(demo, lake
         active = sum(alive.values())
         assert kpis[day] == (active, kinds["create"], kinds["update"], kinds["delete"])
     spend = {row[0]: (row[1], row[3]) for row in mart_rows(lake, "card_spend_hourly")}
-    hourly: dict[datetime, list[float]] = defaultdict(list)
+    hourly: dict[datetime, list[Decimal]] = defaultdict(list)
     for transaction in demo.transactions:
         occurred = datetime.fromisoformat(transaction["occurred_at"].replace("Z", "+00:00"))
         hourly[occurred.replace(minute=0, second=0, microsecond=0)].append(transaction["amount"])
     assert {h.astimezone(UTC): (n, s) for h, (n, s) in spend.items()} == {
-        h: (len(a), round(sum(a), 2)) for h, a in hourly.items()
+        h: (len(a), sum(a)) for h, a in hourly.items()
     }
 
     # Spend per day and the city the paying customer had at the end of that day ('unknown' once deleted).
@@ -170,7 +171,7 @@ def test_marts_match_an_independent_computation_from_the_ground_truth(demo, lake
     history: dict[str, list] = defaultdict(list)
     for event in sorted(changes, key=lambda e: e.value["version"]):
         history[event.key].append(event)
-    daily: dict[tuple[date, str], list[float]] = defaultdict(list)
+    daily: dict[tuple[date, str], list[Decimal]] = defaultdict(list)
     for transaction in demo.transactions:
         day = datetime.fromisoformat(transaction["occurred_at"].replace("Z", "+00:00")).date()
         end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
@@ -180,7 +181,9 @@ def test_marts_match_an_independent_computation_from_the_ground_truth(demo, lake
                 city = "unknown" if event.topic == "customer-delete" else event.value["city"]
         daily[(day, city)].append(transaction["amount"])
     assert len({city for _, city in daily}) > 2, "the demo must spread spend over several cities"
-    assert by_city == {key: (len(a), round(sum(a), 2)) for key, a in daily.items()}
+    assert by_city == {key: (len(a), sum(a)) for key, a in daily.items()}
+    # Exact sums of the decimal amounts, never floats.
+    assert {type(s) for _, s in spend.values()} | {type(s) for _, s in by_city.values()} == {Decimal}
 
 
 def test_rerunning_a_partition_gives_the_same_tables(demo, lake):

@@ -4,6 +4,7 @@ tables through delta-rs; dbt and Spark are covered by test_quality_gates and tes
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
@@ -11,6 +12,7 @@ from deltalake import write_deltalake
 from deltalake.exceptions import DeltaError
 
 from platform_assets.marts import publish_mart, remove_build, spark_connect_address
+from resources.lake import IncompatibleSchemaError
 
 pytestmark = pytest.mark.unit
 
@@ -56,6 +58,38 @@ def test_a_build_with_rows_outside_the_runs_days_is_refused(lake):
     with pytest.raises(DeltaError, match="rows failed validation check"):
         publish_mart(lake, stray, DAILY, JAN[1], JAN[2])
     assert lake.version("marts", "kpis") == version
+
+
+def test_a_column_whose_type_the_model_changed_is_refused_not_cast_into_the_old_type(lake):
+    """A spend published as a double, then built as an exact decimal (card_spend_hourly before and after
+    amounts became decimal(12, 2)): cast back into the stored double, it would be a float again."""
+
+    def spend(day: int, amount: str, type_: pa.DataType) -> pa.Table:
+        value = float(amount) if pa.types.is_floating(type_) else Decimal(amount)
+        return pa.table({"day": [date(2026, 1, day)], "spend": pa.array([value], type_)})
+
+    publish_mart(lake, build(lake, "r1", DAILY, spend(1, "0.30", pa.float64())), DAILY, JAN[0], JAN[1])
+    version = lake.version("marts", "kpis")
+    exact = build(lake, "r2", DAILY, spend(2, "0.30", pa.decimal128(22, 2)))
+    with pytest.raises(IncompatibleSchemaError) as refused:
+        publish_mart(lake, exact, DAILY, JAN[1], JAN[2])
+    message = str(refused.value)
+    assert "mart `kpis` was not published" in message and "`spend` double -> decimal128(22, 2)" in message
+    assert f"delete the published mart {lake.uri('marts', 'kpis')}" in message and "daily_job" in message
+    assert lake.version("marts", "kpis") == version
+
+    # Published anew, as the message says: the decimal is kept exactly.
+    remove_build(lake.uri("marts", "kpis"))
+    publish_mart(lake, exact, DAILY, JAN[1], JAN[2])
+    assert lake.read("marts", "kpis").to_pylist() == [{"day": date(2026, 1, 2), "spend": Decimal("0.30")}]
+
+
+def test_a_column_added_to_a_model_is_added_to_the_published_mart(lake):
+    publish_mart(lake, build(lake, "r1", DAILY, daily([1], active=10)), DAILY, JAN[0], JAN[1])
+    wider = daily([2], active=20).append_column("customers", pa.array([7], pa.int64()))
+    publish_mart(lake, build(lake, "r2", DAILY, wider), DAILY, JAN[1], JAN[2])
+    rows = sorted((r["day"].day, r["active"], r["customers"]) for r in lake.read("marts", "kpis").to_pylist())
+    assert rows == [(1, 10, None), (2, 20, 7)]
 
 
 def test_an_unpartitioned_mart_is_replaced_by_its_hours(lake):

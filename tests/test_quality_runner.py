@@ -5,9 +5,11 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from platform_assets.quality import BUILT_IN, Rule, great_expectations_batch, great_expectations_outcome, validate
@@ -88,3 +90,13 @@ def test_built_in_rules_agree_with_great_expectations(rule):
 def test_a_rule_on_a_missing_column_fails_and_names_it():
     [outcome] = validate(EDGE_CASES, [Rule("expect_column_values_to_not_be_null", {"column": "absent"})])
     assert not outcome.success and outcome.sample == ["column `absent` is missing"]
+
+
+def test_a_range_expectation_judges_a_decimal_column():
+    """Money is decimal(12, 2): Arrow hands pandas its values as Decimal objects, which Great Expectations
+    compares with a contract's bounds as numbers (card_transactions expects `amount` >= 0)."""
+    amounts = pa.array([Decimal("0.10"), None, Decimal("-40.00"), Decimal("9999999999.99")], pa.decimal128(12, 2))
+    frame = pa.table({"amount": amounts}).to_pandas()
+    [outcome] = validate(frame, [Rule("expect_column_values_to_be_between", {"column": "amount", "min_value": 0})])
+    assert (outcome.success, outcome.unexpected_count, outcome.element_count) == (False, 1, 4)
+    assert outcome.sample == ["-40.00"]

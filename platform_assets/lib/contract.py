@@ -174,6 +174,11 @@ class Contract:
         return tuple(spec for spec in self.stored_fields if spec.pii is not None)
 
     @cached_property
+    def decimal_names(self) -> tuple[str, ...]:
+        """Fields of a `decimal(precision, scale)` type, whose JSON numbers are read from their text."""
+        return tuple(spec.name for spec in self.fields if spec.type == "decimal")
+
+    @cached_property
     def identity_fields(self) -> frozenset[str]:
         """Row fields that say which change this is (key, sequence, event time), never checked against
         accepted values."""

@@ -4,6 +4,7 @@ import io
 import json
 import struct
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import fastavro
 import pytest
@@ -179,6 +180,92 @@ def test_bad_records_are_rejected_with_an_actionable_reason(contract_, value, er
     assert isinstance(decoded, Rejected)
     assert decoded.error == error
     assert hint in decoded.reason
+
+
+# Money in plain JSON: decimal fields whose JSON numbers a double cannot hold (orjson reads numbers as doubles).
+PAYMENTS = parse_contract(
+    {
+        "name": "payments",
+        "source": {"format": "json", "topic": "payments"},
+        "key": ["id"],
+        "sequence": "v",
+        "event_time": "ts",
+        "fields": {
+            "id": {"nullable": False},
+            "amount": {"type": "decimal(12, 2)"},
+            "balance": {"type": "decimal(38, 2)"},
+            "ts": {"type": "timestamp", "nullable": False},
+            "v": {"type": "long", "nullable": False},
+        },
+    }
+)
+
+
+def payment(field, number_text, topic="payments"):
+    value = f'{{"id": "p", "{field}": {number_text}, "ts": "2026-01-01T10:15:00Z", "v": 1}}'.encode()
+    return LandingRecord(topic, 0, 0, 1_767_225_600_000, b"p", value)
+
+
+@pytest.mark.parametrize(
+    ("field", "number_text", "exact"),
+    [
+        ("amount", "0.1", "0.10"),
+        ("amount", "0.30", "0.30"),
+        ("amount", "9999999999.99", "9999999999.99"),
+        ("amount", "12", "12.00"),
+        ("amount", "1.5E+3", "1500.00"),
+        ("amount", "-0.01", "-0.01"),
+        ("amount", "0.100000000000000000", "0.10"),  # trailing zeros beyond a double's digits
+        ("balance", "12345678901234567.89", "12345678901234567.89"),  # a double: 12345678901234568
+        ("balance", "99999999999999999999", "99999999999999999999.00"),  # beyond 64 bits: orjson reads a double
+        ("balance", "123456789012345678901234567890123456.78", "123456789012345678901234567890123456.78"),
+    ],
+)
+def test_a_json_number_is_read_into_a_decimal_exactly(field, number_text, exact):
+    """A JSON number is the decimal it spells, digit for digit, whether decoded alone, in a batch or as a
+    snapshot row; never the double it is closest to."""
+    for landed in (payment(field, number_text), payment(field, number_text, topic="_snapshot.payments")):
+        decoded = decode(PAYMENTS, landed)
+        assert isinstance(decoded, Change)
+        assert type(decoded.values[field]) is Decimal
+        assert str(decoded.values[field]) == exact
+    [row] = decode_batch(PAYMENTS, [payment(field, number_text)], lambda values: values).rows
+    assert type(row[field]) is Decimal and str(row[field]) == exact
+
+
+@pytest.mark.parametrize(
+    "number_text",
+    [
+        "0.120000000000000001",  # a double: 0.12, yet the number has more digits than decimal(12, 2)
+        "0.30000000000000004",  # 0.1 + 0.2 as a double, as a producer that adds doubles sends it
+        "0.125",
+        "12345678901",  # 13 digits with the cents
+    ],
+)
+def test_a_json_number_that_a_decimal_field_cannot_hold_exactly_is_quarantined(number_text):
+    decoded = decode(PAYMENTS, payment("amount", number_text))
+    assert isinstance(decoded, Rejected) and decoded.error == "wrong_type"
+    assert f"field `amount` must be decimal(12, 2) but is {number_text}" in decoded.reason
+    [bad] = decode_batch(PAYMENTS, [payment("amount", number_text)], lambda values: values).quarantined
+    assert bad["error"] == "wrong_type"
+
+
+def test_a_batch_reads_json_numbers_of_decimal_fields_as_its_records_one_by_one():
+    """Long numbers among short ones, refused ones and a record that is no JSON: the batch reads each
+    decimal as `decode` reads its record alone."""
+    wires = [("amount", "0.1"), ("balance", "12345678901234567.89"), ("amount", "0.120000000000000001")]
+    wires += [("balance", "99999999999999999999"), ("amount", "7")]
+    records = [payment(field, text)._replace(offset=offset) for offset, (field, text) in enumerate(wires)]
+    records.append(records[0]._replace(offset=len(records), value=b"{nope"))
+    batch = decode_batch(PAYMENTS, records, lambda values: values)
+    assert (batch.rows, batch.quarantined) == _decoded_one_by_one(PAYMENTS, records)
+    assert [str(row["amount"] or row["balance"]) for row in batch.rows] == [
+        "0.10",
+        "12345678901234567.89",
+        "99999999999999999999.00",
+        "7.00",
+    ]
+    assert [row["error"] for row in batch.quarantined] == ["wrong_type", "invalid_json"]
 
 
 def test_batch_keeps_unknown_fields_and_quarantines_with_original_bytes():

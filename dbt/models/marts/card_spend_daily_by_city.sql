@@ -13,8 +13,8 @@ select  -- noqa: ST06
     transactions.day,
     coalesce(customers.city, 'unknown') as city,
     count(*) as transactions,
-    -- Sum as decimal: a sum of doubles depends on the order of the rows (engines differ by a cent).
-    cast(round(sum(cast(transactions.amount as decimal(18, 3))), 2) as double) as spend
+    -- Amounts are decimal(12, 2): their sum is exact, in cents, whatever the order of the rows.
+    sum(transactions.amount) as spend
 from transactions
 left join {{ ref('stg_customers_daily') }} as customers
     on
