@@ -26,6 +26,17 @@ THINGS = parse_contract(
         "fields": {"id": {}, "colour": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
     }
 )
+# One person per key, for the erasure tests.
+PEOPLE = parse_contract(
+    {
+        "name": "people",
+        "source": {"format": "json", "topic": "people"},
+        "key": ["id"],
+        "sequence": "v",
+        "event_time": "ts",
+        "fields": {"id": {"nullable": False}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+    }
+)
 TRUNCATABLE = parse_contract(
     {
         "name": "things",

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
+from change_streams import PEOPLE
 
 from platform_assets.erasure import erase, find_keys
 from platform_assets.lib import erasure as policy
 from platform_assets.lib.archive import landing_rows
-from platform_assets.lib.contract import parse_contract
 from platform_assets.lib.decode import decode_batch
 from platform_assets.lib.erasure import erasure_targets
 from platform_assets.lib.pii import pii_key, protect
@@ -23,16 +23,6 @@ from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_sc
 pytestmark = pytest.mark.unit
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-PEOPLE = parse_contract(
-    {
-        "name": "people",
-        "source": {"format": "json", "topic": "people"},
-        "key": ["id"],
-        "sequence": "v",
-        "event_time": "ts",
-        "fields": {"id": {"nullable": False}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
-    }
-)
 
 
 def land_hour(lake, hour: int, offsets: range, null_value_key: str | None = None) -> None:

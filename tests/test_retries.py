@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from change_streams import PEOPLE
 from dagster import DagsterEventType, materialize
 
 from devstack.broker import free_port
@@ -19,7 +20,7 @@ from platform_assets.current import build_current_asset
 from platform_assets.entity import asset_key
 from platform_assets.erasure import erase
 from platform_assets.landing import build_landing_asset
-from platform_assets.lib.contract import ContractError, load_contracts, parse_contract
+from platform_assets.lib.contract import ContractError, load_contracts
 from platform_assets.lib.decode import decode_batch
 from platform_assets.lib.erasure import ErasureError
 from platform_assets.lib.records import LandingRecord
@@ -91,16 +92,6 @@ def test_current_retries_an_unreachable_spark_server_then_fails_naming_it(lake, 
     assert_retried_then_failed_naming(result, nowhere)
 
 
-PEOPLE = parse_contract(
-    {
-        "name": "people",
-        "source": {"format": "json", "topic": "people"},
-        "key": ["id"],
-        "sequence": "v",
-        "event_time": "ts",
-        "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
-    }
-)
 HOUR = datetime(2026, 1, 1, 5, tzinfo=UTC)
 
 
