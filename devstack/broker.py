@@ -187,8 +187,10 @@ def stop_pid(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM the whole process group (dagster dev shuts its children down), SIGKILL whatever is left."""
+def stop_group(process: subprocess.Popen, grace_s: float = 30) -> None:
+    """SIGTERM the whole process group (dagster dev shuts its children down), SIGKILL whatever is left
+    after `grace_s`. A group whose leader stops children of its own (`devstack.dev`) needs the grace of
+    all of theirs, or the SIGKILL leaves those children running."""
     try:
         pgid = os.getpgid(process.pid)
     except ProcessLookupError:
@@ -198,7 +200,7 @@ def stop_group(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         return
     with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=30)
+        process.wait(timeout=grace_s)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

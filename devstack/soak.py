@@ -37,6 +37,8 @@ from typing import Any
 from devstack.broker import stop_group
 from devstack.dagster_ui import graphql, launch_run
 
+# Up to 40 s for each child of `devstack.dev` (dagster dev, the simulator) and 15 s for the broker.
+STOP_GRACE_S = 120
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "dev_soak.json"
 PENDING = ("QUEUED", "NOT_STARTED")
 IN_FLIGHT = ("STARTING", "STARTED")
@@ -288,7 +290,7 @@ def main() -> None:
         soak.events["alerts"] = [body for _, body in webhook.received]
         soak.events["screenshots"] = screenshots(soak, data_dir.parent / "soak-screenshots")
     finally:
-        stop_group(dev)
+        stop_group(dev, grace_s=STOP_GRACE_S)
         log.close()
     report = {
         "minutes": args.minutes,

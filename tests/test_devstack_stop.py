@@ -1,0 +1,52 @@
+"""Stopping `make dev` and `make soak` stops everything they started (processes in sessions of their own
+included), however long their own clean-up takes."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devstack.broker import stop_group
+
+# A group leader like `devstack.dev`: its child runs in a session of its own, and on SIGTERM the leader
+# takes `CLEANUP_S` to stop it (dagster dev takes up to 40 s), then exits.
+LEADER = """
+import os, signal, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+print(child.pid, flush=True)
+def stop(*_):
+    time.sleep(float(sys.argv[1]))
+    child.terminate(); child.wait()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+time.sleep(600)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+@pytest.mark.parametrize(("cleanup_s", "grace_s", "child_survives"), [(12, 0.5, True), (12, 15, False)])
+def test_stopping_a_group_waits_for_its_leader_to_stop_the_children_of_its_own(cleanup_s, grace_s, child_survives):
+    """`make soak` stopped `devstack.dev` with the default grace and left dagster dev running: the
+    leader was killed in the middle of stopping it (after the grace and 10 s more). The grace must cover
+    the leader's own clean-up."""
+    leader = subprocess.Popen(
+        [sys.executable, "-c", LEADER, str(cleanup_s)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert leader.stdout is not None
+    child = int(leader.stdout.readline())
+    stop_group(leader, grace_s=grace_s)
+    try:
+        assert alive(child) == child_survives
+    finally:
+        if alive(child):
+            os.kill(child, signal.SIGKILL)
