@@ -14,14 +14,14 @@ from devstack.broker import stop_group
 # A group leader like `devstack.dev`: its child runs in a session of its own, and on SIGTERM the leader
 # takes `CLEANUP_S` to stop it (dagster dev takes up to 40 s), then exits.
 LEADER = """
-import os, signal, subprocess, sys, time
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
-print(child.pid, flush=True)
+import signal, subprocess, sys, time
 def stop(*_):
     time.sleep(float(sys.argv[1]))
     child.terminate(); child.wait()
     sys.exit(0)
-signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGTERM, stop)  # before the pid is printed: the test stops the leader right after
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+print(child.pid, flush=True)
 time.sleep(600)
 """
 
