@@ -52,6 +52,14 @@ def _erased_hashes(lake: LakeResource, entity: str, version: int | None = None) 
     return set(table.to_pyarrow_table(columns=["key_hash"]).column("key_hash").to_pylist())
 
 
+def _vacuum(lake: LakeResource, layer: str, entity: str, retention_hours: int) -> None:
+    """Delete the files no table version younger than `retention_hours` needs, whatever the table's own
+    retention says: an erasure's deleted rows must leave the older files too."""
+    table = lake.table(layer, entity)
+    if table is not None:
+        table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False)
+
+
 @contextmanager
 def erasures_reapplied(lake: LakeResource, contract: Contract, layers: tuple[str, ...]) -> Iterator[dict[str, int]]:
     """Remove again from `layers`, when the block ends (or fails), the people erased while it ran.
@@ -86,9 +94,7 @@ def erasures_reapplied(lake: LakeResource, contract: Contract, layers: tuple[str
                     removed[f"{layer}/{contract.name}"] = lake.delete_where(
                         layer, contract.name, target.stored_predicate(named)
                     )
-                    table = lake.table(layer, contract.name)
-                    assert table is not None
-                    table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+                    _vacuum(lake, layer, contract.name, retention_hours=0)
 
 
 def erased_record_test(
@@ -262,9 +268,7 @@ def erase(
         for layer in KEYED_LAYERS:
             removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate)
         for layer in ERASED_LAYERS:
-            table = lake.table(layer, entity)
-            if table is not None:
-                table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False)
+            _vacuum(lake, layer, entity, retention_hours)
     found = _still_held(targets, keys, landed, lake, schema_lookup)
     audit = {
         "request_id": request_id,
