@@ -904,7 +904,8 @@ def main() -> None:
         "history-day-10x": scaled(lambda k, d: history_day_vs_duckdb(int(args.live_keys * k), d), "history-day-10x"),
     }
     try:
-        results = [cases[name]() for name in args.cases or cases]
+        names = args.cases or list(cases)
+        results = [cases[name]() for name in names]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"{'case':<58}{'size':>20}{'time s':>9}{'peak MB':>9}{'base s':>9}{'ratio':>12}{'growth':>8}  goal")
@@ -918,8 +919,20 @@ def main() -> None:
             print(f"    {name}: {value}")
     print("\n" + markdown_table(results))
     RESULTS.mkdir(exist_ok=True)
-    name = "smoke.json" if args.smoke else "latest.json"
-    (RESULTS / name).write_text(json.dumps([asdict(r) for r in results], indent=2))
+    path = RESULTS / ("smoke.json" if args.smoke else "latest.json")
+    path.write_text(
+        json.dumps(merged_results(path, dict(zip(names, results, strict=True)), bool(args.cases)), indent=2)
+    )
+
+
+def merged_results(path: Path, results: dict[str, Result], only_some: bool) -> list[dict[str, Any]]:
+    """The file's results with this run's replacing those of the same case (by its `--cases` name), so
+    that rerunning some cases keeps the others; each carries when it ran, its baseline from that run."""
+    measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    fresh = {name: {"name": name, **asdict(r), "measured_at": measured_at} for name, r in results.items()}
+    kept = json.loads(path.read_text()) if only_some and path.exists() else []
+    merged = [fresh.pop(r.get("name", ""), r) for r in kept]
+    return [r for r in merged if r.get("name") in CASES] + list(fresh.values())
 
 
 if __name__ == "__main__":
