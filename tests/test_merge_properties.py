@@ -46,7 +46,9 @@ def spark(request, spark) -> Iterator:
         return
     from resources.spark import SparkResource
 
-    with sail_local_cluster() as remote:
+    # The tombstones' rewrite pipelines the changes, their anti-joins and the write in one task region:
+    # 26 tasks for the truncate stream, so 2 workers x 16 slots (the end-to-end run needs as many).
+    with sail_local_cluster(worker_task_slots=16) as remote:
         session = SparkResource(remote=remote).session()
         yield session
         session.stop()
