@@ -181,7 +181,7 @@ def landing_vs_bare_consume(messages: int, workdir: Path) -> Result:
 def json_decode(records: int) -> Result:
     from platform_assets.lib.contract import load_contracts
     from platform_assets.lib.decode import decode_batch
-    from platform_assets.lib.pii import DEV_PII_KEY, protect
+    from platform_assets.lib.pii import DEV_PII_KEY, protect_rows
     from platform_assets.lib.records import LandingRecord
 
     contract = next(c for c in load_contracts() if c.name == "customers")
@@ -209,7 +209,7 @@ def json_decode(records: int) -> Result:
     ]
     key = DEV_PII_KEY.encode()
     baseline_s, _ = timed(lambda: [json.loads(r.value) for r in batch])  # type: ignore[arg-type]
-    seconds, peak = timed(lambda: decode_batch(contract, batch, lambda v: protect(contract, v, key)))
+    seconds, peak = timed(lambda: decode_batch(contract, batch, lambda rows: protect_rows(contract, rows, key)))
     ratio = baseline_s / seconds
     return Result(
         "JSON decode into raw vs json.loads (throughput ratio)",
@@ -580,7 +580,7 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
     from platform_assets.entity import ensure_tables
     from platform_assets.lib.contract import load_contracts
     from platform_assets.lib.decode import decode_batch
-    from platform_assets.lib.pii import DEV_PII_KEY, protect
+    from platform_assets.lib.pii import DEV_PII_KEY, protect_rows
     from platform_assets.lib.records import landing_record
     from platform_assets.lib.tables import LANDING_SCHEMA, current_schema, history_schema, raw_schema
     from platform_assets.raw import hour_window_predicate
@@ -594,8 +594,8 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
     offset = 0
     decoded_hours: dict[datetime, list[dict]] = {}
 
-    def protected(values: dict) -> dict:
-        return protect(contract, values, key)
+    def protected(rows: list[dict]) -> list[dict]:
+        return protect_rows(contract, rows, key)
 
     for day in range(days):
         for hour in range(24):

@@ -36,7 +36,7 @@ from platform_assets.entity import (
 from platform_assets.erasure import erased_record_test
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import decode_batch
-from platform_assets.lib.pii import pii_key, protect
+from platform_assets.lib.pii import pii_key, protect_rows
 from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, LandingRecord, landing_record
 from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
@@ -160,7 +160,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         batch = decode_batch(
             contract,
             records,
-            lambda values: protect(contract, values, secret),
+            lambda rows: protect_rows(contract, rows, secret),
             schema_lookup,
             is_erased=erased_record_test(lake, contract, secret, schema_lookup),
             first_hour=partitions.first_hour,

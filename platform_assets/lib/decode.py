@@ -36,6 +36,7 @@ from platform_assets.lib.contract import (
     FieldSpec,
 )
 from platform_assets.lib.records import (
+    KAFKA_POSITION_COLUMNS,
     SNAPSHOT_TOPIC_PREFIX,
     TRUNCATE,
     Change,
@@ -45,10 +46,10 @@ from platform_assets.lib.records import (
     LandingRecord,
     Rejected,
     Skipped,
-    add_position_columns,
     hour_floor,
     is_snapshot,
     is_snapshot_topic,
+    kafka_moment,
     kafka_time,
     position_columns,
 )
@@ -792,17 +793,20 @@ def named_subject(
 
 
 _PlainChange = tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]  # the fields of a `Change`
+# Stored fields of a batch's changes -> the same rows PII protected (see `pii.protect_rows`).
+ProtectRows = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 def decode_batch(
     contract: Contract,
     records: Iterable[LandingRecord],
-    protect: Callable[[dict[str, Any]], dict[str, Any]],
+    protect: ProtectRows,
     schema_lookup: SchemaLookup | None = None,
     is_erased: Callable[[LandingRecord, Decoded], bool] | None = None,
     first_hour: datetime | None = None,
 ) -> DecodedBatch:
-    """Decode records into raw rows (PII protected) and quarantine rows, in Kafka order.
+    """Decode records into raw rows (PII protected by `protect`, given the changes' values of the whole
+    batch, which it may change in place) and quarantine rows, in Kafka order.
 
     Records of keys under an erasure request, or naming an erased subject (`is_erased`), are dropped
     (and counted), so a replay of the archive or of Kafka never brings an erased person back. With
@@ -835,17 +839,23 @@ def _collector_paused() -> Iterator[None]:
 def _decoded_batch(
     contract: Contract,
     ordered: list[LandingRecord],
-    protect: Callable[[dict[str, Any]], dict[str, Any]],
+    protect: ProtectRows,
     schema_lookup: SchemaLookup | None,
     is_erased: Callable[[LandingRecord, Decoded], bool] | None,
     first_hour: datetime | None,
 ) -> DecodedBatch:
     batch = DecodedBatch()
     plain = _plain_json_changes(contract, ordered) if contract.source.format == "json" else [None] * len(ordered)
-    # A batch holds many records of one Kafka millisecond and one event hour: each is worked out once.
+    # A batch holds many records of one Kafka millisecond, one event hour and one landing: each is
+    # worked out once.
     kafka_times: dict[int, datetime] = {}
     hours_of: dict[datetime, datetime] = {}
+    ranges: dict[datetime, HourRange] = {}
     time_column = contract.event_time_column
+    # The records that become raw rows, with their changes and event hours (made into rows together).
+    kept: list[LandingRecord] = []
+    changes: list[_PlainChange] = []
+    kept_hours: list[datetime] = []
     for record, change in zip(ordered, plain, strict=True):
         decoded: Decoded | None = None
         if change is None or is_erased is not None:
@@ -860,37 +870,41 @@ def _decoded_batch(
         else:  # `Change.time`
             envelope, values = change[3], change[1]
             moment = envelope[time_column] if time_column in envelope else values.get(contract.event_time)
-        hours = HourRange.landed(first_hour, record.landed_at) if first_hour and record.landed_at else None
-        if moment is not None and hours is None:
-            hour = hours_of.get(moment)
-            if hour is None:
-                hour = hours_of[moment] = hour_floor(moment)
-            in_range = True
+        landed_at = record.landed_at
+        hours = None
+        if first_hour and landed_at:
+            hours = ranges.get(landed_at) or ranges.setdefault(landed_at, HourRange.landed(first_hour, landed_at))
+        if moment is not None:
+            hour = hours_of.get(moment) or hours_of.setdefault(moment, hour_floor(moment))
+            in_range = hours is None or hour in hours
+            if not in_range:
+                hour = _filed(moment, record, hours)[0]
         else:
             hour, in_range = _filed(moment, record, hours)
-        kafka_moment = kafka_times.get(record.timestamp_ms)
-        if kafka_moment is None:
-            kafka_moment = kafka_times[record.timestamp_ms] = kafka_time(record)
         if change is not None:
             if not in_range and moment is not None and hours is not None:
                 decoded = _out_of_range(contract, record, moment, hours, hour)
             else:
-                operation, values, extra, envelope = change
-                batch.rows.append(_row(batch, operation, protect(values), extra, envelope))
-                add_position_columns(batch.rows[-1], record, hour, kafka_moment)
+                kept.append(record)
+                changes.append(change)
+                kept_hours.append(hour)
                 continue
         if isinstance(decoded, Skipped):
             batch.skipped[decoded.kind] += 1
         elif isinstance(decoded, Rejected):
+            moment_of_record = kafka_times.get(record.timestamp_ms) or kafka_times.setdefault(
+                record.timestamp_ms, kafka_time(record)
+            )
             batch.quarantined.append(
                 {
-                    **position_columns(record, hour, kafka_moment),
+                    **position_columns(record, hour, moment_of_record),
                     "key": record.key,
                     "value": record.value,
                     "error": decoded.error,
                     "reason": decoded.reason,
                 }
             )
+    batch.rows = _raw_rows(batch, kept, changes, kept_hours, protect, kafka_times)
     return batch
 
 
@@ -898,20 +912,46 @@ def _fields_of(change: Change) -> _PlainChange:
     return change.operation, change.values, change.extra, change.envelope
 
 
-def _row(
-    batch: DecodedBatch, operation: str, protected: dict[str, Any], extra: dict[str, Any], envelope: dict[str, Any]
-) -> dict[str, Any]:
-    """The raw row of a change, built in the dict `protect` returned (made for this row: values are
-    never shared between changes); the caller adds the position columns."""
-    protected["_op"] = operation
-    if extra:
-        batch.unknown_fields.update(extra.keys())
-        protected["_extra"] = json.dumps(extra, sort_keys=True, default=str)
-    else:
-        protected["_extra"] = None
-    if envelope:
-        protected.update(envelope)
-    return protected
+def _raw_rows(
+    batch: DecodedBatch,
+    records: list[LandingRecord],
+    changes: list[_PlainChange],
+    hours: list[datetime],
+    protect: ProtectRows,
+    kafka_times: dict[int, datetime],
+) -> list[dict[str, Any]]:
+    """The raw rows of the changes (of `records`, filed under `hours`), built in the dicts `protect`
+    returned (made for these rows: values are never shared between changes), in loops in C.
+
+    Built row by row, the calls and dict writes around each row cost a third of the decode.
+    """
+    rows = protect(list(map(itemgetter(1), changes)))
+    extras = list(map(itemgetter(2), changes))
+    extra_texts: Iterable[str | None] = repeat(None, len(changes))
+    if any(extras):
+        for extra in filter(None, extras):
+            batch.unknown_fields.update(extra.keys())
+        extra_texts = [json.dumps(extra, sort_keys=True, default=str) if extra else None for extra in extras]
+    times_ms = list(map(itemgetter(3), records))
+    for time_ms in set(times_ms) - kafka_times.keys():
+        kafka_times[time_ms] = kafka_moment(time_ms)
+    platform_values = zip(
+        map(itemgetter(0), changes),
+        extra_texts,
+        *(map(itemgetter(index), records) for index in range(len(KAFKA_POSITION_COLUMNS))),
+        map(kafka_times.__getitem__, times_ms),
+        hours,
+        strict=True,
+    )
+    deque(map(dict.update, rows, map(zip, repeat(_PLATFORM_COLUMNS), platform_values)), maxlen=0)
+    envelopes = list(map(itemgetter(3), changes))
+    if any(envelopes):
+        deque(map(dict.update, rows, envelopes), maxlen=0)
+    return rows
+
+
+# The columns every raw row has besides the stored fields and the envelope's, as `_raw_rows` writes them.
+_PLATFORM_COLUMNS = ("_op", "_extra", *KAFKA_POSITION_COLUMNS, "_kafka_timestamp", "_event_hour")
 
 
 _KAFKA_ORDER = itemgetter(0, 1, 2)  # topic, partition, offset of a LandingRecord

@@ -140,7 +140,12 @@ class HourRange:
 
 
 def kafka_time(record: LandingRecord) -> datetime:
-    return datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
+    return kafka_moment(record.timestamp_ms)
+
+
+def kafka_moment(timestamp_ms: int) -> datetime:
+    """A Kafka record timestamp (milliseconds since the epoch) as a UTC datetime."""
+    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
 
 
 def landing_record(row: dict[str, Any]) -> LandingRecord:
@@ -164,19 +169,13 @@ KAFKA_POSITION_COLUMNS = ("_topic", "_partition", "_offset")
 def position_columns(record: LandingRecord, hour: datetime, kafka_moment: datetime | None = None) -> dict[str, Any]:
     """Where a record came from, as the platform columns of its raw or quarantine row (`kafka_moment`:
     its `kafka_time`, when the caller already has it)."""
-    return add_position_columns({}, record, hour, kafka_time(record) if kafka_moment is None else kafka_moment)
-
-
-def add_position_columns(
-    row: dict[str, Any], record: LandingRecord, hour: datetime, kafka_moment: datetime
-) -> dict[str, Any]:
-    """`position_columns` written into `row` (a raw row being built: one dict per row fewer)."""
-    row["_topic"] = record.topic
-    row["_partition"] = record.partition
-    row["_offset"] = record.offset
-    row["_kafka_timestamp"] = kafka_moment
-    row["_event_hour"] = hour
-    return row
+    return {
+        "_topic": record.topic,
+        "_partition": record.partition,
+        "_offset": record.offset,
+        "_kafka_timestamp": kafka_time(record) if kafka_moment is None else kafka_moment,
+        "_event_hour": hour,
+    }
 
 
 def key_string(contract: Contract, values: dict[str, Any]) -> str:

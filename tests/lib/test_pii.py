@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from platform_assets.lib.contract import load_contracts, parse_contract
 from platform_assets.lib.erasure import Target
-from platform_assets.lib.pii import DEV_PII_KEY, PiiKeyError, hash_value, mask_value, pii_key, protect
+from platform_assets.lib.pii import DEV_PII_KEY, PiiKeyError, hash_value, mask_value, pii_key, protect, protect_rows
 
 pytestmark = pytest.mark.unit
 
@@ -62,6 +62,52 @@ def test_drop_removes_the_field(monkeypatch):
     )
     assert "ssn" not in protect(contract, {"id": "1", "ssn": "123", "ts": None, "v": 1}, b"k")
     assert "ssn" not in {f.name for f in contract.stored_fields}
+
+
+CUSTOMERS = next(c for c in load_contracts() if c.name == "customers")
+WITH_DROP = parse_contract(
+    {
+        "name": "people",
+        "source": {"format": "json", "topic": "p"},
+        "key": ["id"],
+        "sequence": "v",
+        "event_time": "ts",
+        "fields": {
+            "id": {},
+            "ssn": {"pii": "drop"},
+            "email": {"pii": "hash"},
+            "ts": {"type": "timestamp"},
+            "v": {"type": "long"},
+        },
+    }
+)
+# Few distinct texts, so that columns repeat values (masked once per distinct value) and hold nulls.
+_TEXTS = st.none() | st.sampled_from(["", "Ann Lee", "ann@example.com", "Bo  Li @x", "\u00e9 \U0001f600"])
+
+
+@given(st.sampled_from([CUSTOMERS, WITH_DROP]), st.data())
+def test_protect_rows_is_each_row_protected_by_the_policies(contract, data):
+    """`protect_rows` works column by column (masking each distinct value once); every row must come
+    out as the contract's policies make it alone: HMAC-SHA256 or the mask of its own value, only the
+    stored fields (absent ones null, dropped and unknown ones left out)."""
+    names = [spec.name for spec in contract.fields] + ["unknown"]
+    rows = data.draw(st.lists(st.dictionaries(st.sampled_from(names), _TEXTS), max_size=8))
+    policies = {spec.name: spec.pii for spec in contract.stored_fields}
+    expected = [
+        {
+            name: None
+            if row.get(name) is None
+            else hmac.new(b"secret", row[name].encode(), hashlib.sha256).hexdigest()
+            if policy == "hash"
+            else mask_value(row[name])
+            if policy == "mask"
+            else row[name]
+            for name, policy in policies.items()
+        }
+        for row in rows
+    ]
+    assert protect_rows(contract, [dict(row) for row in rows], b"secret") == expected
+    assert [protect(contract, row, b"secret") for row in rows] == expected
 
 
 def test_platform_refuses_the_dev_key_outside_dev_mode(monkeypatch):
