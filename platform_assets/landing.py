@@ -22,6 +22,7 @@ from platform_assets.entity import asset_key, entity_asset_properties, lake_pool
 from platform_assets.erasure import erased_landing_test
 from platform_assets.lib import columns
 from platform_assets.lib.archive import ERASURE_GENERATION, app_id, landing_rows, offset_spans
+from platform_assets.lib.collector import collector_paused
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup
 from platform_assets.lib.records import LandingBatch
@@ -76,6 +77,37 @@ class LandingReport:
     @property
     def expired_before_landing(self) -> int:
         return sum(last - first + 1 for first, last in self.expired.values())
+
+
+def _consume(
+    contract: Contract, consumer: Consumer, batch_records: int, positions: dict[tuple[str, int], int]
+) -> tuple[LandingBatch, dict[tuple[str, int], tuple[int, int]]] | None:
+    """The next batch's records at or after each partition's position, as columns, with their `offset_spans`
+    (None when the broker had nothing within a second).
+
+    The `Message` objects are dropped here, before the batch is landed: they are containers that the
+    cyclic collector tracks, and alive when it runs they count towards its walks of the whole heap.
+    """
+    messages = consumer.consume(batch_records, timeout=1.0)
+    if not messages:
+        return None
+    for message in messages:
+        if message.error() is not None:
+            _raise_for(contract, message)
+    records = _consumed(messages)
+    spans = offset_spans(records)
+    if all(first >= positions[position] for position, (first, _) in spans.items()):
+        return records, spans
+    # Never a record fetched before a reassignment moved its partition past it.
+    records = records.only(
+        [
+            offset >= positions[position]
+            for position, offset in zip(
+                zip(records.topics, records.partitions, strict=True), records.offsets, strict=True
+            )
+        ]
+    )
+    return records, offset_spans(records)
 
 
 def _consumed(messages: list[Message]) -> LandingBatch:
@@ -183,32 +215,20 @@ def drain_to_landing(
         positions = _resume_offsets(contract, kafka, archive, consumer, partitions, report)
         consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
         while report.records < max_records and not kafka.caught_up(consumer, positions):
-            messages = consumer.consume(batch_records, timeout=1.0)
-            if not messages:
-                break
-            for message in messages:
-                if message.error() is not None:
-                    _raise_for(contract, message)
-            records = _consumed(messages)
-            spans = offset_spans(records)
-            if any(first < positions[position] for position, (first, _) in spans.items()):
-                # Only records at or after each position: never one fetched before a reassignment moved past it.
-                records = records.only(
-                    [
-                        offset >= positions[position]
-                        for position, offset in zip(
-                            zip(records.topics, records.partitions, strict=True), records.offsets, strict=True
-                        )
-                    ]
+            with collector_paused():  # a batch's messages, columns and payloads hold no cycle (see `_consume`)
+                consumed = _consume(contract, consumer, batch_records, positions)
+                if consumed is None:
+                    break
+                records, spans = consumed
+                if not records.size:
+                    continue
+                on_stage("consumed")
+                kept = (
+                    records
+                    if is_erased is None
+                    else records.only([not is_erased(record) for record in records.records()])
                 )
-                spans = offset_spans(records)
-            if not records.size:
-                continue
-            on_stage("consumed")
-            kept = (
-                records if is_erased is None else records.only([not is_erased(record) for record in records.records()])
-            )
-            table = landing_rows(contract, kept, schema_lookup, datetime.now(UTC), first_hour)
+                table = landing_rows(contract, kept, schema_lookup, datetime.now(UTC), first_hour)
             last = {position: last for position, (_, last) in spans.items()}
             landed = {app_id(contract.name, t, p): offset for (t, p), offset in last.items()}
             try:
