@@ -8,6 +8,7 @@ so a batch written but not committed to Kafka is never landed twice, and nothing
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -79,11 +80,8 @@ class LandingReport:
         return sum(last - first + 1 for first, last in self.expired.values())
 
 
-def _consume(
-    contract: Contract, consumer: Consumer, batch_records: int, positions: dict[tuple[str, int], int]
-) -> tuple[LandingBatch, dict[tuple[str, int], tuple[int, int]]] | None:
-    """The next batch's records at or after each partition's position, as columns, with their `offset_spans`
-    (None when the broker had nothing within a second).
+def _consume(contract: Contract, consumer: Consumer, batch_records: int) -> LandingBatch | None:
+    """The next batch of records as columns (None when the broker had nothing within a second).
 
     The `Message` objects are dropped here, before the batch is landed: they are containers that the
     cyclic collector tracks, and alive when it runs they count towards its walks of the whole heap.
@@ -94,11 +92,17 @@ def _consume(
     for message in messages:
         if message.error() is not None:
             _raise_for(contract, message)
-    records = _consumed(messages)
+    return _consumed(messages)
+
+
+def _at_or_after(
+    records: LandingBatch, positions: dict[tuple[str, int], int]
+) -> tuple[LandingBatch, dict[tuple[str, int], tuple[int, int]]]:
+    """The records at or after each partition's position, with their `offset_spans`: never one fetched
+    before a reassignment moved its partition past it, or one that another run landed meanwhile."""
     spans = offset_spans(records)
     if all(first >= positions[position] for position, (first, _) in spans.items()):
         return records, spans
-    # Never a record fetched before a reassignment moved its partition past it.
     records = records.only(
         [
             offset >= positions[position]
@@ -214,55 +218,70 @@ def drain_to_landing(
         is_erased = erased_landing_test(lake, contract, schema_lookup)
         positions = _resume_offsets(contract, kafka, archive, consumer, partitions, report)
         consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
-        while report.records < max_records and not kafka.caught_up(consumer, positions):
-            with collector_paused():  # a batch's messages, columns and payloads hold no cycle (see `_consume`)
-                consumed = _consume(contract, consumer, batch_records, positions)
-                if consumed is None:
-                    break
-                records, spans = consumed
-                if not records.size:
-                    continue
-                on_stage("consumed")
-                kept = (
-                    records
-                    if is_erased is None
-                    else records.only([not is_erased(record) for record in records.records()])
-                )
-                table = landing_rows(contract, kept, schema_lookup, datetime.now(UTC), first_hour)
-            last = {position: last for position, (_, last) in spans.items()}
-            landed = {app_id(contract.name, t, p): offset for (t, p), offset in last.items()}
-            try:
-                lake.append(
+        ahead: LandingBatch | None = None  # the next batch, consumed while the last one was written
+        drained = False  # the broker had nothing more within a second
+        with ThreadPoolExecutor(1, thread_name_prefix="landing-write") as writer:
+            while not drained and report.records < max_records and not kafka.caught_up(consumer, positions):
+                with collector_paused():  # a batch's messages, columns and payloads hold no cycle (see `_consume`)
+                    consumed = ahead if ahead is not None else _consume(contract, consumer, batch_records)
+                    ahead = None
+                    if consumed is None:
+                        break
+                    records, spans = _at_or_after(consumed, positions)
+                    if not records.size:
+                        continue
+                    on_stage("consumed")
+                    kept = (
+                        records
+                        if is_erased is None
+                        else records.only([not is_erased(record) for record in records.records()])
+                    )
+                    table = landing_rows(contract, kept, schema_lookup, datetime.now(UTC), first_hour)
+                last = {position: last for position, (_, last) in spans.items()}
+                landed = {app_id(contract.name, t, p): offset for (t, p), offset in last.items()}
+                written = writer.submit(
+                    lake.append,
                     "landing",
                     contract.name,
                     table,
                     app_transactions={**landed, ERASURE_GENERATION: -1 if generation is None else generation},
                     read=archive,
                 )
-            except LakeCommitConflictError:
-                archive = lake.table("landing", contract.name)
-                assert archive is not None
-                moved = _follow_other_writers(contract, archive, positions, consumer)
-                if archive.transaction_version(ERASURE_GENERATION) != generation:
-                    generation = archive.transaction_version(ERASURE_GENERATION)
-                    is_erased = erased_landing_test(lake, contract, schema_lookup)
-                    consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
-                elif not moved:
-                    raise  # the conflict was not about these partitions or erasures: nothing safe to retry
-                continue
-            on_stage("written")
-            kafka.commit(consumer, [TopicPartition(t, p, o + 1) for (t, p), o in last.items()])
-            on_stage("committed")
-            for (t, p), offset in last.items():
-                span = report.offsets.setdefault(f"{t}[{p}]", [positions[(t, p)], offset])
-                span[1] = offset
-                positions[(t, p)] = offset + 1
-            # Runs that committed between `archive`'s old version and ours may have landed other partitions.
-            _follow_other_writers(contract, archive, positions, consumer)
-            report.records += kept.size
-            report.erased_at_landing += records.size - kept.size
-            report.bytes += sum(pc.sum(pc.binary_length(table[column])).as_py() or 0 for column in ("key", "value"))
-            report.event_hours.update(map(hour_key, columns.datetimes(pc.unique(table["_event_hour"]))))
+                # delta-rs writes outside the GIL: meanwhile the next batch is taken from librdkafka's prefetch.
+                after = {**positions, **{position: offset + 1 for position, offset in last.items()}}
+                if report.records + kept.size < max_records and not kafka.caught_up(consumer, after):
+                    with collector_paused():
+                        ahead = _consume(contract, consumer, batch_records)
+                    drained = ahead is None
+                try:
+                    written.result()
+                except LakeCommitConflictError:
+                    # The batch taken meanwhile follows one that did not land: dropped, and consumed again
+                    # from the positions the consumer is reassigned to here.
+                    ahead, drained = None, False
+                    archive = lake.table("landing", contract.name)
+                    assert archive is not None
+                    moved = _follow_other_writers(contract, archive, positions, consumer)
+                    if archive.transaction_version(ERASURE_GENERATION) != generation:
+                        generation = archive.transaction_version(ERASURE_GENERATION)
+                        is_erased = erased_landing_test(lake, contract, schema_lookup)
+                        consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
+                    elif not moved:
+                        raise  # the conflict was not about these partitions or erasures: nothing safe to retry
+                    continue
+                on_stage("written")
+                kafka.commit(consumer, [TopicPartition(t, p, o + 1) for (t, p), o in last.items()])
+                on_stage("committed")
+                for (t, p), offset in last.items():
+                    span = report.offsets.setdefault(f"{t}[{p}]", [positions[(t, p)], offset])
+                    span[1] = offset
+                    positions[(t, p)] = offset + 1
+                # Runs that committed between `archive`'s old version and ours may have landed other partitions.
+                _follow_other_writers(contract, archive, positions, consumer)
+                report.records += kept.size
+                report.erased_at_landing += records.size - kept.size
+                report.bytes += sum(pc.sum(pc.binary_length(table[column])).as_py() or 0 for column in ("key", "value"))
+                report.event_hours.update(map(hour_key, columns.datetimes(pc.unique(table["_event_hour"]))))
         report.lag_after = sum(lag.lag for lag in kafka.lag(contract.name, contract.source.topics))
         return report
     finally:
