@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, asset
@@ -204,6 +205,9 @@ def drain_to_landing(
     against `archive`, the table version its positions were derived from: a run that another run
     overtook on one of the batch's partitions fails that commit (Delta transaction conflict), drops
     the batch, moves to after what the other run landed and consumes again.
+
+    A batch's Delta write runs in a thread while the next batch is consumed and turned into rows
+    against the positions after it; its offsets go to Kafka only after its Delta commit, as before.
     """
     report = LandingReport()
     consumer = kafka.consumer(contract.name)
@@ -218,25 +222,36 @@ def drain_to_landing(
         is_erased = erased_landing_test(lake, contract, schema_lookup)
         positions = _resume_offsets(contract, kafka, archive, consumer, partitions, report)
         consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
-        ahead: LandingBatch | None = None  # the next batch, consumed while the last one was written
+
+        def prepared(consumed: LandingBatch, at: dict[tuple[str, int], int]) -> _Prepared | None:
+            """The records at or after the positions `at`, minus erased ones, as landing rows (None: none left)."""
+            records, spans = _at_or_after(consumed, at)
+            if not records.size:
+                return None
+            on_stage("consumed")
+            kept = (
+                records if is_erased is None else records.only([not is_erased(record) for record in records.records()])
+            )
+            table = landing_rows(contract, kept, schema_lookup, datetime.now(UTC), first_hour)
+            return _Prepared(dict(at), records, spans, kept, table)
+
+        # The next batch, consumed and prepared against the positions after the last one while that was written.
+        ahead: LandingBatch | None = None
+        ahead_prepared: _Prepared | None = None
         drained = False  # the broker had nothing more within a second
         with ThreadPoolExecutor(1, thread_name_prefix="landing-write") as writer:
             while not drained and report.records < max_records and not kafka.caught_up(consumer, positions):
                 with collector_paused():  # a batch's messages, columns and payloads hold no cycle (see `_consume`)
-                    consumed = ahead if ahead is not None else _consume(contract, consumer, batch_records)
-                    ahead = None
-                    if consumed is None:
-                        break
-                    records, spans = _at_or_after(consumed, positions)
-                    if not records.size:
-                        continue
-                    on_stage("consumed")
-                    kept = (
-                        records
-                        if is_erased is None
-                        else records.only([not is_erased(record) for record in records.records()])
-                    )
-                    table = landing_rows(contract, kept, schema_lookup, datetime.now(UTC), first_hour)
+                    if ahead is None:
+                        ahead = _consume(contract, consumer, batch_records)
+                        if ahead is None:
+                            break
+                    reusable = ahead_prepared is not None and ahead_prepared.positions == positions
+                    batch = ahead_prepared if reusable else prepared(ahead, positions)
+                    ahead = ahead_prepared = None
+                if batch is None:
+                    continue
+                records, spans, kept, table = batch.records, batch.spans, batch.kept, batch.table
                 last = {position: last for position, (_, last) in spans.items()}
                 landed = {app_id(contract.name, t, p): offset for (t, p), offset in last.items()}
                 written = writer.submit(
@@ -247,18 +262,19 @@ def drain_to_landing(
                     app_transactions={**landed, ERASURE_GENERATION: -1 if generation is None else generation},
                     read=archive,
                 )
-                # delta-rs writes outside the GIL: meanwhile the next batch is taken from librdkafka's prefetch.
+                # delta-rs writes outside the GIL: meanwhile the next batch is consumed and turned into rows.
                 after = {**positions, **{position: offset + 1 for position, offset in last.items()}}
                 if report.records + kept.size < max_records and not kafka.caught_up(consumer, after):
                     with collector_paused():
                         ahead = _consume(contract, consumer, batch_records)
+                        ahead_prepared = None if ahead is None else prepared(ahead, after)
                     drained = ahead is None
                 try:
                     written.result()
                 except LakeCommitConflictError:
                     # The batch taken meanwhile follows one that did not land: dropped, and consumed again
                     # from the positions the consumer is reassigned to here.
-                    ahead, drained = None, False
+                    ahead, ahead_prepared, drained = None, None, False
                     archive = lake.table("landing", contract.name)
                     assert archive is not None
                     moved = _follow_other_writers(contract, archive, positions, consumer)
@@ -286,6 +302,18 @@ def drain_to_landing(
         return report
     finally:
         consumer.close()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A consumed batch ready to be written: its records at or after `positions`, their offset spans,
+    the records kept (not erased) and their landing rows."""
+
+    positions: dict[tuple[str, int], int]
+    records: LandingBatch
+    spans: dict[tuple[str, int], tuple[int, int]]
+    kept: LandingBatch
+    table: pa.Table
 
 
 def _raise_for(contract: Contract, message: Message) -> None:
