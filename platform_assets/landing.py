@@ -8,10 +8,12 @@ so a batch written but not committed to Kafka is never landed twice, and nothing
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, asset
@@ -22,6 +24,7 @@ from platform_assets.entity import asset_key, entity_asset_properties, lake_pool
 from platform_assets.erasure import erased_landing_test
 from platform_assets.lib import columns
 from platform_assets.lib.archive import ERASURE_GENERATION, app_id, landing_rows, offset_spans
+from platform_assets.lib.collector import collector_paused
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup
 from platform_assets.lib.records import LandingBatch
@@ -76,6 +79,40 @@ class LandingReport:
     @property
     def expired_before_landing(self) -> int:
         return sum(last - first + 1 for first, last in self.expired.values())
+
+
+def _consume(contract: Contract, consumer: Consumer, batch_records: int) -> LandingBatch | None:
+    """The next batch of records as columns (None when the broker had nothing within a second).
+
+    The `Message` objects are dropped here, before the batch is landed: they are containers that the
+    cyclic collector tracks, and alive when it runs they count towards its walks of the whole heap.
+    """
+    messages = consumer.consume(batch_records, timeout=1.0)
+    if not messages:
+        return None
+    for message in messages:
+        if message.error() is not None:
+            _raise_for(contract, message)
+    return _consumed(messages)
+
+
+def _at_or_after(
+    records: LandingBatch, positions: dict[tuple[str, int], int]
+) -> tuple[LandingBatch, dict[tuple[str, int], tuple[int, int]]]:
+    """The records at or after each partition's position, with their `offset_spans`: never one fetched
+    before a reassignment moved its partition past it, or one that another run landed meanwhile."""
+    spans = offset_spans(records)
+    if all(first >= positions[position] for position, (first, _) in spans.items()):
+        return records, spans
+    records = records.only(
+        [
+            offset >= positions[position]
+            for position, offset in zip(
+                zip(records.topics, records.partitions, strict=True), records.offsets, strict=True
+            )
+        ]
+    )
+    return records, offset_spans(records)
 
 
 def _consumed(messages: list[Message]) -> LandingBatch:
@@ -168,6 +205,9 @@ def drain_to_landing(
     against `archive`, the table version its positions were derived from: a run that another run
     overtook on one of the batch's partitions fails that commit (Delta transaction conflict), drops
     the batch, moves to after what the other run landed and consumes again.
+
+    A batch's Delta write runs in a thread while the next batch is consumed and turned into rows
+    against the positions after it; its offsets go to Kafka only after its Delta commit, as before.
     """
     report = LandingReport()
     consumer = kafka.consumer(contract.name)
@@ -182,71 +222,98 @@ def drain_to_landing(
         is_erased = erased_landing_test(lake, contract, schema_lookup)
         positions = _resume_offsets(contract, kafka, archive, consumer, partitions, report)
         consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
-        while report.records < max_records and not kafka.caught_up(consumer, positions):
-            messages = consumer.consume(batch_records, timeout=1.0)
-            if not messages:
-                break
-            for message in messages:
-                if message.error() is not None:
-                    _raise_for(contract, message)
-            records = _consumed(messages)
-            spans = offset_spans(records)
-            if any(first < positions[position] for position, (first, _) in spans.items()):
-                # Only records at or after each position: never one fetched before a reassignment moved past it.
-                records = records.only(
-                    [
-                        offset >= positions[position]
-                        for position, offset in zip(
-                            zip(records.topics, records.partitions, strict=True), records.offsets, strict=True
-                        )
-                    ]
-                )
-                spans = offset_spans(records)
+
+        def prepared(consumed: LandingBatch, at: dict[tuple[str, int], int]) -> _Prepared | None:
+            """The records at or after the positions `at`, minus erased ones, as landing rows (None: none left)."""
+            records, spans = _at_or_after(consumed, at)
             if not records.size:
-                continue
+                return None
             on_stage("consumed")
             kept = (
                 records if is_erased is None else records.only([not is_erased(record) for record in records.records()])
             )
             table = landing_rows(contract, kept, schema_lookup, datetime.now(UTC), first_hour)
-            last = {position: last for position, (_, last) in spans.items()}
-            landed = {app_id(contract.name, t, p): offset for (t, p), offset in last.items()}
-            try:
-                lake.append(
+            return _Prepared(dict(at), records, spans, kept, table)
+
+        # The next batch, consumed and prepared against the positions after the last one while that was written.
+        ahead: LandingBatch | None = None
+        ahead_prepared: _Prepared | None = None
+        drained = False  # the broker had nothing more within a second
+        with ThreadPoolExecutor(1, thread_name_prefix="landing-write") as writer:
+            while not drained and report.records < max_records and not kafka.caught_up(consumer, positions):
+                with collector_paused():  # a batch's messages, columns and payloads hold no cycle (see `_consume`)
+                    if ahead is None:
+                        ahead = _consume(contract, consumer, batch_records)
+                        if ahead is None:
+                            break
+                    reusable = ahead_prepared is not None and ahead_prepared.positions == positions
+                    batch = ahead_prepared if reusable else prepared(ahead, positions)
+                    ahead = ahead_prepared = None
+                if batch is None:
+                    continue
+                records, spans, kept, table = batch.records, batch.spans, batch.kept, batch.table
+                last = {position: last for position, (_, last) in spans.items()}
+                landed = {app_id(contract.name, t, p): offset for (t, p), offset in last.items()}
+                written = writer.submit(
+                    lake.append,
                     "landing",
                     contract.name,
                     table,
                     app_transactions={**landed, ERASURE_GENERATION: -1 if generation is None else generation},
                     read=archive,
                 )
-            except LakeCommitConflictError:
-                archive = lake.table("landing", contract.name)
-                assert archive is not None
-                moved = _follow_other_writers(contract, archive, positions, consumer)
-                if archive.transaction_version(ERASURE_GENERATION) != generation:
-                    generation = archive.transaction_version(ERASURE_GENERATION)
-                    is_erased = erased_landing_test(lake, contract, schema_lookup)
-                    consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
-                elif not moved:
-                    raise  # the conflict was not about these partitions or erasures: nothing safe to retry
-                continue
-            on_stage("written")
-            kafka.commit(consumer, [TopicPartition(t, p, o + 1) for (t, p), o in last.items()])
-            on_stage("committed")
-            for (t, p), offset in last.items():
-                span = report.offsets.setdefault(f"{t}[{p}]", [positions[(t, p)], offset])
-                span[1] = offset
-                positions[(t, p)] = offset + 1
-            # Runs that committed between `archive`'s old version and ours may have landed other partitions.
-            _follow_other_writers(contract, archive, positions, consumer)
-            report.records += kept.size
-            report.erased_at_landing += records.size - kept.size
-            report.bytes += sum(pc.sum(pc.binary_length(table[column])).as_py() or 0 for column in ("key", "value"))
-            report.event_hours.update(map(hour_key, columns.datetimes(pc.unique(table["_event_hour"]))))
+                # delta-rs writes outside the GIL: meanwhile the next batch is consumed and turned into rows.
+                after = {**positions, **{position: offset + 1 for position, offset in last.items()}}
+                if report.records + kept.size < max_records and not kafka.caught_up(consumer, after):
+                    with collector_paused():
+                        ahead = _consume(contract, consumer, batch_records)
+                        ahead_prepared = None if ahead is None else prepared(ahead, after)
+                    drained = ahead is None
+                try:
+                    written.result()
+                except LakeCommitConflictError:
+                    # The batch taken meanwhile follows one that did not land: dropped, and consumed again
+                    # from the positions the consumer is reassigned to here.
+                    ahead, ahead_prepared, drained = None, None, False
+                    archive = lake.table("landing", contract.name)
+                    assert archive is not None
+                    moved = _follow_other_writers(contract, archive, positions, consumer)
+                    if archive.transaction_version(ERASURE_GENERATION) != generation:
+                        generation = archive.transaction_version(ERASURE_GENERATION)
+                        is_erased = erased_landing_test(lake, contract, schema_lookup)
+                        consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
+                    elif not moved:
+                        raise  # the conflict was not about these partitions or erasures: nothing safe to retry
+                    continue
+                on_stage("written")
+                kafka.commit(consumer, [TopicPartition(t, p, o + 1) for (t, p), o in last.items()])
+                on_stage("committed")
+                for (t, p), offset in last.items():
+                    span = report.offsets.setdefault(f"{t}[{p}]", [positions[(t, p)], offset])
+                    span[1] = offset
+                    positions[(t, p)] = offset + 1
+                # Runs that committed between `archive`'s old version and ours may have landed other partitions.
+                _follow_other_writers(contract, archive, positions, consumer)
+                report.records += kept.size
+                report.erased_at_landing += records.size - kept.size
+                report.bytes += sum(pc.sum(pc.binary_length(table[column])).as_py() or 0 for column in ("key", "value"))
+                report.event_hours.update(map(hour_key, columns.datetimes(pc.unique(table["_event_hour"]))))
         report.lag_after = sum(lag.lag for lag in kafka.lag(contract.name, contract.source.topics))
         return report
     finally:
         consumer.close()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A consumed batch ready to be written: its records at or after `positions`, their offset spans,
+    the records kept (not erased) and their landing rows."""
+
+    positions: dict[tuple[str, int], int]
+    records: LandingBatch
+    spans: dict[tuple[str, int], tuple[int, int]]
+    kept: LandingBatch
+    table: pa.Table
 
 
 def _raise_for(contract: Contract, message: Message) -> None:

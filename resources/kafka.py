@@ -156,6 +156,10 @@ class KafkaResource(SecuredClientResource):
             "auto.offset.reset": "error",
             "session.timeout.ms": self.session_timeout_ms,
             "enable.partition.eof": False,
+            # Landing takes a batch, then lands it while librdkafka fetches ahead; when that prefetch
+            # reaches its limit (64 MB), librdkafka waits this long before it fetches again (default 1 s,
+            # which landing then spent waiting in its next consume).
+            "fetch.queue.backoff.ms": 10,
         }
         try:
             return PlatformConsumer(config, call_timeout_s=self.request_timeout_s)

@@ -54,7 +54,7 @@ def landing_rows(
             columns.binaries(batch.values),
             _header_lists(batch.headers, column_type["headers"]),
             hours.cast(column_type["_event_hour"]),
-            columns.timestamps([landed_at] * batch.size, column_type["_landed_at"]),
+            pa.repeat(columns.timestamp_scalar(landed_at, column_type["_landed_at"]), batch.size),
         ],
         schema=LANDING_SCHEMA,
     )
@@ -62,13 +62,22 @@ def landing_rows(
 
 def _header_lists(headers: list[tuple[tuple[str, bytes | None], ...]], list_type: pa.ListType) -> pa.Array:
     """Each record's headers as a list of key/value structs, built flat (most records have none)."""
+    if not any(headers):  # the usual batch: one pass of truth tests instead of one per header and record
+        return pa.ListArray.from_arrays(
+            pa.repeat(columns.int64s([0], pa.int32())[0], len(headers) + 1),
+            _header_entries([], list_type),
+            type=list_type,
+        )
     pairs = [pair for record_headers in headers for pair in record_headers]
-    entries = pa.StructArray.from_arrays(
+    starts = columns.int64s(list(accumulate(map(len, headers), initial=0)), pa.int32())
+    return pa.ListArray.from_arrays(starts, _header_entries(pairs, list_type), type=list_type)
+
+
+def _header_entries(pairs: list[tuple[str, bytes | None]], list_type: pa.ListType) -> pa.StructArray:
+    return pa.StructArray.from_arrays(
         [columns.strings([k for k, _ in pairs]), columns.binaries([v for _, v in pairs])],
         fields=list(list_type.value_type),
     )
-    starts = columns.int64s(list(accumulate(map(len, headers), initial=0)), pa.int32())
-    return pa.ListArray.from_arrays(starts, entries, type=list_type)
 
 
 def offset_spans(records: Sequence[LandingRecord] | LandingBatch) -> dict[tuple[str, int], tuple[int, int]]:

@@ -6,14 +6,12 @@ nothing raises for bad data, so one poisoned record never blocks a partition and
 
 from __future__ import annotations
 
-import gc
 import io
 import json
 import math
 import struct
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
@@ -27,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from platform_assets.lib import columns
+from platform_assets.lib.collector import collector_paused
 from platform_assets.lib.connect_types import ColumnTypes, avro_column_types, json_column_types, logical_value
 from platform_assets.lib.contract import (
     ENVELOPE_FIELDS,
@@ -813,27 +812,10 @@ def decode_batch(
     `first_hour` (the first partition), a change whose time lies outside the partitions that existed
     when it landed goes to quarantine as `event_time_out_of_range`, filed where landing filed it.
     """
-    with _collector_paused():
+    with collector_paused():  # a batch keeps several containers per record; its walks were a sixth of the decode
         return _decoded_batch(
             contract, sorted(records, key=_KAFKA_ORDER), protect, schema_lookup, is_erased, first_hour
         )
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused while a batch is decoded.
-
-    A batch allocates several containers per record (payloads, rows) and keeps them all, so the
-    collector ran over and over through a growing heap that holds no cycle to free: about a sixth of
-    the decode. It runs again, as usual, after the batch.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _decoded_batch(
