@@ -120,6 +120,7 @@ def landing_vs_bare_consume(messages: int, workdir: Path) -> Result:
 
     from devstack.broker import start_broker
     from platform_assets.landing import drain_to_landing
+    from platform_assets.lib.collector import collector_paused
     from platform_assets.lib.contract import load_contracts
     from resources.kafka import KafkaResource
     from resources.lake import LakeResource
@@ -160,7 +161,8 @@ def landing_vs_bare_consume(messages: int, workdir: Path) -> Result:
         importlib.import_module("platform_assets.definitions")
         kafka = KafkaResource(bootstrap_servers=broker.bootstrap, group_prefix="bench")
         lake = LakeResource(root=str(workdir / "landing-lake"))
-        baseline_s, _ = timed(bare)
+        with collector_paused():  # as landing consumes: a bare consumer's own small heap costs no collections
+            baseline_s, _ = timed(bare)
         seconds, peak = timed(lambda: drain_to_landing(contract, kafka, lake))
     finally:
         broker.stop()
