@@ -46,9 +46,7 @@ def _erased_hashes(lake: LakeResource, entity: str, version: int | None = None) 
     """The hashes on an entity's erasure list, now or as of `version`."""
     if version is None:
         return set(lake.read("erasure", entity, schema=ERASURE_SCHEMA).column("key_hash").to_pylist())
-    table = lake.table("erasure", entity)
-    assert table is not None
-    table.load_as_version(version)
+    table = lake.table_as_of("erasure", entity, version)
     return set(table.to_pyarrow_table(columns=["key_hash"]).column("key_hash").to_pylist())
 
 

@@ -145,7 +145,9 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
     )
     def raw_assets(context: AssetExecutionContext, lake: LakeResource, schema_registry: SchemaRegistryResource):
         selected_checks = context.selected_asset_check_keys
-        for result in decode_hours(context, lake, schema_registry):
+        with lake.reusing_tables():  # the step reads raw some ten times: one load of its log, not ten
+            results = list(decode_hours(context, lake, schema_registry))
+        for result in results:
             is_check = isinstance(result, AssetCheckResult)
             if not is_check or AssetCheckKey(raw_key, str(result.check_name)) in selected_checks:
                 yield result
