@@ -22,7 +22,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pa_dataset
 from dagster import ConfigurableResource
-from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, WriterProperties, write_deltalake
+from deltalake import (
+    CommitProperties,
+    DeltaTable,
+    PostCommitHookProperties,
+    QueryBuilder,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake import Field as DeltaField
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.fs import DeltaStorageHandler
@@ -161,6 +169,10 @@ CHECKPOINT_EVERY = 10
 # a read of one landing hour after upkeep read the whole month (0.19 s against 0.017 s before upkeep,
 # 30 days of 500 events an hour); 32k rows still read 0.05 s, 8k rows 0.017 s.
 COMPACTED_ROW_GROUP_ROWS = 8 * 1024
+# The lake's appends and replaces leave expired log entries to upkeep (`maintain` drops them daily):
+# after every commit delta-rs otherwise lists the whole log to find them, 9 ms of a 23 ms write of one
+# raw hour at 800 commits, against 1 ms at 50.
+WRITE_HOOKS = PostCommitHookProperties(cleanup_expired_logs=False)
 # Reads of a table whose files a concurrent vacuum removed start again this many times in all.
 READ_ATTEMPTS = 3
 
@@ -308,6 +320,7 @@ class LakeResource(ConfigurableResource):
                 mode="append",
                 storage_options=self._options(),
                 commit_properties=CommitProperties(app_transactions=transactions) if transactions else None,
+                post_commithook_properties=WRITE_HOOKS,
             )
         except CommitFailedError as error:
             if not transactions:
@@ -359,7 +372,13 @@ class LakeResource(ConfigurableResource):
         if table is None:
             write_deltalake(self.uri(layer, entity), data, mode="append", storage_options=self._options())
         else:
-            write_deltalake(table, conform(data, stored_schema(table)), mode="overwrite", predicate=predicate)
+            write_deltalake(
+                table,
+                conform(data, stored_schema(table)),
+                mode="overwrite",
+                predicate=predicate,
+                post_commithook_properties=WRITE_HOOKS,
+            )
         self._checkpoint_if_due(layer, entity, table, before)
 
     def checkpoint_if_due(self, layer: str, entity: str, version_before: int | None) -> None:
