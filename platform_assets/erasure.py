@@ -154,12 +154,14 @@ def _find_in_raw(target: Target, keys: set[str], lake: LakeResource) -> InRaw:
         return InRaw(0, set(), set(), None)
     unaccounted: set[tuple[str, int, int]] = set()
     if lake.table("landing", entity) is None:
-        rows = _rows(lake.select("raw", entity, f"select {RAW_POSITION}, _event_hour from raw where {named}"))
+        query = f"select {RAW_POSITION}, _event_hour, true as named from raw where {named}"
+        rows = _rows(lake.select("raw", entity, query))
     else:
         query = NAMED_OR_UNACCOUNTED.format(raw_position=RAW_POSITION, named=named)
         rows = _rows(lake.select("landing", entity, query, ("raw",)))
-        unaccounted = {_position_of(row, LANDING_POSITION_COLUMNS) for row in rows if row["_offset"] is None}
-    in_raw = [row for row in rows if row["_offset"] is not None]
+        # A record with no raw row: every raw column, `named` too, is null beside its landing position.
+        unaccounted = {_position_of(row, LANDING_POSITION_COLUMNS) for row in rows if row["named"] is None}
+    in_raw = [row for row in rows if row["named"]]
     return InRaw(
         len(in_raw),
         {_position_of(row, KAFKA_POSITION_COLUMNS) for row in in_raw},
