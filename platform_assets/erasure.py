@@ -17,7 +17,8 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
@@ -34,11 +35,16 @@ from resources.lake import LakeCommitConflictError, LakeResource
 # Where a record sits in Kafka, as landing and as raw and quarantine name the columns.
 LANDING_POSITION_COLUMNS = ("topic", "partition", "offset")
 RAW_POSITION = ", ".join(KAFKA_POSITION_COLUMNS)
-# The archive's records that raw does not hold: quarantined, skipped, or of hours not decoded yet.
-UNACCOUNTED = """
-    select topic, "partition", "offset" from landing
-    left anti join raw on raw._topic = landing.topic and raw._partition = landing."partition"
-        and raw._offset = landing."offset"
+# In one pass over raw and the archive, joined by position (each scan opens every file of its table,
+# the cost that grows with the archive): raw's rows that name the person (`named`: the target's
+# predicate over raw alone), and the archive's records raw does not hold (quarantined, skipped, or of
+# hours not decoded yet), which have no raw position.
+NAMED_OR_UNACCOUNTED = """
+    with raw_rows as (select {raw_position}, _event_hour, ({named}) as named from raw)
+    select landing.topic, landing."partition", landing."offset", raw_rows.*
+    from landing full join raw_rows on raw_rows._topic = landing.topic
+        and raw_rows._partition = landing."partition" and raw_rows._offset = landing."offset"
+    where raw_rows._offset is null or raw_rows.named
 """
 
 
@@ -46,9 +52,7 @@ def _erased_hashes(lake: LakeResource, entity: str, version: int | None = None) 
     """The hashes on an entity's erasure list, now or as of `version`."""
     if version is None:
         return set(lake.read("erasure", entity, schema=ERASURE_SCHEMA).column("key_hash").to_pylist())
-    table = lake.table("erasure", entity)
-    assert table is not None
-    table.load_as_version(version)
+    table = lake.table_as_of("erasure", entity, version)
     return set(table.to_pyarrow_table(columns=["key_hash"]).column("key_hash").to_pylist())
 
 
@@ -132,14 +136,55 @@ def _fence_landing(lake: LakeResource, entity: str) -> None:
             continue  # another erasure bumped it first: bump again past it
 
 
-def _named_in_raw(target: Target, keys: set[str], lake: LakeResource) -> tuple[set[tuple[str, int, int]], date | None]:
-    """The landing positions of the raw rows that name `keys`, and the first day raw holds them (the
-    marts counted them from there), in one query."""
+@dataclass(frozen=True)
+class InRaw:
+    """What one pass over raw (and the archive beside it) says about a person."""
+
+    rows: int  # raw's rows that name the person
+    positions: set[tuple[str, int, int]]  # their landing positions
+    hours: set[datetime]  # their event hours
+    unaccounted: set[tuple[str, int, int]] | None  # the archive's positions raw does not hold; None: all
+
+
+def _find_in_raw(target: Target, keys: set[str], lake: LakeResource) -> InRaw:
+    """Raw's rows that name `keys`, and the archive's records raw does not hold, in one query."""
+    entity = target.contract.name
     named = target.predicate(sorted(keys), pii_key())
-    rows = lake.select("raw", target.contract.name, f"select {RAW_POSITION}, _event_hour from raw where {named}")
-    if rows is None or not rows.num_rows:
-        return set(), None
-    return _positions_in(rows), min(rows.column("_event_hour").to_pylist()).date()
+    if lake.table("raw", entity) is None:  # nothing decoded yet: every record is a candidate
+        return InRaw(0, set(), set(), None)
+    unaccounted: set[tuple[str, int, int]] = set()
+    if lake.table("landing", entity) is None:
+        query = f"select {RAW_POSITION}, _event_hour, true as named from raw where {named}"
+        rows = _rows(lake.select("raw", entity, query))
+    else:
+        query = NAMED_OR_UNACCOUNTED.format(raw_position=RAW_POSITION, named=named)
+        rows = _rows(lake.select("landing", entity, query, ("raw",)))
+        # A record with no raw row: every raw column, `named` too, is null beside its landing position.
+        unaccounted = {_position_of(row, LANDING_POSITION_COLUMNS) for row in rows if row["named"] is None}
+    in_raw = [row for row in rows if row["named"]]
+    return InRaw(
+        len(in_raw),
+        {_position_of(row, KAFKA_POSITION_COLUMNS) for row in in_raw},
+        {row["_event_hour"] for row in in_raw},
+        unaccounted,
+    )
+
+
+def _rows(table: pa.Table | None) -> list[dict]:
+    """A query's rows (few: `string_view` columns, which delta-rs returns, cannot be filtered in Arrow)."""
+    return [] if table is None else table.to_pylist()
+
+
+def _position_of(row: dict, columns: tuple[str, ...]) -> tuple[str, int, int]:
+    topic, partition, offset = (row[c] for c in columns)
+    return topic, partition, offset
+
+
+def _in_hours(hours: set[datetime], predicate: str) -> str:
+    """`predicate` over the `_event_hour` partitions in `hours` only: a delete of raw then scans and
+    rewrites those partitions' files, not every hour of the archive."""
+    listed = ", ".join(f"'{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}'" for hour in sorted(hours))
+    return f"_event_hour IN ({listed}) AND ({predicate})"
 
 
 def _landed_positions(
@@ -148,23 +193,21 @@ def _landed_positions(
     lake: LakeResource,
     schema_lookup: SchemaLookup | None,
     named_in_raw: set[tuple[str, int, int]],
+    unaccounted: set[tuple[str, int, int]] | None,
 ) -> set[tuple[str, int, int]]:
     """The archive's positions of the records about `keys`, found without decoding the archive again.
 
     Raw keeps each decoded record's landing position beside the columns that name the person, so one
-    query over raw finds most of them (`named_in_raw`, from `_named_in_raw`). Decoded from their bytes
-    are only the records raw does not hold that way: those not in raw at all (quarantined, skipped, of
-    hours raw has not decoded yet) and, for a subject field, raw rows that do not carry it, of keys
-    whose other rows name the person (a Debezium delete names the person only in its original bytes).
+    query over raw finds most of them (`named_in_raw`, from `_find_in_raw`). Decoded from their bytes
+    are only the records raw does not hold that way: those not in raw at all (`unaccounted`, from the
+    same query: quarantined, skipped, of hours raw has not decoded yet) and, for a subject field, raw
+    rows that do not carry it, of keys whose other rows name the person (a Debezium delete names the
+    person only in its original bytes).
     """
     entity = target.contract.name
     if lake.table("landing", entity) is None:
         return set()
-    candidates = (
-        _positions_in(lake.select("landing", entity, UNACCOUNTED, ("raw",)), LANDING_POSITION_COLUMNS)
-        if lake.table("raw", entity) is not None
-        else None  # nothing decoded yet: every record is a candidate
-    )
+    candidates = unaccounted
     positions = set(named_in_raw)
     if target.subject_field is not None and positions:
         named = target.predicate(sorted(keys), pii_key())
@@ -208,15 +251,19 @@ def _still_held(
     for target in targets:
         entity = target.contract.name
         named = target.predicate(keys, secret)
-        # Raw rows that still name the keys are counted in raw below; landing's are those decoded again.
-        held = {"landing": len(_landed_positions(target, set(keys), lake, schema_lookup, set()))}
+        in_raw = _find_in_raw(target, set(keys), lake)
+        # Raw rows that still name the keys are counted in raw; landing's are those decoded again.
+        held = {
+            "raw": in_raw.rows,
+            "landing": len(_landed_positions(target, set(keys), lake, schema_lookup, set(), in_raw.unaccounted)),
+        }
         filters = {
             "landing": policy.positions_expression(landed[entity], *LANDING_POSITION_COLUMNS),
             "quarantine": policy.positions_expression(landed[entity], *KAFKA_POSITION_COLUMNS),
             **{layer: target.expression(keys, secret) for layer in KEYED_LAYERS},
         }
         for layer, rows in filters.items():
-            if layer in KEYED_LAYERS:
+            if layer in KEYED_LAYERS and layer != "raw":
                 count = lake.select(layer, entity, f"select count(*) as n from {layer} where {named}")
                 held[layer] = 0 if count is None else count.column("n")[0].as_py()
             elif layer == "quarantine" and landed[entity]:
@@ -236,57 +283,63 @@ def erase(
     schema_lookup: SchemaLookup | None = None,
 ) -> dict:
     """Erase the keys of one entity, and the rows of other entities that name them; returns the audit record."""
-    secret = pii_key()
-    targets = policy.erasure_targets(subject, contracts)
-    for target in targets:  # a key that cannot be read is refused before anything is written
-        target.stored(keys, secret)
-    request_id = request_id or str(uuid.uuid4())
-    requested_at = datetime.now(UTC)
-    hashes = [hash_value(identity, secret) for identity in keys]
-    lake.append(
-        "erasure",
-        subject.name,
-        pa.Table.from_pylist(
-            [{"key_hash": h, "request_id": request_id, "requested_at": requested_at} for h in hashes], ERASURE_SCHEMA
-        ),
-    )
-    for target in targets:
-        _fence_landing(lake, target.contract.name)
-    removed: dict[str, int] = {}
-    landed: dict[str, set[tuple[str, int, int]]] = {}
-    first_days = []
-    for target in targets:
-        entity = target.contract.name
-        named_in_raw, first_day = _named_in_raw(target, set(keys), lake)
-        positions = _landed_positions(target, set(keys), lake, schema_lookup, named_in_raw)
-        landed.setdefault(entity, set()).update(positions)
-        for layer, columns in (("landing", LANDING_POSITION_COLUMNS), ("quarantine", KAFKA_POSITION_COLUMNS)):
-            predicate = policy.positions_predicate(positions, *columns)
-            removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate) if positions else 0
-        predicate = target.predicate(keys, secret)
-        first_days.append(first_day)
-        for layer in KEYED_LAYERS:
-            removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate)
-        for layer in ERASED_LAYERS:
-            _vacuum(lake, layer, entity, retention_hours)
-    found = _still_held(targets, keys, landed, lake, schema_lookup)
-    audit = {
-        "request_id": request_id,
-        "entity": subject.name,
-        "requested_at": requested_at,
-        "keys": len(keys),
-        "rows_removed": json.dumps(removed, sort_keys=True),
-        "retention_hours": retention_hours,
-        "verified": not found,
-        "marts_from_day": min((day for day in first_days if day is not None), default=None),
-    }
-    lake.append("audit", "erasures", pa.Table.from_pylist([audit], AUDIT_SCHEMA))
-    if found:
-        raise ErasureError(
-            f"erasure {request_id} of {subject.name}: keys still found in {found}; older versions are kept while "
-            "the retention window holds them: rerun with --retention-hours 0 or wait for the window to pass"
+    with lake.reusing_tables():  # an erasure reads raw and landing over and over: load each once
+        secret = pii_key()
+        targets = policy.erasure_targets(subject, contracts)
+        for target in targets:  # a key that cannot be read is refused before anything is written
+            target.stored(keys, secret)
+        request_id = request_id or str(uuid.uuid4())
+        requested_at = datetime.now(UTC)
+        hashes = [hash_value(identity, secret) for identity in keys]
+        lake.append(
+            "erasure",
+            subject.name,
+            pa.Table.from_pylist(
+                [{"key_hash": h, "request_id": request_id, "requested_at": requested_at} for h in hashes],
+                ERASURE_SCHEMA,
+            ),
         )
-    return audit
+        for target in targets:
+            _fence_landing(lake, target.contract.name)
+        removed: dict[str, int] = {}
+        landed: dict[str, set[tuple[str, int, int]]] = {}
+        first_days = []
+        for target in targets:
+            entity = target.contract.name
+            in_raw = _find_in_raw(target, set(keys), lake)
+            positions = _landed_positions(target, set(keys), lake, schema_lookup, in_raw.positions, in_raw.unaccounted)
+            landed.setdefault(entity, set()).update(positions)
+            for layer, columns in (("landing", LANDING_POSITION_COLUMNS), ("quarantine", KAFKA_POSITION_COLUMNS)):
+                predicate = policy.positions_predicate(positions, *columns)
+                removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate) if positions else 0
+            predicate = target.predicate(keys, secret)
+            first_days.append(min(in_raw.hours).date() if in_raw.hours else None)  # the marts counted them from there
+            # Raw rows that a raw run writes after the query above (a run that read the erasure list before it
+            # was appended) are not deleted here: the check of every hour below finds them, and the erasure fails.
+            in_hours = _in_hours(in_raw.hours, predicate)
+            removed[f"raw/{entity}"] = lake.delete_where("raw", entity, in_hours) if in_raw.hours else 0
+            for layer in (layer for layer in KEYED_LAYERS if layer != "raw"):
+                removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate)
+            for layer in ERASED_LAYERS:
+                _vacuum(lake, layer, entity, retention_hours)
+        found = _still_held(targets, keys, landed, lake, schema_lookup)
+        audit = {
+            "request_id": request_id,
+            "entity": subject.name,
+            "requested_at": requested_at,
+            "keys": len(keys),
+            "rows_removed": json.dumps(removed, sort_keys=True),
+            "retention_hours": retention_hours,
+            "verified": not found,
+            "marts_from_day": min((day for day in first_days if day is not None), default=None),
+        }
+        lake.append("audit", "erasures", pa.Table.from_pylist([audit], AUDIT_SCHEMA))
+        if found:
+            raise ErasureError(
+                f"erasure {request_id} of {subject.name}: keys still found in {found}; older versions are kept while "
+                "the retention window holds them: rerun with --retention-hours 0 or wait for the window to pass"
+            )
+        return audit
 
 
 def find_keys(

@@ -71,18 +71,13 @@ def landed_records(lake: LakeResource, entity: str, start: datetime, end: dateti
 
 
 def _stored_positions(lake: LakeResource, contract: Contract, start: datetime, end: datetime) -> list[tuple]:
-    """The Kafka positions of the raw and quarantine rows of [start, end), read back from the tables."""
-    return [
-        position
-        for layer, schema in (("raw", raw_schema(contract)), ("quarantine", QUARANTINE_SCHEMA))
-        for position in zip(
-            *(
-                read_hours(lake, layer, contract.name, start, end, schema).column(c).to_pylist()
-                for c in KAFKA_POSITION_COLUMNS
-            ),
-            strict=True,
-        )
-    ]
+    """The Kafka positions of the raw and quarantine rows of [start, end), read back from the tables
+    (one read of each: every read prunes the table's whole file list)."""
+    positions: list[tuple] = []
+    for layer, schema in (("raw", raw_schema(contract)), ("quarantine", QUARANTINE_SCHEMA)):
+        stored = read_hours(lake, layer, contract.name, start, end, schema)
+        positions.extend(zip(*(stored.column(c).to_pylist() for c in KAFKA_POSITION_COLUMNS), strict=True))
+    return positions
 
 
 def report(context: AssetExecutionContext, key: AssetKey, metadata: dict) -> Iterator[MaterializeResult]:
@@ -145,7 +140,9 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
     )
     def raw_assets(context: AssetExecutionContext, lake: LakeResource, schema_registry: SchemaRegistryResource):
         selected_checks = context.selected_asset_check_keys
-        for result in decode_hours(context, lake, schema_registry):
+        with lake.reusing_tables():  # the step reads raw some ten times: one load of its log, not ten
+            results = list(decode_hours(context, lake, schema_registry))
+        for result in results:
             is_check = isinstance(result, AssetCheckResult)
             if not is_check or AssetCheckKey(raw_key, str(result.check_name)) in selected_checks:
                 yield result

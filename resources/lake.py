@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pa_dataset
 from dagster import ConfigurableResource
-from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, WriterProperties, write_deltalake
+from deltalake import (
+    CommitProperties,
+    DeltaTable,
+    PostCommitHookProperties,
+    QueryBuilder,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake import Field as DeltaField
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.fs import DeltaStorageHandler
@@ -160,8 +169,33 @@ CHECKPOINT_EVERY = 10
 # a read of one landing hour after upkeep read the whole month (0.19 s against 0.017 s before upkeep,
 # 30 days of 500 events an hour); 32k rows still read 0.05 s, 8k rows 0.017 s.
 COMPACTED_ROW_GROUP_ROWS = 8 * 1024
+# The lake's appends and replaces leave expired log entries to upkeep (`maintain` drops them daily):
+# after every commit delta-rs otherwise lists the whole log to find them, 9 ms of a 23 ms write of one
+# raw hour at 800 commits, against 1 ms at 50.
+WRITE_HOOKS = PostCommitHookProperties(cleanup_expired_logs=False)
 # Reads of a table whose files a concurrent vacuum removed start again this many times in all.
 READ_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class _LoadedTable:
+    """A table loaded inside `LakeResource.reusing_tables`, with the storage of its files."""
+
+    table: DeltaTable
+    files: DeltaStorageHandler
+
+    def newest(self) -> DeltaTable:
+        """The table brought to its newest version. Versions are numbered without gaps, so the table is
+        up to date unless the commit after its version exists: one look-up, where catching up lists the
+        whole log (3 ms at 800 commits against 0.6 ms at 50)."""
+        [next_commit] = self.files.get_file_info([f"_delta_log/{self.table.version() + 1:020}.json"])
+        if next_commit.type != FileType.NotFound:
+            self.table.update_incremental()
+        return self.table
+
+
+# The tables loaded inside `LakeResource.reusing_tables`, by URI (None outside one).
+_REUSED_TABLES: ContextVar[dict[str, _LoadedTable] | None] = ContextVar("reused_lake_tables", default=None)
 
 
 class LakeCommitConflictError(RuntimeError):
@@ -193,10 +227,41 @@ class LakeResource(ConfigurableResource):
         return dict(self.storage_options) or None
 
     def table(self, layer: str, entity: str) -> DeltaTable | None:
+        """The newest version of a table; None when it does not exist yet. Inside `reusing_tables`, the
+        object loaded first, brought up to date (the same version a new load would give)."""
+        uri = self.uri(layer, entity)
+        reused = _REUSED_TABLES.get()
+        if reused is not None and (loaded := reused.get(uri)) is not None:
+            return loaded.newest()
         try:
-            return DeltaTable(self.uri(layer, entity), storage_options=self._options())
+            table = DeltaTable(uri, storage_options=self._options())
         except TableNotFoundError:
             return None
+        if reused is not None:
+            reused[uri] = _LoadedTable(table, DeltaStorageHandler(table.table_uri, self._options()))
+        return table
+
+    def table_as_of(self, layer: str, entity: str, version: int) -> DeltaTable:
+        """An older version of a table, loaded apart from the tables `reusing_tables` shares."""
+        return DeltaTable(self.uri(layer, entity), version=version, storage_options=self._options())
+
+    @contextmanager
+    def reusing_tables(self) -> Iterator[None]:
+        """Load each table once in the block, and bring that object up to date at each later use.
+
+        A load reads the log's newest checkpoint, one entry per file of the table, so it costs as the table
+        grows (raw keeps a file per hour: 22 ms at 720 files, 6 ms at 24), and a step that loads a table
+        ten times pays that ten times; catching up a loaded table reads only the commits since.
+        For one thread's work, never across a `yield`: the scope is a context variable of that thread.
+        """
+        if _REUSED_TABLES.get() is not None:
+            yield  # already inside one
+            return
+        token = _REUSED_TABLES.set({})
+        try:
+            yield
+        finally:
+            _REUSED_TABLES.reset(token)
 
     def read(
         self,
@@ -250,11 +315,12 @@ class LakeResource(ConfigurableResource):
         before = None if stored is None else stored.version()
         try:
             write_deltalake(
-                read if read is not None else self.uri(layer, entity),
+                self.uri(layer, entity) if stored is None else stored,
                 data if stored is None else conform(data, stored_schema(stored)),
                 mode="append",
                 storage_options=self._options(),
                 commit_properties=CommitProperties(app_transactions=transactions) if transactions else None,
+                post_commithook_properties=WRITE_HOOKS,
             )
         except CommitFailedError as error:
             if not transactions:
@@ -262,7 +328,7 @@ class LakeResource(ConfigurableResource):
             raise LakeCommitConflictError(
                 f"{self.uri(layer, entity)}: another writer recorded {sorted(app_transactions or {})} first ({error})"
             ) from error
-        self.checkpoint_if_due(layer, entity, before)
+        self._checkpoint_if_due(layer, entity, stored, before)
 
     def select(self, layer: str, entity: str, sql: str, joined: tuple[str, ...] = ()) -> pa.Table | None:
         """Run a SQL query over one table, named `<layer>` in the query, and the entity's tables of the
@@ -307,17 +373,23 @@ class LakeResource(ConfigurableResource):
             write_deltalake(self.uri(layer, entity), data, mode="append", storage_options=self._options())
         else:
             write_deltalake(
-                self.uri(layer, entity),
+                table,
                 conform(data, stored_schema(table)),
                 mode="overwrite",
                 predicate=predicate,
-                storage_options=self._options(),
+                post_commithook_properties=WRITE_HOOKS,
             )
-        self.checkpoint_if_due(layer, entity, before)
+        self._checkpoint_if_due(layer, entity, table, before)
 
     def checkpoint_if_due(self, layer: str, entity: str, version_before: int | None) -> None:
         """Checkpoint when the commits since `version_before` crossed a multiple of CHECKPOINT_EVERY."""
-        table = self.table(layer, entity)
+        self._checkpoint_if_due(layer, entity, None, version_before)
+
+    def _checkpoint_if_due(
+        self, layer: str, entity: str, written: DeltaTable | None, version_before: int | None
+    ) -> None:
+        """`checkpoint_if_due`; `written`: the object a write went through, which holds its commit."""
+        table = written if written is not None else self.table(layer, entity)
         if table is None:
             return
         if version_before is None or table.version() // CHECKPOINT_EVERY > version_before // CHECKPOINT_EVERY:
@@ -430,8 +502,9 @@ class LakeResource(ConfigurableResource):
         return {} if table is None else dict(table.metadata().configuration)
 
     def set_properties(self, layer: str, entity: str, properties: dict[str, str]) -> None:
+        """Set table properties; no commit when the table holds them already (every raw run sets them)."""
         table = self.table(layer, entity)
-        if table is not None:
+        if table is not None and properties.items() - table.metadata().configuration.items():
             table.alter.set_table_properties(properties, raise_if_not_exists=False)
 
     def transaction_version(self, layer: str, entity: str, app_id: str) -> int | None:
