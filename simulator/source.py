@@ -9,6 +9,7 @@ events published an hour late.
 
 from __future__ import annotations
 
+import bisect
 import json
 import random
 from collections.abc import Iterator
@@ -87,6 +88,9 @@ class SourceSystem:
         self._next_customer = 1
         self._next_transaction = 1
         self._held_back: list[Event] = []
+        # The customer ids in sorted order, kept as customers come and go: choosing from `sorted(customers)`
+        # sorted every id for every event, so an hour of 1M events took more than 15 minutes to simulate.
+        self._ids = sorted(self.customers)
 
     # -- the customer service -------------------------------------------------------------------
     def _customer_event(self, operation: str, customer: dict[str, Any], at: datetime) -> Event:
@@ -116,12 +120,13 @@ class SourceSystem:
             "version": 1,
         }
         self.customers[customer_id] = customer
+        bisect.insort(self._ids, customer_id)
         return self._customer_event("create", customer, at)
 
     def _update(self, at: datetime) -> Event | None:
         if not self.customers:
             return None
-        customer = self.customers[self._random.choice(sorted(self.customers))]
+        customer = self.customers[self._random.choice(self._ids)]
         attribute = self._random.choice(("city", "segment", "email"))
         if attribute == "city":
             customer["city"] = self._random.choice(CITIES)
@@ -136,7 +141,9 @@ class SourceSystem:
     def _delete(self, at: datetime) -> Event | None:
         if len(self.customers) < 5:
             return None
-        customer = self.customers.pop(self._random.choice(sorted(self.customers)))
+        customer_id = self._random.choice(self._ids)
+        del self._ids[bisect.bisect_left(self._ids, customer_id)]
+        customer = self.customers.pop(customer_id)
         customer["version"] += 1
         customer["updated_at"] = iso(at)
         self.deleted[customer["customer_id"]] = customer
@@ -146,7 +153,7 @@ class SourceSystem:
     def _transaction(self, at: datetime) -> Event | None:
         if not self.customers:
             return None
-        customer_id = self._random.choice(sorted(self.customers))
+        customer_id = self._random.choice(self._ids)
         transaction_id = f"T{self._next_transaction:08d}"
         transaction: dict[str, Any] = {
             "transaction_id": transaction_id,
