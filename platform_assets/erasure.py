@@ -315,7 +315,7 @@ def erase(
             predicate = target.predicate(keys, secret)
             first_days.append(min(in_raw.hours).date() if in_raw.hours else None)  # the marts counted them from there
             # Raw rows that a raw run writes after the query above (a run that read the erasure list before it
-            # was appended) are not deleted here: the check of every hour below finds them, and the erasure fails.
+            # was appended) may be in other hours: the check of every hour below finds them, and they go then.
             in_hours = _in_hours(in_raw.hours, predicate)
             removed[f"raw/{entity}"] = lake.delete_where("raw", entity, in_hours) if in_raw.hours else 0
             for layer in (layer for layer in KEYED_LAYERS if layer != "raw"):
@@ -323,6 +323,13 @@ def erase(
             for layer in ERASED_LAYERS:
                 _vacuum(lake, layer, entity, retention_hours)
         found = _still_held(targets, keys, landed, lake, schema_lookup)
+        committed_meanwhile = [t for t in targets if f"raw/{t.contract.name}" in found]
+        for target in committed_meanwhile:  # across every hour: the rare case, so its cost does not matter
+            entity = target.contract.name
+            removed[f"raw/{entity}"] += lake.delete_where("raw", entity, target.predicate(keys, secret))
+            _vacuum(lake, "raw", entity, retention_hours)
+        if committed_meanwhile:
+            found = _still_held(targets, keys, landed, lake, schema_lookup)
         audit = {
             "request_id": request_id,
             "entity": subject.name,

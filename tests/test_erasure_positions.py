@@ -86,3 +86,29 @@ def test_an_erasure_that_keeps_old_versions_reports_them_as_still_held(lake):
     with pytest.raises(policy.ErasureError, match=r"raw@retained.*rerun with --retention-hours 0"):
         erase(PEOPLE, ["k3"], lake, [PEOPLE], retention_hours=24)
     assert find_keys(erasure_targets(PEOPLE, [PEOPLE]), ["k3"], lake), "older versions still hold the person"
+
+
+def test_raw_rows_a_running_raw_run_commits_in_other_hours_during_the_erasure_are_erased_too(lake, monkeypatch):
+    """The erasure deletes raw's rows in the hours where it found the person; a raw run that read the erasure
+    list before it was appended may still commit the person in another hour: the check finds them there, and
+    the erasure deletes them across every hour instead of failing."""
+    from platform_assets import erasure
+
+    land_hour(lake, 0, range(0, 20))
+    land_hour(lake, 1, range(21, 41))
+    decode_hour(lake, 0)
+    find_in_raw = erasure._find_in_raw
+
+    def raw_run_commits_hour_1_after_the_lookup(*args, **kwargs):
+        found = find_in_raw(*args, **kwargs)
+        monkeypatch.setattr(erasure, "_find_in_raw", find_in_raw)
+        decode_hour(lake, 1)  # k3's changes at offsets 23 and 33 land in raw, in an hour the lookup did not see
+        return found
+
+    monkeypatch.setattr(erasure, "_find_in_raw", raw_run_commits_hour_1_after_the_lookup)
+    audit = erase(PEOPLE, ["k3"], lake, [PEOPLE])
+
+    assert audit["verified"]
+    assert json.loads(audit["rows_removed"])["raw/people"] == 4  # offsets 3, 13 (hour 0), then 23, 33 (hour 1)
+    assert "k3" not in lake.read("raw", "people").column("id").to_pylist()
+    assert find_keys(erasure_targets(PEOPLE, [PEOPLE]), ["k3"], lake) == {}, "the whole-archive proof agrees"
