@@ -166,14 +166,14 @@ def landing_record(row: dict[str, Any]) -> LandingRecord:
 KAFKA_POSITION_COLUMNS = ("_topic", "_partition", "_offset")
 
 
-def position_columns(record: LandingRecord, hour: datetime, kafka_moment: datetime | None = None) -> dict[str, Any]:
-    """Where a record came from, as the platform columns of its raw or quarantine row (`kafka_moment`:
+def position_columns(record: LandingRecord, hour: datetime, kafka_timestamp: datetime | None = None) -> dict[str, Any]:
+    """Where a record came from, as the platform columns of its raw or quarantine row (`kafka_timestamp`:
     its `kafka_time`, when the caller already has it)."""
     return {
         "_topic": record.topic,
         "_partition": record.partition,
         "_offset": record.offset,
-        "_kafka_timestamp": kafka_time(record) if kafka_moment is None else kafka_moment,
+        "_kafka_timestamp": kafka_time(record) if kafka_timestamp is None else kafka_timestamp,
         "_event_hour": hour,
     }
 
