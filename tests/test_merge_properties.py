@@ -47,7 +47,7 @@ def spark(request, spark) -> Iterator:
     from resources.spark import SparkResource
 
     # The tombstones' rewrite pipelines the changes, their anti-joins and the write in one task region:
-    # 26 tasks for the truncate stream, so 2 workers x 16 slots (the end-to-end run needs as many).
+    # 26 tasks for the truncate stream, refused at 2 workers x 8 slots: so 2 x 16.
     with sail_local_cluster(worker_task_slots=16) as remote:
         session = SparkResource(remote=remote).session()
         yield session
