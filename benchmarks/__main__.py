@@ -94,6 +94,24 @@ def bench_table(schema: Any, ids: Any, version: int, moment: Any, **extra: Any) 
     return pa.table({f.name: columns[f.name] for f in schema}, schema=schema)
 
 
+def midnight(day: Any) -> Any:
+    """The start of `day` (a date) as the timestamp scalar of the bench tables."""
+    from datetime import date
+
+    import pyarrow as pa
+
+    return pa.scalar(int((day - date(1970, 1, 1)).total_seconds() * 1_000_000), pa.timestamp("us", "UTC"))
+
+
+def history_day_rows(schema: Any, ids: Any, version: int, day: Any) -> Any:
+    """A `history` day of the bench entity: every id at `version`, as changed at the day's start."""
+    import pyarrow as pa
+
+    return bench_table(
+        schema, ids, version, midnight(day), snapshot_date=pa.repeat(pa.scalar(day, pa.date32()), len(ids))
+    )
+
+
 GROWTH_GOAL = 2.2  # seconds at full size over seconds at half size: twice the work, at most 2.2 times the time
 
 
@@ -334,15 +352,13 @@ def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
             lake.create_if_missing(layer, f"bench-{days}", schema, partition_by=["snapshot_date"])
         for offset in range(days):
             day = first + timedelta(days=offset)
-            moment = pa.scalar(int((day - date(1970, 1, 1)).total_seconds() * 1_000_000), pa.timestamp("us", "UTC"))
-            day_scalar = pa.repeat(pa.scalar(day, pa.date32()), keys)
-            rows = bench_table(schema, ids, offset, moment, snapshot_date=day_scalar)
             # Through the lake resource, which checkpoints the way the platform's writes do.
-            lake.append("history", f"bench-{days}", rows)
+            lake.append("history", f"bench-{days}", history_day_rows(schema, ids, offset, day))
         last = first + timedelta(days=days + 1)
         changes = keys // 10
-        moment = pa.scalar(int((last - date(1970, 1, 1)).total_seconds() * 1_000_000), pa.timestamp("us", "UTC"))
-        updates = bench_table(raw_schema(contract), ids[:changes], days + 5, moment, _op=pa.repeat("update", changes))
+        updates = bench_table(
+            raw_schema(contract), ids[:changes], days + 5, midnight(last), _op=pa.repeat("update", changes)
+        )
         write_deltalake(raw_uri, updates)
         return history_uri, lake.uri("history_tombstones", f"bench-{days}"), raw_uri, last
 
@@ -392,17 +408,8 @@ def history_day_vs_duckdb(keys: int, workdir: Path) -> Result:
     lake = LakeResource(root=str(workdir))
     day = date(2026, 1, 2)
 
-    def moment(of: date) -> Any:
-        return pa.scalar(int((of - date(1970, 1, 1)).total_seconds() * 1_000_000), pa.timestamp("us", "UTC"))
-
     ids = pc.cast(pa.array(range(keys)), pa.string())
-    yesterday = bench_table(
-        schema,
-        ids,
-        1,
-        moment(day - timedelta(days=1)),
-        snapshot_date=pa.repeat(pa.scalar(day - timedelta(days=1), pa.date32()), keys),
-    )
+    yesterday = history_day_rows(schema, ids, 1, day - timedelta(days=1))
     for name in ("spark", "duck"):
         for layer in ("history", "history_tombstones"):
             lake.create_if_missing(layer, name, schema, partition_by=["snapshot_date"])
@@ -410,7 +417,7 @@ def history_day_vs_duckdb(keys: int, workdir: Path) -> Result:
     changed = ids[: max(1, keys // 10)]
     ops = pa.array(["delete" if i % 10 == 0 else "update" for i in range(len(changed))])
     raw_uri = str(workdir / "raw")
-    write_deltalake(raw_uri, bench_table(raw_schema(contract), changed, 2, moment(day), _op=ops))
+    write_deltalake(raw_uri, bench_table(raw_schema(contract), changed, 2, midnight(day), _op=ops))
     session = SparkResource().session()
     session.read.format("delta").load(lake.uri("history", "spark")).count()  # the server warm, outside the timing
 
