@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
+import tempfile
 import threading
 from importlib.util import find_spec
 from pathlib import Path
@@ -45,14 +47,44 @@ def _stop_embedded() -> None:
         server.stop()
 
 
+CHECKPOINT_PATH_VARIABLE = "SAIL_EXECUTION__CHECKPOINT__PATH"
+
+
+def start_sail_server(configuration: dict[str, str] | None = None) -> Any:
+    """A Sail Spark Connect server on loopback, started, with `configuration` (Sail's environment
+    variables, which it reads when the server is created) and a checkpoint directory.
+
+    The merges checkpoint (`DataFrame.localCheckpoint`) what they use more than once; Sail writes
+    checkpoints to `SAIL_EXECUTION__CHECKPOINT__PATH` and refuses them without one. Unless that names a
+    path, the server gets a directory of its own, removed when the process exits (Sail keeps checkpoint
+    files until then).
+    """
+    from pysail.spark import SparkConnectServer
+
+    settings = dict(configuration or {})
+    if not os.environ.get(CHECKPOINT_PATH_VARIABLE) and CHECKPOINT_PATH_VARIABLE not in settings:
+        checkpoints = tempfile.mkdtemp(prefix="sail-checkpoints-")
+        atexit.register(shutil.rmtree, checkpoints, ignore_errors=True)
+        settings[CHECKPOINT_PATH_VARIABLE] = Path(checkpoints).as_uri()
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        server = SparkConnectServer("127.0.0.1", 0)
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    server.start(background=True)
+    return server
+
+
 def embedded_sail_remote() -> str:
     """Start (once per process) a Sail Spark Connect server on loopback and return its address."""
     with _lock:
         if "remote" not in _embedded:
-            from pysail.spark import SparkConnectServer
-
-            server = SparkConnectServer("127.0.0.1", 0)
-            server.start(background=True)
+            server = start_sail_server()
             _, port = server.listening_address
             _embedded.update(server=server, remote=f"sc://127.0.0.1:{port}")
             atexit.register(_stop_embedded)

@@ -49,6 +49,23 @@ def at_least(left: str, right: str, columns: tuple[str, ...]) -> str:
     return f"({greater} OR ({lhs} <=> {rhs} AND {at_least(left, right, tuple(rest))}))"
 
 
+def checkpointed(frame: DataFrame) -> DataFrame:
+    """`frame` computed once and kept (Spark's local checkpoint), for a step that uses it more than once:
+    Sail plans a MERGE whose source is a plan of windows and joins so that it runs that plan again and
+    again, and a DataFrame used twice is computed twice.
+
+    pyspark 4.2's Connect client binds the checkpoint to the thread's active session, which belongs to
+    another server when a process talks to two (the tests' local-cluster server beside the embedded
+    one): the result is bound back to `frame`'s session, which also releases it when it is dropped.
+    """
+    result = frame.localCheckpoint()
+    session = frame.sparkSession
+    if result.sparkSession is not session:
+        result._session = session  # type: ignore[attr-defined]
+        result._plan._spark_session = session  # type: ignore[attr-defined]
+    return result
+
+
 def newest_per_key(changes: DataFrame, spec: MergeSpec) -> DataFrame:
     window = Window.partitionBy(*spec.key).orderBy(*[F.col(c).desc() for c in spec.order])
     return changes.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
@@ -159,6 +176,7 @@ def merge_into_current(
         WHERE t.{spec.key[0]} IS NULL OR {newer}
         """
     )
+    unbeaten = checkpointed(unbeaten)  # the MERGE, the winning deletes and the tombstones read it
     unbeaten.createOrReplaceTempView("platform_current_unbeaten")
     updates = ", ".join(f"t.{c} = s.{c}" for c in spec.columns)
     inserted = ", ".join(spec.columns)

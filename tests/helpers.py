@@ -71,17 +71,10 @@ def sail_local_cluster(worker_task_slots: int = 8) -> Iterator[str]:
     Sail schedules a task region (stages pipelined together) only when the cluster has a slot for each
     of its tasks at once: a scan of N files needs N slots. Size `worker_task_slots` for the widest
     region the test builds, as a production cluster must be sized for the files of its widest merge."""
-    import pytest
-    from pysail.spark import SparkConnectServer
-
-    from resources.spark import SparkResource
+    from resources.spark import SparkResource, start_sail_server
 
     before = listening_sockets()
-    with pytest.MonkeyPatch.context() as environment:
-        for name, value in {**SAIL_LOCAL_CLUSTER, "SAIL_CLUSTER__WORKER_TASK_SLOTS": str(worker_task_slots)}.items():
-            environment.setenv(name, value)  # Sail reads its configuration when the server is created
-        server = SparkConnectServer("127.0.0.1", 0)
-        server.start(background=True)
+    server = start_sail_server({**SAIL_LOCAL_CLUSTER, "SAIL_CLUSTER__WORKER_TASK_SLOTS": str(worker_task_slots)})
     remote = f"sc://127.0.0.1:{server.listening_address[1]}"
     try:
         session = SparkResource(remote=remote).session()
