@@ -61,7 +61,7 @@ def checkpointed(frame: DataFrame) -> DataFrame:
     result = frame.localCheckpoint()
     session = frame.sparkSession
     if result.sparkSession is not session:
-        result._session = session  # type: ignore[attr-defined]
+        result._session = session
         result._plan._spark_session = session  # type: ignore[attr-defined]
     return result
 
