@@ -587,10 +587,10 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
     import pyarrow.compute as pc
 
     from platform_assets.entity import ensure_tables
+    from platform_assets.lib.archive import landing_records
     from platform_assets.lib.contract import load_contracts
     from platform_assets.lib.decode import decode_batch
     from platform_assets.lib.pii import DEV_PII_KEY, protect_rows
-    from platform_assets.lib.records import landing_record
     from platform_assets.lib.tables import LANDING_SCHEMA, current_schema, history_schema, raw_schema
     from platform_assets.raw import hour_window_predicate
     from resources.lake import LakeResource
@@ -647,7 +647,7 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
             per_run = -(-events_per_hour // landing_runs_per_hour)
             for run_start in range(0, events_per_hour, per_run):
                 lake.append("landing", contract.name, landing.slice(run_start, per_run))
-            batch = decode_batch(contract, list(map(landing_record, landing.to_pylist())), protected)
+            batch = decode_batch(contract, landing_records(landing), protected)
             for row in batch.rows:  # each record decoded once; a run of its hour writes it again
                 decoded_hours.setdefault(row["_event_hour"], []).append(row)
             for gone in [moment for moment in decoded_hours if moment < earliest]:

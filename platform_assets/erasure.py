@@ -23,12 +23,12 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from platform_assets.lib import erasure as policy
-from platform_assets.lib.archive import ERASURE_GENERATION
+from platform_assets.lib.archive import ERASURE_GENERATION, landing_records
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, decode
 from platform_assets.lib.erasure import ERASED_LAYERS, KEYED_LAYERS, ErasureError, Target
 from platform_assets.lib.pii import hash_value, pii_key
-from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, Decoded, LandingRecord, landing_record
+from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, Decoded, LandingRecord
 from platform_assets.lib.tables import AUDIT_SCHEMA, ERASURE_SCHEMA, LANDING_SCHEMA, QUARANTINE_SCHEMA
 from resources.lake import LakeCommitConflictError, LakeResource
 
@@ -221,7 +221,7 @@ def _landed_positions(
     if candidates is None or candidates:
         at = "true" if candidates is None else policy.positions_predicate(candidates, *LANDING_POSITION_COLUMNS)
         landed = lake.select("landing", entity, f"select * from landing where {at}")
-        records = map(landing_record, [] if landed is None else landed.to_pylist())
+        records = [] if landed is None else landing_records(landed)
         positions.update(_position(r) for r in records if target.named_by_bytes(r, schema_lookup) in keys)
     return positions
 
@@ -367,10 +367,15 @@ def find_keys(
             for version in range(table.version() + 1):
                 try:
                     table.load_as_version(version)
-                    rows = table.to_pyarrow_dataset().to_table().to_pylist()
+                    rows = table.to_pyarrow_dataset().to_table()
                 except Exception:  # the version's files were vacuumed: nothing of it can be read any more
                     continue
-                hits = sum(1 for row in rows if _names_a_key(target, layer, row, wanted, stored, schema_lookup))
+                if layer == "landing":
+                    hits = sum(target.named_by_bytes(r, schema_lookup) in wanted for r in landing_records(rows))
+                else:
+                    hits = sum(
+                        _names_a_key(target, layer, row, wanted, stored, schema_lookup) for row in rows.to_pylist()
+                    )
                 if hits:
                     found[f"{layer}/{target.contract.name}@v{version}"] = hits
     return found
@@ -379,8 +384,6 @@ def find_keys(
 def _names_a_key(
     target: Target, layer: str, row: dict, wanted: set[str], stored: set[tuple], schema_lookup: SchemaLookup | None
 ) -> bool:
-    if layer == "landing":
-        return target.named_by_bytes(landing_record(row), schema_lookup) in wanted
     if layer == "quarantine":
         record = LandingRecord(row["_topic"], row["_partition"], row["_offset"], 0, row["key"], row["value"], ())
         return target.named_by_bytes(record, schema_lookup) in wanted

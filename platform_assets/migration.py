@@ -20,12 +20,13 @@ import pyarrow.compute as pc
 
 from platform_assets.entity import ensure_tables, merge_spec
 from platform_assets.erasure import erased_record_test
+from platform_assets.lib.archive import landing_records
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, decode_batch
 from platform_assets.lib.erasure import KEYED_LAYERS
 from platform_assets.lib.evolution import identity_properties
 from platform_assets.lib.pii import pii_key, protect_rows
-from platform_assets.lib.records import landing_record, snapshot_topic
+from platform_assets.lib.records import snapshot_topic
 from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
 from resources.lake import LakeResource
 from spark.cdc import history_days, rebuild_current, since_latest_snapshot
@@ -48,7 +49,7 @@ def migrate(
     archive = lake.read("landing", name, schema=LANDING_SCHEMA)
     batch = decode_batch(
         contract,
-        [landing_record(row) for row in archive.to_pylist()],
+        landing_records(archive),
         lambda rows: protect_rows(contract, rows, secret),
         schema_lookup,
         is_erased=erased_record_test(lake, contract, secret, schema_lookup),

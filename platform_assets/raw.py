@@ -34,10 +34,11 @@ from platform_assets.entity import (
     partition_label,
 )
 from platform_assets.erasure import erased_record_test
+from platform_assets.lib.archive import landing_records
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import decode_batch
 from platform_assets.lib.pii import pii_key, protect_rows
-from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, LandingRecord, landing_record
+from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, LandingRecord
 from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
 from platform_assets.quality import raw_rules, validate
@@ -66,8 +67,7 @@ def read_hours(
 
 
 def landed_records(lake: LakeResource, entity: str, start: datetime, end: datetime) -> list[LandingRecord]:
-    table = read_hours(lake, "landing", entity, start, end, LANDING_SCHEMA)
-    return [landing_record(row) for row in table.to_pylist()]
+    return landing_records(read_hours(lake, "landing", entity, start, end, LANDING_SCHEMA))
 
 
 def _stored_positions(lake: LakeResource, contract: Contract, start: datetime, end: datetime) -> list[tuple]:

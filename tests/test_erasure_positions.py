@@ -13,11 +13,11 @@ from change_streams import PEOPLE
 
 from platform_assets.erasure import erase, find_keys
 from platform_assets.lib import erasure as policy
-from platform_assets.lib.archive import landing_rows
+from platform_assets.lib.archive import landing_records, landing_rows
 from platform_assets.lib.decode import decode_batch
 from platform_assets.lib.erasure import erasure_targets
 from platform_assets.lib.pii import pii_key, protect_rows
-from platform_assets.lib.records import LandingRecord, landing_record
+from platform_assets.lib.records import LandingRecord
 from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
 
 pytestmark = pytest.mark.unit
@@ -44,7 +44,7 @@ def decode_hour(lake, hour: int) -> None:
     """What the raw asset writes for the hour: its decoded rows and its quarantine."""
     start = START + timedelta(hours=hour)
     window = (pa.compute.field("_event_hour") >= start) & (pa.compute.field("_event_hour") < start + timedelta(hours=1))
-    landed = [landing_record(row) for row in lake.read("landing", "people", window, LANDING_SCHEMA).to_pylist()]
+    landed = landing_records(lake.read("landing", "people", window, LANDING_SCHEMA))
     batch = decode_batch(PEOPLE, landed, lambda rows: protect_rows(PEOPLE, rows, pii_key()))
     lake.append("raw", "people", pa.Table.from_pylist(batch.rows, raw_schema(PEOPLE)))
     lake.append("quarantine", "people", pa.Table.from_pylist(batch.quarantined, QUARANTINE_SCHEMA))

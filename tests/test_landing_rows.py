@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from platform_assets.lib.archive import landing_rows, last_offsets
+from platform_assets.lib.archive import landing_records, landing_rows, last_offsets
 from platform_assets.lib.contract import load_contracts
-from platform_assets.lib.records import LandingRecord, landing_record
+from platform_assets.lib.records import LandingRecord
 from platform_assets.partitions import DEFAULT_PARTITIONS
 
 pytestmark = pytest.mark.unit
@@ -43,9 +43,7 @@ records = st.lists(
 @given(records)
 def test_every_landed_row_reads_back_as_the_record_consumed(batch):
     table = landing_rows(TRANSACTIONS, batch, None, LANDED_AT, DEFAULT_PARTITIONS.first_hour)
-    assert [landing_record(row) for row in table.to_pylist()] == [
-        record._replace(landed_at=LANDED_AT) for record in batch
-    ]
+    assert landing_records(table) == [record._replace(landed_at=LANDED_AT) for record in batch]
     expected_last: dict[tuple[str, int], int] = {}
     for record in batch:
         position = (record.topic, record.partition)

@@ -148,20 +148,6 @@ def kafka_moment(timestamp_ms: int) -> datetime:
     return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
 
 
-def landing_record(row: dict[str, Any]) -> LandingRecord:
-    """A row of the landing table back as the record it archives."""
-    return LandingRecord(
-        topic=row["topic"],
-        partition=row["partition"],
-        offset=row["offset"],
-        timestamp_ms=int(row["timestamp"].timestamp() * 1000),
-        key=row["key"],
-        value=row["value"],
-        headers=tuple((h["key"], h["value"]) for h in row["headers"] or ()),
-        landed_at=row.get("_landed_at"),
-    )
-
-
 # Where raw and quarantine keep a record's Kafka position (landing calls them topic, partition, offset).
 KAFKA_POSITION_COLUMNS = ("_topic", "_partition", "_offset")
 
