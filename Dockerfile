@@ -31,7 +31,7 @@ WORKDIR /app
 # Dependencies first (their own layer, rebuilt only when the lock changes): exactly uv.lock, no dev group.
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev
+    uv sync --frozen --no-dev --compile-bytecode
 
 COPY platform_assets/ platform_assets/
 COPY cli/ cli/
