@@ -12,7 +12,14 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from platform_assets.quality import BUILT_IN, Rule, great_expectations_batch, great_expectations_outcome, validate
+from platform_assets.quality import (
+    BUILT_IN,
+    Rule,
+    _columns_for_great_expectations,
+    great_expectations_batch,
+    great_expectations_outcome,
+    validate,
+)
 
 pytestmark = pytest.mark.spark
 
@@ -90,6 +97,23 @@ def test_built_in_rules_agree_with_great_expectations(rule):
 def test_a_rule_on_a_missing_column_fails_and_names_it():
     [outcome] = validate(EDGE_CASES, [Rule("expect_column_values_to_not_be_null", {"column": "absent"})])
     assert not outcome.success and outcome.sample == ["column `absent` is missing"]
+
+
+def test_great_expectations_judge_a_column_rule_on_that_column_and_a_row_condition_on_the_whole_frame():
+    """Great Expectations gets only the columns its rules name (it hashes every batch whole), unless a
+    rule may read others: the outcomes are those of the whole frame either way."""
+    frame = pd.DataFrame({"amount": [5, -1, 7, -3], "currency": ["EUR", "EUR", "USD", "USD"], "note": ["a"] * 4})
+    between = Rule("expect_column_values_to_be_between", {"column": "amount", "min_value": 0})
+    conditional = Rule(
+        "expect_column_values_to_be_between",
+        {"column": "amount", "min_value": 0, "row_condition": 'currency=="EUR"', "condition_parser": "pandas"},
+    )
+    assert list(_columns_for_great_expectations(frame, [between]).columns) == ["amount"]
+    assert _columns_for_great_expectations(frame, [between, conditional]) is frame
+    whole = great_expectations_batch(frame)
+    for rules in ([between], [between, conditional]):
+        assert validate(frame, rules) == [great_expectations_outcome(whole, frame, rule) for rule in rules]
+    assert [(o.success, o.unexpected_count) for o in validate(frame, [conditional])] == [(False, 1)]
 
 
 def test_a_range_expectation_judges_a_decimal_column():
