@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -116,15 +117,16 @@ def _at_or_after(
 
 
 def _consumed(messages: list[Message]) -> LandingBatch:
-    """The messages as columns (see `LandingBatch`), one pass of plain attribute reads per column."""
+    """The messages as columns (see `LandingBatch`), one `map` of a `Message` method per column: the
+    loop runs in C, where a list comprehension ran bytecode around every call."""
     return LandingBatch(
-        [m.topic() for m in messages],  # type: ignore[misc]
-        [m.partition() for m in messages],  # type: ignore[misc]
-        [m.offset() for m in messages],  # type: ignore[misc]
-        [m.timestamp()[1] for m in messages],
-        [m.key() for m in messages],
-        [m.value() for m in messages],
-        _headers([m.headers() for m in messages]),
+        list(map(Message.topic, messages)),  # type: ignore[arg-type]
+        list(map(Message.partition, messages)),  # type: ignore[arg-type]
+        list(map(Message.offset, messages)),  # type: ignore[arg-type]
+        list(map(itemgetter(1), map(Message.timestamp, messages))),
+        list(map(Message.key, messages)),
+        list(map(Message.value, messages)),
+        _headers(list(map(Message.headers, messages))),
     )
 
 
