@@ -8,6 +8,7 @@ warns: fields that producers send but the contract does not name (schema drift) 
 tell an engineer about a new field before a user asks.
 """
 
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -223,9 +224,7 @@ def every_record_accounted(
 ) -> AssetCheckResult:
     """Reconcile a partition: the landed records filed under it against the raw and quarantine rows read
     back after the write (`stored`), plus the records decoding set aside and counted (`set_aside`)."""
-    counts: dict[Position, int] = {}
-    for position in stored:
-        counts[position] = counts.get(position, 0) + 1
+    counts = Counter(stored)
     landed_here = set(landed)
     doubled = sorted(position for position, count in counts.items() if count > 1)
     stray = sorted(set(counts) - landed_here)

@@ -28,7 +28,7 @@ from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, decode
 from platform_assets.lib.erasure import ERASED_LAYERS, KEYED_LAYERS, ErasureError, Target
 from platform_assets.lib.pii import hash_value, pii_key
-from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, Decoded, LandingRecord
+from platform_assets.lib.records import KAFKA_POSITION, KAFKA_POSITION_COLUMNS, Decoded, LandingRecord
 from platform_assets.lib.tables import AUDIT_SCHEMA, ERASURE_SCHEMA, LANDING_SCHEMA, QUARANTINE_SCHEMA
 from resources.lake import LakeCommitConflictError, LakeResource
 
@@ -222,7 +222,7 @@ def _landed_positions(
         at = "true" if candidates is None else policy.positions_predicate(candidates, *LANDING_POSITION_COLUMNS)
         landed = lake.select("landing", entity, f"select * from landing where {at}")
         records = [] if landed is None else landing_records(landed)
-        positions.update(_position(r) for r in records if target.named_by_bytes(r, schema_lookup) in keys)
+        positions.update(KAFKA_POSITION(r) for r in records if target.named_by_bytes(r, schema_lookup) in keys)
     return positions
 
 
@@ -230,10 +230,6 @@ def _positions_in(
     table: pa.Table | None, columns: tuple[str, ...] = KAFKA_POSITION_COLUMNS
 ) -> set[tuple[str, int, int]]:
     return set() if table is None else set(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
-
-
-def _position(record: LandingRecord) -> tuple[str, int, int]:
-    return record.topic, record.partition, record.offset
 
 
 def _still_held(

@@ -15,7 +15,6 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from platform_assets.entity import ensure_tables, merge_spec
@@ -27,7 +26,7 @@ from platform_assets.lib.erasure import KEYED_LAYERS
 from platform_assets.lib.evolution import identity_properties
 from platform_assets.lib.pii import pii_key, protect_rows
 from platform_assets.lib.records import snapshot_topic
-from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
+from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema, rows_table
 from resources.lake import LakeResource
 from spark.cdc import history_days, rebuild_current, since_latest_snapshot
 from spark.scd2 import merge_into_scd2
@@ -55,9 +54,9 @@ def migrate(
         is_erased=erased_record_test(lake, contract, secret, schema_lookup),
     )
     ensure_tables(staging, contract, REBUILT_LAYERS)
-    raw = pa.Table.from_pylist(batch.rows, raw_schema(contract))
+    raw = rows_table(batch.rows, raw_schema(contract))
     staging.append("raw", name, raw)
-    staging.append("quarantine", name, pa.Table.from_pylist(batch.quarantined, QUARANTINE_SCHEMA))
+    staging.append("quarantine", name, rows_table(batch.quarantined, QUARANTINE_SCHEMA))
     spec = merge_spec(contract)
     every_change = spark.read.format("delta").load(staging.uri("raw", name))
     rebuild_current(

@@ -38,8 +38,8 @@ from platform_assets.lib.archive import landing_records
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import decode_batch
 from platform_assets.lib.pii import pii_key, protect_rows
-from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, LandingRecord
-from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
+from platform_assets.lib.records import KAFKA_POSITION, KAFKA_POSITION_COLUMNS, LandingRecord
+from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema, rows_table
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
 from platform_assets.quality import raw_rules, validate
 from resources.lake import LakeResource
@@ -163,11 +163,9 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
             first_hour=partitions.first_hour,
         )
         predicate = hour_window_predicate("_event_hour", window.start, window.end)
-        raw_table = pa.Table.from_pylist(batch.rows, raw_schema(contract))
+        raw_table = rows_table(batch.rows, raw_schema(contract))
         lake.replace_where("raw", contract.name, raw_table, predicate)
-        lake.replace_where(
-            "quarantine", contract.name, pa.Table.from_pylist(batch.quarantined, QUARANTINE_SCHEMA), predicate
-        )
+        lake.replace_where("quarantine", contract.name, rows_table(batch.quarantined, QUARANTINE_SCHEMA), predicate)
         operations = Counter(row["_op"] for row in batch.rows)
         errors = Counter(row["error"] for row in batch.quarantined)
         context.log.info(
@@ -205,7 +203,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         yield checks.every_record_accounted(
             raw_key,
             label,
-            [(record.topic, record.partition, record.offset) for record in records],
+            list(map(KAFKA_POSITION, records)),
             _stored_positions(lake, contract, window.start, window.end),
             sum(batch.skipped.values()) + batch.erased,
         )

@@ -35,6 +35,7 @@ from platform_assets.lib.contract import (
     FieldSpec,
 )
 from platform_assets.lib.records import (
+    KAFKA_POSITION,
     KAFKA_POSITION_COLUMNS,
     SNAPSHOT_TOPIC_PREFIX,
     TRUNCATE,
@@ -814,7 +815,7 @@ def decode_batch(
     """
     with collector_paused():  # a batch keeps several containers per record; its walks were a sixth of the decode
         return _decoded_batch(
-            contract, sorted(records, key=_KAFKA_ORDER), protect, schema_lookup, is_erased, first_hour
+            contract, sorted(records, key=KAFKA_POSITION), protect, schema_lookup, is_erased, first_hour
         )
 
 
@@ -934,9 +935,6 @@ def _raw_rows(
 
 # The columns every raw row has besides the stored fields and the envelope's, as `_raw_rows` writes them.
 _PLATFORM_COLUMNS = ("_op", "_extra", *KAFKA_POSITION_COLUMNS, "_kafka_timestamp", "_event_hour")
-
-
-_KAFKA_ORDER = itemgetter(0, 1, 2)  # topic, partition, offset of a LandingRecord
 
 
 def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> list[_PlainChange | None]:

@@ -148,6 +148,9 @@ def kafka_moment(timestamp_ms: int) -> datetime:
     return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
 
 
+# A LandingRecord's Kafka position (topic, partition, offset), in the order records are consumed.
+KAFKA_POSITION = itemgetter(0, 1, 2)
+
 # Where raw and quarantine keep a record's Kafka position (landing calls them topic, partition, offset).
 KAFKA_POSITION_COLUMNS = ("_topic", "_partition", "_offset")
 

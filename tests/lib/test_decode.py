@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import fastavro
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from platform_assets.lib.decode import (
     named_subject,
 )
 from platform_assets.lib.records import Change, HourRange, LandingBatch, LandingRecord, Rejected, Skipped
+from platform_assets.lib.tables import QUARANTINE_SCHEMA, raw_schema, rows_table
 
 pytestmark = pytest.mark.unit
 
@@ -520,3 +522,6 @@ def test_a_batch_decodes_as_its_records_decode_one_by_one(case):
     contract_, records = case
     batch = decode_batch(contract_, records, lambda values: values, lookup)
     assert (batch.rows, batch.quarantined) == _decoded_one_by_one(contract_, records)
+    # Written column by column, as Arrow writes the rows (a key a row lacks reads null).
+    for rows, schema in ((batch.rows, raw_schema(contract_)), (batch.quarantined, QUARANTINE_SCHEMA)):
+        assert rows_table(rows, schema).equals(pa.Table.from_pylist(rows, schema))
