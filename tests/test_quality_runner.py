@@ -38,14 +38,20 @@ SPARK = """
 from resources.spark import SparkResource
 print(SparkResource().session().range(3).count())
 """
+CHECKPOINT = """
+from pathlib import Path
+from resources.spark import SparkResource
+kept = SparkResource().session().range(5).selectExpr("id * 2 AS twice").localCheckpoint()
+print(sum(1 for _ in Path(".").glob("tmp/sail-checkpoints-*/**/*.parquet")), kept.count())
+"""
 
 
-def last_line_of_fresh_process(program: str, directory: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "SPARK_HOME"}
+def last_line_of_fresh_process(program: str, directory: Path, environment: dict[str, str] | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_HOME", "SAIL_EXECUTION__CHECKPOINT__PATH")}
     done = subprocess.run(
         [sys.executable, "-c", program],
         cwd=directory,
-        env={**env, "PYTHONPATH": str(ROOT)},
+        env={**env, "PYTHONPATH": str(ROOT), **(environment or {})},
         capture_output=True,
         text=True,
         timeout=300,
@@ -60,6 +66,15 @@ def test_validation_in_a_fresh_process(tmp_path):
 
 def test_a_spark_session_in_a_fresh_process(tmp_path):
     assert last_line_of_fresh_process(SPARK, tmp_path) == "3"
+
+
+def test_the_embedded_sail_checkpoints_in_a_directory_of_its_own_removed_at_exit(tmp_path):
+    """The merges checkpoint what they use twice; Sail refuses a checkpoint without a path, so the
+    embedded server gets a temporary directory, and its files go with the process."""
+    (tmp_path / "tmp").mkdir()
+    written, rows = last_line_of_fresh_process(CHECKPOINT, tmp_path, {"TMPDIR": str(tmp_path / "tmp")}).split()
+    assert int(written) > 0 and rows == "5"
+    assert not list((tmp_path / "tmp").glob("sail-checkpoints-*"))
 
 
 EDGE_CASES = pd.DataFrame(
