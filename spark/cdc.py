@@ -166,6 +166,7 @@ def merge_into_current(
         # The stored truncate (the tombstone without a key) beats older changes of every key.
         stored_truncate = stored_tombstones.where(F.col(spec.key[0]).isNull()).withColumn("_deleted", F.lit(True))
         source = truncated(spark, newest_per_key(source.unionByName(stored_truncate), spec), spec)
+    source = checkpointed(source)  # counted for the run's metadata too: the window over the changes once
     source.createOrReplaceTempView("platform_current_changes")
     stored_tombstones.createOrReplaceTempView("platform_current_tombstones")
     on = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
