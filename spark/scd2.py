@@ -51,7 +51,8 @@ def versions(candidates: DataFrame, spec: MergeSpec) -> DataFrame:
 def _chains(candidates: DataFrame, spec: MergeSpec) -> DataFrame:
     """`versions` of keys with several candidates: ordered, copies dropped, each kept while in effect."""
     key = list(spec.key)
-    # Every window is over one key, so the plan shuffles once (narrow plans: see merge_into_scd2).
+    # The windows over one key share one shuffle (narrow plans: see merge_into_scd2); finding copies
+    # over key and order takes one more, where a `lag` per order column took a window each.
     by_order = Window.partitionBy(*key).orderBy(
         *[F.col(c).asc_nulls_first() for c in spec.order], F.col("_arriving").desc()
     )
