@@ -21,14 +21,12 @@ HOUR = datetime(2026, 1, 1, 3, tzinfo=UTC)
 @contextmanager
 def sail_session() -> Iterator[Any]:
     """A Spark Connect session on a Sail server of its own, started after the storage environment is set."""
-    from pysail.spark import SparkConnectServer
     from pyspark.sql import SparkSession
 
-    from resources.spark import use_client_only_spark_home
+    from resources.spark import start_sail_server, use_client_only_spark_home
 
     use_client_only_spark_home()
-    server = SparkConnectServer("127.0.0.1", 0)
-    server.start(background=True)
+    server = start_sail_server()
     try:
         _, port = server.listening_address
         spark = SparkSession.builder.remote(f"sc://127.0.0.1:{port}").create()
