@@ -49,6 +49,10 @@ def at_least(left: str, right: str, columns: tuple[str, ...]) -> str:
     return f"({greater} OR ({lhs} <=> {rhs} AND {at_least(left, right, tuple(rest))}))"
 
 
+class CheckpointPathMissingError(RuntimeError):
+    """The Spark Connect server has nowhere to keep checkpoints (a Sail server without a checkpoint path)."""
+
+
 def checkpointed(frame: DataFrame) -> DataFrame:
     """`frame` computed once and kept (Spark's local checkpoint), for a step that uses it more than once:
     Sail plans a MERGE whose source is a plan of windows and joins so that it runs that plan again and
@@ -58,7 +62,17 @@ def checkpointed(frame: DataFrame) -> DataFrame:
     another server when a process talks to two (the tests' local-cluster server beside the embedded
     one): the result is bound back to `frame`'s session, which also releases it when it is dropped.
     """
-    result = frame.localCheckpoint()
+    try:
+        result = frame.localCheckpoint()
+    except Exception as error:
+        if "checkpoint" not in str(error) or "path is not configured" not in str(error):
+            raise
+        raise CheckpointPathMissingError(
+            "the Spark Connect server has no checkpoint path, and the merges checkpoint what they use twice: "
+            "start the Sail server with SAIL_EXECUTION__CHECKPOINT__PATH set to an object-store path the server "
+            "can write (for example abfss://<container>@<account>.dfs.core.windows.net/_checkpoints, with a "
+            "lifecycle rule deleting files older than a day); the embedded server gets one by itself"
+        ) from error
     session = frame.sparkSession
     if result.sparkSession is not session:
         result._session = session

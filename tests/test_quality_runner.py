@@ -139,3 +139,21 @@ def test_a_range_expectation_judges_a_decimal_column():
     [outcome] = validate(frame, [Rule("expect_column_values_to_be_between", {"column": "amount", "min_value": 0})])
     assert (outcome.success, outcome.unexpected_count, outcome.element_count) == (False, 1, 4)
     assert outcome.sample == ["-40.00"]
+
+
+def test_a_sail_server_without_a_checkpoint_path_is_refused_with_the_setting_to_give_it(monkeypatch):
+    """A Sail server in a cluster must be given a checkpoint path; the merges say which and how."""
+    from pysail.spark import SparkConnectServer
+
+    from resources.spark import SparkResource
+    from spark.cdc import CheckpointPathMissingError, checkpointed
+
+    monkeypatch.delenv("SAIL_EXECUTION__CHECKPOINT__PATH", raising=False)
+    server = SparkConnectServer("127.0.0.1", 0)
+    server.start(background=True)
+    try:
+        session = SparkResource(remote=f"sc://127.0.0.1:{server.listening_address[1]}").session()
+        with pytest.raises(CheckpointPathMissingError, match="SAIL_EXECUTION__CHECKPOINT__PATH"):
+            checkpointed(session.range(3))
+    finally:
+        server.stop()
