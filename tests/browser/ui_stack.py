@@ -251,21 +251,24 @@ def stop_automation(ui: DagsterUI) -> None:
                 ]
         return found
 
-    for kind, name, state_id, status in instigators():
-        if status != "RUNNING" or name in RUNLESS_SENSORS:
-            continue
-        if kind == "sensor":
-            mutation = "mutation($id: String) { stopSensor(id: $id) { __typename } }"
-            expected = "StopSensorMutationResult"
-        else:
-            mutation = "mutation($id: String) { stopRunningSchedule(id: $id) { __typename } }"
-            expected = "ScheduleStateResult"
-        answer = ui.graphql(mutation, {"id": state_id})
-        assert expected in json.dumps(answer), f"could not stop {kind} {name}: {answer}"
-    still_running = [
-        name for _, name, _, status in instigators() if status == "RUNNING" and name not in RUNLESS_SENSORS
-    ]
-    assert not still_running, f"still running: {still_running}"
+    # A sensor tick that the daemon was evaluating when the stop came writes its state back as it read it,
+    # RUNNING again (seen once for the history sensors): stopped again until the state stays stopped.
+    deadline = time.monotonic() + 30
+    while True:
+        running = [i for i in instigators() if i[3] == "RUNNING" and i[1] not in RUNLESS_SENSORS]
+        if not running or time.monotonic() > deadline:
+            break
+        for kind, name, state_id, _ in running:
+            if kind == "sensor":
+                mutation = "mutation($id: String) { stopSensor(id: $id) { __typename } }"
+                expected = "StopSensorMutationResult"
+            else:
+                mutation = "mutation($id: String) { stopRunningSchedule(id: $id) { __typename } }"
+                expected = "ScheduleStateResult"
+            answer = ui.graphql(mutation, {"id": state_id})
+            assert expected in json.dumps(answer), f"could not stop {kind} {name}: {answer}"
+        time.sleep(1)
+    assert not running, f"still running 30 s after being stopped: {[name for _, name, _, _ in running]}"
 
 
 def land(ui: DagsterUI) -> None:
