@@ -54,9 +54,8 @@ def datetimes(values: pa.Array) -> list[datetime]:
 def repeated_moments(values: pa.ChunkedArray) -> list[datetime | None]:
     """A timestamp column whose values repeat (when rows were landed: one moment per commit) as time zone
     aware datetimes, each distinct one built once (`to_pylist` imports pandas for zones)."""
-    dictionary = values.combine_chunks().dictionary_encode()
-    micros = dictionary.dictionary.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
-    distinct = [None if value is None else EPOCH + value * MICROSECOND for value in micros]
+    dictionary = values.combine_chunks().dictionary_encode()  # nulls stay in the indices, not the values
+    distinct = datetimes(dictionary.dictionary)
     return [None if index is None else distinct[index] for index in dictionary.indices.to_pylist()]
 
 
