@@ -269,7 +269,7 @@ def newest_state_by_duckdb(connection: Any) -> tuple[Any, Any]:
     return rows(False), rows(True)
 
 
-MERGE_GOAL = 1.0  # Spark MERGE seconds over a DuckDB full rewrite of the same table
+MERGE_GOAL = 1.0  # Spark merge seconds over a DuckDB full rewrite of the same table
 PEAK_GOAL_MB = 3 * 1024
 
 
@@ -328,7 +328,7 @@ def merge_vs_duckdb(changes: int, rows: int, workdir: Path) -> Result:
     )
     ratio = seconds / baseline_s
     return Result(
-        "merge into current (Spark MERGE) vs DuckDB full rewrite",
+        "merge into current (Spark) vs DuckDB full rewrite",
         f"{changes} into {rows}",
         seconds,
         peak,
@@ -592,7 +592,7 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
     records late, filed under the hour they belong to, up to LATE_HOURS back), then the raw rows of every
     hour it touched, from `decode_batch`, written by `replace_where` as the raw asset's range run writes
     them; each day one commit of `current` rows and a rewrite of the newest two `history` days (the
-    assets write those through Spark MERGE and replaceWhere: the same layouts and one commit per run,
+    assets write those through Spark overwrites and replaceWhere: the same layouts and one commit per run,
     from rows made here).
     Every hour all `events_per_hour` customers of its day change; a customer's id names its day after
     the number, so no file's key range prunes a lookup by key. Returns the lake resource."""

@@ -1,6 +1,6 @@
-"""Current: one row per live key, maintained by an ordered MERGE on Spark.
+"""Current: one row per live key, maintained by an ordered merge on Spark (`spark.cdc.merge_into_current`).
 
-Partition H applies the changes of raw hour H. Because the MERGE only lets a change win when it is at
+Partition H applies the changes of raw hour H. Because the merge only lets a change win when it is at
 least as new as the stored one, partitions can be applied in any order and any number of times, and a
 backfill re-applies fixed logic to exactly the keys whose newest change lies in the backfilled hours.
 Readers see live rows only: the tombstones of deleted keys, which stop a late older update from
