@@ -3,20 +3,23 @@
     python -m benchmarks            # full sizes (minutes)
     python -m benchmarks --smoke    # tiny sizes, so the harness never rots (asserts nothing about speed)
 
-Prints one table and writes benchmarks/results/latest.json. Peak memory is the process's resident
-high-water mark during the case (reset before each case through /proc/self/clear_refs); the embedded
-Sail server runs inside this process, so Spark's memory is included.
+Prints one table and writes benchmarks/results/latest.json. Each case runs in a process of its own,
+so that what earlier cases left allocated (Sail's and Arrow's pools, Python's heap) neither slows
+it nor counts in its peak memory: the process's resident high-water mark during the case (reset
+before each timed step through /proc/self/clear_refs). The embedded Sail server runs inside that
+process, so Spark's memory is included.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import importlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -44,6 +47,7 @@ class Result:
     growth: float | None = None
     growth_met: bool | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    process_id: int | None = None  # the process the case ran in (each case has its own)
 
 
 def _reset_peak() -> None:
@@ -584,7 +588,6 @@ def backfill_single_vs_per_partition(hours: int, workdir: Path) -> Result:
 LATE_HOURS = 2
 
 
-@functools.cache  # the raw and erasure cases measure the same archives
 def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_runs_per_hour: int = 1) -> Any:
     """`days` of the `customers` entity as hourly runs leave them, written through the lake resource with
     the platform's own code, not through Dagster runs (the same writes, without a broker and 720 runs):
@@ -897,6 +900,7 @@ def main() -> None:
     parser.add_argument("--archive-days", type=int, default=30, help="days of archive for upkeep, raw and erasure")
     parser.add_argument("--archive-events", type=int, default=500, help="events an hour in those days")
     parser.add_argument("--cases", nargs="*", choices=CASES, help="default: all")
+    parser.add_argument("--result-to", type=Path, help=argparse.SUPPRESS)  # run one case here, write its Result
     args = parser.parse_args()
     if args.smoke:
         args.messages, args.decode, args.changes, args.rows, args.history_keys = 2_000, 2_000, 1_000, 20_000, 200
@@ -904,10 +908,35 @@ def main() -> None:
         args.rows_10x, args.live_keys = 40_000, 2_000
     os.environ.setdefault("PLATFORM_MODE", "dev")
     os.environ.setdefault("RUST_LOG", "warn")
+    names = args.cases or list(CASES)
+    if args.result_to is not None:  # a case's own process (see `in_own_process`)
+        (name,) = names
+        args.result_to.write_text(json.dumps(asdict(replace(run_case(name, args), process_id=os.getpid()))))
+        return
+    results = [in_own_process(name, args) for name in names]
+    print(f"{'case':<58}{'size':>20}{'time s':>9}{'peak MB':>9}{'base s':>9}{'ratio':>12}{'growth':>8}  goal")
+    for r in results:
+        growth = "" if r.growth is None else f"{r.growth:.2f}"
+        print(
+            f"{r.case:<58}{r.size:>20}{r.seconds:>9.3f}{r.peak_mb:>9.0f}{r.baseline_seconds:>9.3f}"
+            f"{r.ratio:>12.2f}{growth:>8}  {r.goal} {'met' if r.met else 'NOT met'}"
+        )
+        for name, value in r.details.items():
+            print(f"    {name}: {value}")
+    print("\n" + markdown_table(results))
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / ("smoke.json" if args.smoke else "latest.json")
+    path.write_text(
+        json.dumps(merged_results(path, dict(zip(names, results, strict=True)), bool(args.cases)), indent=2)
+    )
+
+
+def run_case(name: str, args: argparse.Namespace) -> Result:
+    """One case, in this process, at the sizes in `args`."""
     workdir = Path(tempfile.mkdtemp(prefix="platform-bench-"))
 
-    def scaled(case: Callable[[float, Path], Result], name: str) -> Callable[[], Result]:
-        return lambda: with_growth(case, workdir / name)
+    def scaled(case: Callable[[float, Path], Result], directory: str) -> Callable[[], Result]:
+        return lambda: with_growth(case, workdir / directory)
 
     days, events = args.archive_days, args.archive_events
     cases: dict[str, Callable[[], Result]] = {
@@ -928,25 +957,22 @@ def main() -> None:
         "history-day-10x": scaled(lambda k, d: history_day_vs_duckdb(int(args.live_keys * k), d), "history-day-10x"),
     }
     try:
-        names = args.cases or list(cases)
-        results = [cases[name]() for name in names]
+        return cases[name]()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"{'case':<58}{'size':>20}{'time s':>9}{'peak MB':>9}{'base s':>9}{'ratio':>12}{'growth':>8}  goal")
-    for r in results:
-        growth = "" if r.growth is None else f"{r.growth:.2f}"
-        print(
-            f"{r.case:<58}{r.size:>20}{r.seconds:>9.3f}{r.peak_mb:>9.0f}{r.baseline_seconds:>9.3f}"
-            f"{r.ratio:>12.2f}{growth:>8}  {r.goal} {'met' if r.met else 'NOT met'}"
-        )
-        for name, value in r.details.items():
-            print(f"    {name}: {value}")
-    print("\n" + markdown_table(results))
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / ("smoke.json" if args.smoke else "latest.json")
-    path.write_text(
-        json.dumps(merged_results(path, dict(zip(names, results, strict=True)), bool(args.cases)), indent=2)
-    )
+
+
+def in_own_process(name: str, args: argparse.Namespace) -> Result:
+    """Run one case in a new Python process, at this run's sizes, and read back its Result."""
+    with tempfile.TemporaryDirectory(prefix="platform-bench-case-") as scratch:
+        result_path = Path(scratch) / "result.json"
+        sizes = []  # every size option, as this run set it (`--smoke` sets them all)
+        for option, value in vars(args).items():
+            if type(value) is int:
+                sizes += [f"--{option.replace('_', '-')}", str(value)]
+        command = [sys.executable, "-m", "benchmarks", *sizes, "--cases", name, "--result-to", str(result_path)]
+        subprocess.run(command, check=True)
+        return Result(**json.loads(result_path.read_text()))
 
 
 def merged_results(path: Path, results: dict[str, Result], only_some: bool) -> list[dict[str, Any]]:

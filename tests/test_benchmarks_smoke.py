@@ -32,6 +32,8 @@ def test_benchmark_harness_runs_every_case_at_smoke_size():
         assert result["case"] in done.stdout
         if result["case"].split(" ")[0] in scaled:  # each scaled case also ran at half size
             assert result["half_seconds"] > 0 and result["growth"] == result["seconds"] / result["half_seconds"]
+    processes = [result["process_id"] for result in results]
+    assert len(set(processes)) == len(results) and os.getpid() not in processes, "each case runs in its own process"
     upkeep = results[len(scaled)]["details"]
     assert upkeep["files_after"]["landing"] < upkeep["files_before"]["landing"], "upkeep compacted the archive"
     assert upkeep["rows_read"]["raw hour"] > 0 and upkeep["rows_read"]["history day"] > 0
