@@ -72,6 +72,10 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# sqlfluff with the dbt templater needs the lake the models read: the test builds a small one.
+sqllint: install
+	$(RUN) -m pytest -p no:cacheprovider tests/test_dbt_project.py -k sqlfluff
+
 bench: install
 	$(RUN) -m benchmarks
 
