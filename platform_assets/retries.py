@@ -1,6 +1,6 @@
-"""Retries for transient failures only: an unreachable broker or Spark server, or a Spark read whose files
-an erasure vacuumed meanwhile, is retried; bad data is not (it would fail the same way again, and a
-person has to act on it)."""
+"""Retries for transient failures only: an unreachable broker or Spark server, a Spark read whose files
+an erasure vacuumed meanwhile, or a Spark write whose table another writer committed to meanwhile, is
+retried; bad data is not (it would fail the same way again, and a person has to act on it)."""
 
 import re
 from collections.abc import Iterator
@@ -18,6 +18,14 @@ SECONDS_BETWEEN_RETRIES = 10
 # JVM Spark FileNotFoundException or FAILED_READ_FILE.FILE_NOT_EXIST. A retry plans the newest
 # version, which no longer names the file (and no longer holds the person).
 VANISHED_FILE = re.compile(r"Object at location \S+ not found|FileNotFoundException|FILE_NOT_EXIST")
+# A Spark write whose table another writer committed to after the write planned its version (an erasure's
+# delete, a command-line run outside the pools): Sail refuses any commit but an append then, with no retry
+# of its own ("Failed to commit transaction: 0", delta-lake's MaxCommitAttempts); JVM Delta raises one of
+# its concurrent-modification exceptions. A retry plans the newest version, the other commit included.
+COMMIT_CONFLICT = re.compile(
+    r"Failed to commit transaction: \d+|Concurrent(Append|DeleteRead|DeleteDelete|Transaction|Write)Exception"
+    r"|DELTA_CONCURRENT_\w+|MetadataChangedException"
+)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -27,7 +35,7 @@ def is_transient(error: BaseException) -> bool:
         return False
     # Spark Connect reports a server it cannot reach as a gRPC UNAVAILABLE status.
     unreachable = type(error).__name__ == "SparkConnectGrpcException" and "UNAVAILABLE" in str(error)
-    return unreachable or VANISHED_FILE.search(str(error)) is not None
+    return unreachable or any(pattern.search(str(error)) for pattern in (VANISHED_FILE, COMMIT_CONFLICT))
 
 
 @contextmanager

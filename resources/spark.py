@@ -128,6 +128,10 @@ class SparkResource(ConfigurableResource):
             with _lock:
                 unanswered = _sessions.pop(remote, None)
             if unanswered is not None:
-                unanswered.client.close()  # the next attempt connects afresh; no clean-up calls at exit
+                # The next attempt connects afresh. `stop` also stops it being pyspark's default and active
+                # session (which `localCheckpoint` binds its result to); no release call to a server that
+                # did not answer.
+                unanswered.release_session_on_close = False
+                unanswered.stop()
             raise SparkUnavailableError(f"Spark Connect at {remote} did not answer: {error}") from error
         return spark

@@ -4,6 +4,7 @@ else (bad data, a broken contract) fails at once, because it would fail the same
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pyarrow.compute as pc
 import pytest
 from change_streams import PEOPLE
 from dagster import DagsterEventType, materialize
+from pyspark.sql import functions as F
 
 from devstack.broker import free_port
 from platform_assets import current as current_layer
@@ -92,6 +94,17 @@ def test_current_retries_an_unreachable_spark_server_then_fails_naming_it(lake, 
     assert_retried_then_failed_naming(result, nowhere)
 
 
+def test_after_a_spark_server_that_did_not_answer_a_step_in_the_same_process_checkpoints_on_the_next():
+    """A retried step runs in the same process (in-process executor): the session of the server that did not
+    answer stayed pyspark's default, closed, and the retry's checkpoint found no active session."""
+    from spark.cdc import checkpointed
+
+    with pytest.raises(SparkUnavailableError):
+        SparkResource(remote=f"sc://127.0.0.1:{free_port()}", connect_retries=0).session()
+    session = SparkResource().session()
+    assert checkpointed(session.range(3)).count() == 3
+
+
 HOUR = datetime(2026, 1, 1, 5, tzinfo=UTC)
 
 
@@ -156,6 +169,31 @@ def test_a_merge_that_read_raw_before_an_erasure_and_commits_after_it_does_not_b
     assert lake.read_retained("current", PEOPLE.name, pc.field("id") == "erased").num_rows == 0
     [materialization] = result.asset_materializations_for_node(current_layer.build_current_asset(PEOPLE).op.name)
     assert materialization.metadata["erased_during_run"].value == {"current/people": 1}
+
+
+def test_a_spark_write_whose_table_another_writer_committed_to_meanwhile_is_retried(spark, lake, tmp_path):
+    """Another writer outside the run's pool (an erasure's delete, the CLI) commits to the table while a
+    Spark rewrite of it runs: Sail refuses the rewrite's commit rather than lose that commit. A retry
+    plans the newest version, so the step is retried instead of failing."""
+    lake.append("current", "people", pa.table({"id": ["a", "b"]}))
+    uri, committed = lake.uri("current", "people"), str(tmp_path / "committed")
+
+    def another_writer_commits_while_the_rewrite_runs(ids):  # runs in the embedded server, in this process
+        from deltalake import DeltaTable
+
+        if not os.path.exists(committed):
+            open(committed, "w").close()
+            DeltaTable(uri).delete("id = 'b'")
+        return ids
+
+    commits_meanwhile = F.udf(another_writer_commits_while_the_rewrite_runs, "string")
+    rewrite = spark.read.format("delta").load(uri).withColumn("id", commits_meanwhile("id"))
+    with pytest.raises(Exception) as raised, retries.retry_transient_failures():
+        rewrite.write.format("delta").mode("overwrite").save(uri)
+
+    assert type(raised.value).__name__ == "RetryRequested", raised.value
+    assert "Failed to commit transaction" in str(raised.value.__cause__)
+    assert lake.read("current", "people").column("id").to_pylist() == ["a"], "the other writer's commit stands"
 
 
 def test_among_spark_errors_a_vanished_file_is_transient_and_a_wrong_query_is_not(spark, lake):
