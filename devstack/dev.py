@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--seconds-per-hour", type=float, default=SECONDS_PER_HOUR, help="pace of the live simulator")
     args = parser.parse_args()
     data_dir = args.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)  # the broker's log goes there, wherever Dagster's home is
     env = dev_environment(dict(os.environ), data_dir, datetime.now(UTC), args.seconds_per_hour)
     prepare_dagster_home(Path(env["DAGSTER_HOME"]))
     rest_port = env["CUSTOMER_SERVICE_PORT"]

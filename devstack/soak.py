@@ -120,12 +120,41 @@ class Soak:
         return data["runOrError"]
 
 
+class DevStopped(RuntimeError):
+    """`make dev` exited while the soak watched it: nothing more can be measured."""
+
+
+def ensure_running(dev: subprocess.Popen, log_path: Path) -> bool:
+    """True while `make dev` runs; raises `DevStopped`, naming its log, once it has exited."""
+    code = dev.poll()
+    if code is not None:
+        raise DevStopped(f"make dev (devstack.dev) exited with code {code}; its output is in {log_path}")
+    return True
+
+
+def soak_environment(environ: dict[str, str], data_dir: Path, port: int, webhook_url: str) -> dict[str, str]:
+    """The environment of the `make dev` the soak watches: its Dagster home and lake in the soak's data
+    directory, where the soak reads them (the Makefile exports `make dev`'s own), alerts to the soak's
+    webhook, the simulator's REST export beside the UI's port."""
+    return {
+        **environ,
+        "DAGSTER_HOME": str(data_dir / "dagster"),
+        "PLATFORM_LAKE_ROOT": str(data_dir / "lake"),
+        "PLATFORM_ALERT_WEBHOOK_URL": webhook_url,
+        "PLATFORM_ALERT_WEBHOOK_FORMAT": "json",
+        "CUSTOMER_SERVICE_PORT": str(port + 1),
+        "PLATFORM_UI_URL": f"http://127.0.0.1:{port}",
+    }
+
+
 def wait_for(what: str, predicate, timeout_s: float, every_s: float = 5.0) -> float | None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         try:
             if predicate():
                 return time.time()
+        except DevStopped:
+            raise
         except Exception as error:  # the UI restarts its code server now and then; keep looking
             print(f"soak: {what}: {error}", flush=True)
         time.sleep(every_s)
@@ -226,13 +255,11 @@ def main() -> None:
     webhook = Webhook()
     # `kill` (SIGTERM) stops the `make dev` it started, as Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    env = {**os.environ, "PLATFORM_ALERT_WEBHOOK_URL": webhook.url, "PLATFORM_ALERT_WEBHOOK_FORMAT": "json"}
-    env["CUSTOMER_SERVICE_PORT"] = str(args.port + 1)
-    env["PLATFORM_UI_URL"] = f"http://127.0.0.1:{args.port}"
-    log = (data_dir.parent / "soak-dev.log").open("w")
+    log_path = data_dir.parent / "soak-dev.log"
+    log = log_path.open("w")
     dev = subprocess.Popen(
         [sys.executable, "-m", "devstack.dev", "--data-dir", str(data_dir), "--port", str(args.port)],
-        env=env,
+        env=soak_environment(dict(os.environ), data_dir, args.port, webhook.url),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -244,11 +271,12 @@ def main() -> None:
     done: set[str] = set()
     hand_runs: dict[str, str] = {}
     try:
-        loaded = wait_for("UI", lambda: soak.graphql("{ version }"), 300, 3)
+        loaded = wait_for("UI", lambda: ensure_running(dev, log_path) and soak.graphql("{ version }"), 300, 3)
         soak.events["ui_up_s"] = round(loaded - soak.started, 1) if loaded else None
         first_rows_at: float | None = None
         bootstrap = None
         while time.time() - soak.started < total_s:
+            ensure_running(dev, log_path)
             try:
                 soak.sample()
             except Exception as error:
@@ -263,7 +291,7 @@ def main() -> None:
                     hand_runs[name] = soak.launch_by_hand(hour)
                     soak.events[f"{name}_launched_s"] = soak.elapsed()
                 else:
-                    bootstrap = bootstrap or read_bootstrap(data_dir.parent / "soak-dev.log")
+                    bootstrap = bootstrap or read_bootstrap(log_path)
                     simulator = subprocess.run(
                         ["pgrep", "-f", f"simulator --bootstrap {bootstrap}"], capture_output=True, text=True
                     ).stdout.split()

@@ -50,3 +50,32 @@ def test_dev_freshness_hours_last_as_long_as_the_simulators_hours(tmp_path: Path
         production.resolve_assets_def(key).specs_by_key[key].freshness_policy.fail_window.to_timedelta().total_seconds()
         == 2 * 3600
     )
+
+
+def test_the_soak_runs_make_dev_on_its_own_data_directory_whatever_make_exports(tmp_path: Path):
+    """`make soak` ran `make dev` with the Makefile's DAGSTER_HOME and PLATFORM_LAKE_ROOT (`.data/`),
+    while it reads its own data directory: dev's defaults never applied, and `.data/soak` was never made."""
+    from devstack.soak import soak_environment
+
+    made = {"PATH": "/usr/bin", "DAGSTER_HOME": "/repo/.data/dagster", "PLATFORM_LAKE_ROOT": "/repo/.data/lake"}
+    soak_dir = tmp_path / "soak"
+    env = dev_environment(
+        soak_environment(made, soak_dir, 3300, "http://127.0.0.1:1/alerts"), soak_dir, datetime.now(UTC)
+    )
+    assert env["DAGSTER_HOME"] == str(soak_dir / "dagster") and env["PLATFORM_LAKE_ROOT"] == str(soak_dir / "lake")
+    assert env["PLATFORM_UI_URL"] == "http://127.0.0.1:3300" and env["CUSTOMER_SERVICE_PORT"] == "3301"
+
+
+def test_the_soak_stops_naming_the_log_when_make_dev_has_exited(tmp_path: Path):
+    """`make dev` that exited at start left the soak polling a UI that never came for ten minutes."""
+    import subprocess
+    import sys
+
+    from devstack.soak import DevStopped, ensure_running
+
+    log = tmp_path / "soak-dev.log"
+    dev = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    dev.wait()
+    with pytest.raises(DevStopped, match=f"exited with code 3.*{log}"):
+        ensure_running(dev, log)
+    ensure_running(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"]), log)

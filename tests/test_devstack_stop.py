@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.broker import stop_group
+from devstack.broker import free_port, stop_group
 
 # A group leader like `devstack.dev`: its child runs in a session of its own, and on SIGTERM the leader
 # takes `CLEANUP_S` to stop it (dagster dev takes up to 40 s), then exits.
@@ -50,3 +50,24 @@ def test_stopping_a_group_waits_for_its_leader_to_stop_the_children_of_its_own(c
     finally:
         if alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_make_dev_makes_a_data_directory_that_does_not_exist_yet(tmp_path: Path):
+    """`make soak` runs `devstack.dev --data-dir .data/soak` with the Makefile's Dagster home and lake
+    elsewhere: dev opened the broker's log in a directory nobody had made, and exited at once."""
+    data_dir = tmp_path / "not" / "made"
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "devstack.dev", "--data-dir", str(data_dir), "--port", str(free_port())],
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PLATFORM_LAKE_ROOT": str(tmp_path / "lake")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert dev.stdout is not None
+        first = next((line for line in iter(dev.stdout.readline, "") if not line.startswith("%")), "")
+        assert first.startswith("broker "), first + dev.stdout.read(3000)
+        assert (data_dir / "tansu.log").exists()
+    finally:
+        stop_group(dev, grace_s=60)
