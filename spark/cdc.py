@@ -49,6 +49,11 @@ def at_least(left: str, right: str, columns: tuple[str, ...]) -> str:
     return f"({greater} OR ({lhs} <=> {rhs} AND {at_least(left, right, tuple(rest))}))"
 
 
+def same_key(spec: MergeSpec) -> str:
+    """SQL joining a change `s` to the stored row `t` of its key."""
+    return " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
+
+
 class CheckpointPathMissingError(RuntimeError):
     """The Spark Connect server has nowhere to keep checkpoints (a Sail server without a checkpoint path)."""
 
@@ -184,7 +189,7 @@ def merge_into_current(
     source = checkpointed(source)  # counted for the run's metadata too: the window over the changes once
     source.createOrReplaceTempView("platform_current_changes")
     stored_tombstones.createOrReplaceTempView("platform_current_tombstones")
-    on = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
+    on = same_key(spec)
     newer = at_least("s", "t", spec.order)
     unbeaten = spark.sql(
         f"""
@@ -210,7 +215,7 @@ def _rewrite_current(spark: SparkSession, current_uri: str, unbeaten_view: str, 
     for 100k; the same rows)."""
     stored = f"platform_current_{uuid.uuid4().hex}"
     spark.read.format("delta").load(current_uri).createOrReplaceTempView(stored)
-    on = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
+    on = same_key(spec)
     change_wins = f"s.{spec.key[0]} IS NOT NULL AND (t.{spec.key[0]} IS NULL OR {at_least('s', 't', spec.order)})"
     rows = ", ".join(f"CASE WHEN {change_wins} THEN s.{c} ELSE t.{c} END AS {c}" for c in spec.columns)
     rewritten = spark.sql(
@@ -273,7 +278,7 @@ def _merge_truncate(
         f"""
         MERGE INTO delta.`{current_uri}` AS t
         USING (SELECT * FROM platform_current_truncated WHERE {spec.key[0]} IS NOT NULL) AS s
-        ON {" AND ".join(f"t.{k} = s.{k}" for k in spec.key)}
+        ON {same_key(spec)}
         WHEN MATCHED AND s._deleted THEN DELETE
         WHEN MATCHED THEN UPDATE SET {updates}
         WHEN NOT MATCHED AND NOT s._deleted THEN INSERT ({inserted}) VALUES ({values})
