@@ -609,8 +609,13 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
     from platform_assets.lib.contract import load_contracts
     from platform_assets.lib.decode import decode_batch
     from platform_assets.lib.pii import DEV_PII_KEY, protect_rows
-    from platform_assets.lib.tables import LANDING_SCHEMA, current_schema, history_schema, raw_schema
-    from platform_assets.raw import hour_window_predicate
+    from platform_assets.lib.tables import (
+        LANDING_SCHEMA,
+        current_schema,
+        history_schema,
+        hour_window_predicate,
+        raw_schema,
+    )
     from resources.lake import LakeResource
 
     contract = next(c for c in load_contracts() if c.name == "customers")

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
@@ -29,23 +29,32 @@ from platform_assets.lib.decode import SchemaLookup, decode
 from platform_assets.lib.erasure import ERASED_LAYERS, KEYED_LAYERS, ErasureError, Target
 from platform_assets.lib.pii import hash_value, pii_key
 from platform_assets.lib.records import KAFKA_POSITION, KAFKA_POSITION_COLUMNS, Decoded, LandingRecord
-from platform_assets.lib.tables import AUDIT_SCHEMA, ERASURE_SCHEMA, LANDING_SCHEMA, QUARANTINE_SCHEMA
+from platform_assets.lib.tables import (
+    AUDIT_SCHEMA,
+    ERASURE_SCHEMA,
+    LANDING_SCHEMA,
+    QUARANTINE_SCHEMA,
+    hours_predicate,
+)
 from resources.lake import LakeCommitConflictError, LakeResource
 
 # Where a record sits in Kafka, as landing and as raw and quarantine name the columns.
 LANDING_POSITION_COLUMNS = ("topic", "partition", "offset")
 RAW_POSITION = ", ".join(KAFKA_POSITION_COLUMNS)
-# In one pass over raw and the archive, joined by position (each scan opens every file of its table,
-# the cost that grows with the archive): raw's rows that name the person (`named`: the target's
-# predicate over raw alone), and the archive's records raw does not hold (quarantined, skipped, or of
-# hours not decoded yet), which have no raw position.
+# In one pass over raw and the archive (of the event hours `within` selects), joined by position: raw's
+# rows that name the person (`named`: the target's predicate over raw alone), and the archive's records
+# raw does not hold (quarantined, skipped, or of hours not decoded yet), which have no raw position.
+# Over every hour, each scan opens every file of its table: the cost that grows with the archive.
 NAMED_OR_UNACCOUNTED = """
-    with raw_rows as (select {raw_position}, _event_hour, ({named}) as named from raw)
-    select landing.topic, landing."partition", landing."offset", raw_rows.*
-    from landing full join raw_rows on raw_rows._topic = landing.topic
-        and raw_rows._partition = landing."partition" and raw_rows._offset = landing."offset"
+    with raw_rows as (select {raw_position}, _event_hour, ({named}) as named from raw where {within}),
+        landed as (select topic, "partition", "offset", _event_hour from landing where {within})
+    select landed.topic, landed."partition", landed."offset", landed._event_hour as landed_hour, raw_rows.*
+    from landed full join raw_rows on raw_rows._topic = landed.topic
+        and raw_rows._partition = landed."partition" and raw_rows._offset = landed."offset"
     where raw_rows._offset is null or raw_rows.named
 """
+# The tables whose files say which event hours changed between two looks (`InRaw.files`).
+LOOKED_AT = ("raw", "landing")
 
 
 def _erased_hashes(lake: LakeResource, entity: str, version: int | None = None) -> set[str]:
@@ -56,12 +65,18 @@ def _erased_hashes(lake: LakeResource, entity: str, version: int | None = None) 
     return set(table.to_pyarrow_table(columns=["key_hash"]).column("key_hash").to_pylist())
 
 
-def _vacuum(lake: LakeResource, layer: str, entity: str, retention_hours: int) -> None:
+def _vacuum(lake: LakeResource, layer: str, entity: str, retention_hours: int) -> set[str]:
     """Delete the files no table version younger than `retention_hours` needs, whatever the table's own
-    retention says: an erasure's deleted rows must leave the older files too."""
+    retention says: an erasure's deleted rows must leave the older files too. Returns the files now gone
+    (deleted here, or before): file names are never reused, so none of them can be read again."""
     table = lake.table(layer, entity)
-    if table is not None:
-        table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False)
+    if table is None:
+        return set()
+    # Named as the dry run names them (relative to the table), listed before the vacuum that deletes them
+    # all: a file removed by a commit after this list is not named, so it is still looked for.
+    expired = table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=True)
+    table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False)
+    return set(expired)
 
 
 @contextmanager
@@ -136,6 +151,9 @@ def _fence_landing(lake: LakeResource, entity: str) -> None:
             continue  # another erasure bumped it first: bump again past it
 
 
+FileHours = dict[str, tuple[datetime, datetime]] | None  # see `LakeResource.file_hours`
+
+
 @dataclass(frozen=True)
 class InRaw:
     """What one pass over raw (and the archive beside it) says about a person."""
@@ -143,31 +161,64 @@ class InRaw:
     rows: int  # raw's rows that name the person
     positions: set[tuple[str, int, int]]  # their landing positions
     hours: set[datetime]  # their event hours
-    unaccounted: set[tuple[str, int, int]] | None  # the archive's positions raw does not hold; None: all
+    # The archive's positions raw does not hold, with their event hours; None: all of the archive.
+    unaccounted: dict[tuple[str, int, int], datetime] | None
+    files: dict[str, FileHours]  # raw's and landing's files when the pass began (`LOOKED_AT`)
+    scope: set[datetime] | None  # the event hours the pass looked at; None: every hour
 
 
-def _find_in_raw(target: Target, keys: set[str], lake: LakeResource) -> InRaw:
-    """Raw's rows that name `keys`, and the archive's records raw does not hold, in one query."""
+def _find_in_raw(target: Target, keys: set[str], lake: LakeResource, since: InRaw | None = None) -> InRaw:
+    """Raw's rows that name `keys`, and the archive's records raw does not hold, in one query.
+
+    With `since` (an earlier pass for the same keys), only the event hours whose files of raw or landing
+    changed after that pass began are looked at again: what it found was deleted (so those hours
+    changed), and in the files that did not change it found nothing else. The cost is then that of the
+    hours the erasure and any concurrent run touched, however large the archive.
+    """
     entity = target.contract.name
+    # Taken before the query reads the tables: a commit in between counts as a change, never as seen.
+    files = {layer: lake.file_hours(layer, entity) for layer in LOOKED_AT}
+    scope = None if since is None else _changed_hours(since.files, files)
+    if scope is not None and not scope:
+        return InRaw(0, set(), set(), {}, files, scope)
     named = target.predicate(sorted(keys), pii_key())
+    within = "true" if scope is None else hours_predicate(scope)
     if lake.table("raw", entity) is None:  # nothing decoded yet: every record is a candidate
-        return InRaw(0, set(), set(), None)
-    unaccounted: set[tuple[str, int, int]] = set()
+        return InRaw(0, set(), set(), None, files, None)
+    unaccounted: dict[tuple[str, int, int], datetime] = {}
     if lake.table("landing", entity) is None:
-        query = f"select {RAW_POSITION}, _event_hour, true as named from raw where {named}"
+        query = f"select {RAW_POSITION}, _event_hour, true as named from raw where ({named}) and {within}"
         rows = _rows(lake.select("raw", entity, query))
     else:
-        query = NAMED_OR_UNACCOUNTED.format(raw_position=RAW_POSITION, named=named)
+        query = NAMED_OR_UNACCOUNTED.format(raw_position=RAW_POSITION, named=named, within=within)
         rows = _rows(lake.select("landing", entity, query, ("raw",)))
         # A record with no raw row: every raw column, `named` too, is null beside its landing position.
-        unaccounted = {_position_of(row, LANDING_POSITION_COLUMNS) for row in rows if row["named"] is None}
+        unaccounted = {
+            _position_of(row, LANDING_POSITION_COLUMNS): row["landed_hour"] for row in rows if row["named"] is None
+        }
     in_raw = [row for row in rows if row["named"]]
     return InRaw(
         len(in_raw),
         {_position_of(row, KAFKA_POSITION_COLUMNS) for row in in_raw},
         {row["_event_hour"] for row in in_raw},
         unaccounted,
+        files,
+        scope,
     )
+
+
+def _changed_hours(before: dict[str, FileHours], after: dict[str, FileHours]) -> set[datetime] | None:
+    """The event hours of the files added to or removed from the tables between two looks at them;
+    None (every hour) when a file's hours are not known."""
+    hours: set[datetime] = set()
+    for layer in LOOKED_AT:
+        then, now = before[layer], after[layer]
+        if then is None or now is None:
+            return None
+        for path in then.keys() ^ now.keys():
+            first, last = then.get(path) or now[path]
+            hours.update(first + timedelta(hours=n) for n in range(int((last - first) / timedelta(hours=1)) + 1))
+    return hours
 
 
 def _rows(table: pa.Table | None) -> list[dict]:
@@ -183,8 +234,7 @@ def _position_of(row: dict, columns: tuple[str, ...]) -> tuple[str, int, int]:
 def _in_hours(hours: set[datetime], predicate: str) -> str:
     """`predicate` over the `_event_hour` partitions in `hours` only: a delete of raw then scans and
     rewrites those partitions' files, not every hour of the archive."""
-    listed = ", ".join(f"'{hour.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}'" for hour in sorted(hours))
-    return f"_event_hour IN ({listed}) AND ({predicate})"
+    return f"{hours_predicate(hours)} AND ({predicate})"
 
 
 def _landed_positions(
@@ -193,7 +243,7 @@ def _landed_positions(
     lake: LakeResource,
     schema_lookup: SchemaLookup | None,
     named_in_raw: set[tuple[str, int, int]],
-    unaccounted: set[tuple[str, int, int]] | None,
+    unaccounted: dict[tuple[str, int, int], datetime] | None,
 ) -> set[tuple[str, int, int]]:
     """The archive's positions of the records about `keys`, found without decoding the archive again.
 
@@ -202,7 +252,7 @@ def _landed_positions(
     are only the records raw does not hold that way: those not in raw at all (`unaccounted`, from the
     same query: quarantined, skipped, of hours raw has not decoded yet) and, for a subject field, raw
     rows that do not carry it, of keys whose other rows name the person (a Debezium delete names the
-    person only in its original bytes).
+    person only in its original bytes). The candidates' event hours choose the archive files to open.
     """
     entity = target.contract.name
     if lake.table("landing", entity) is None:
@@ -214,22 +264,23 @@ def _landed_positions(
         key = ", ".join(target.contract.key)
         same_key = " and ".join(f"raw.{name} = named.{name}" for name in target.contract.key)
         unnamed_rows_of_named_keys = f"""
-            select {", ".join(f"raw.{c}" for c in KAFKA_POSITION_COLUMNS)} from raw
+            select {", ".join(f"raw.{c}" for c in KAFKA_POSITION_COLUMNS)}, raw._event_hour from raw
             join (select distinct {key} from raw where {named}) as named on {same_key}
             where raw.{target.subject_field} is null"""
-        candidates = (candidates or set()) | _positions_in(lake.select("raw", entity, unnamed_rows_of_named_keys))
+        rows = _rows(lake.select("raw", entity, unnamed_rows_of_named_keys))
+        unnamed = {_position_of(row, KAFKA_POSITION_COLUMNS): row["_event_hour"] for row in rows}
+        candidates = {**(candidates or {}), **unnamed}
     if candidates is None or candidates:
-        at = "true" if candidates is None else policy.positions_predicate(candidates, *LANDING_POSITION_COLUMNS)
+        at = (
+            "true"
+            if candidates is None
+            else f"{hours_predicate(set(candidates.values()))} and "
+            f"({policy.positions_predicate(candidates, *LANDING_POSITION_COLUMNS)})"
+        )
         landed = lake.select("landing", entity, f"select * from landing where {at}")
         records = [] if landed is None else landing_records(landed)
         positions.update(KAFKA_POSITION(r) for r in records if target.named_by_bytes(r, schema_lookup) in keys)
     return positions
-
-
-def _positions_in(
-    table: pa.Table | None, columns: tuple[str, ...] = KAFKA_POSITION_COLUMNS
-) -> set[tuple[str, int, int]]:
-    return set() if table is None else set(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
 
 
 def _still_held(
@@ -238,16 +289,20 @@ def _still_held(
     landed: dict[str, set[tuple[str, int, int]]],
     lake: LakeResource,
     schema_lookup: SchemaLookup | None,
+    first_passes: list[InRaw],
+    vacuumed: dict[tuple[str, str], set[str]],
 ) -> dict[str, int]:
-    """Rows about the keys an erasure left readable, looked for as it found them (so at the same cost,
-    whatever the size of the archive): in each table's current version, and in the files that only
-    older versions still hold while the retention keeps them. `landed`: the positions it removed."""
+    """Rows about the keys an erasure left readable, looked for as it found them: in each table's current
+    version (raw and the archive only in the hours changed since the erasure's first pass over them,
+    `first_passes`, one per target), and in the files that only older versions still hold while the
+    retention keeps them, but for those its vacuum saw gone (`vacuumed`, by layer and entity).
+    `landed`: the positions it removed."""
     found: dict[str, int] = {}
     secret = pii_key()
-    for target in targets:
+    for target, first_pass in zip(targets, first_passes, strict=True):
         entity = target.contract.name
         named = target.predicate(keys, secret)
-        in_raw = _find_in_raw(target, set(keys), lake)
+        in_raw = _find_in_raw(target, set(keys), lake, since=first_pass)
         # Raw rows that still name the keys are counted in raw; landing's are those decoded again.
         held = {
             "raw": in_raw.rows,
@@ -264,7 +319,8 @@ def _still_held(
                 held[layer] = 0 if count is None else count.column("n")[0].as_py()
             elif layer == "quarantine" and landed[entity]:
                 held[layer] = lake.read(layer, entity, rows, QUARANTINE_SCHEMA).num_rows
-            held[f"{layer}@retained"] = lake.read_retained(layer, entity, rows).num_rows
+            gone = vacuumed.get((layer, entity), set())
+            held[f"{layer}@retained"] = lake.read_retained(layer, entity, rows, gone).num_rows
         found.update({f"{layer}/{entity}": n for layer, n in held.items() if n})
     return found
 
@@ -300,9 +356,12 @@ def erase(
         removed: dict[str, int] = {}
         landed: dict[str, set[tuple[str, int, int]]] = {}
         first_days = []
+        first_passes = []
+        vacuumed: dict[tuple[str, str], set[str]] = {}
         for target in targets:
             entity = target.contract.name
             in_raw = _find_in_raw(target, set(keys), lake)
+            first_passes.append(in_raw)
             positions = _landed_positions(target, set(keys), lake, schema_lookup, in_raw.positions, in_raw.unaccounted)
             landed.setdefault(entity, set()).update(positions)
             for layer, columns in (("landing", LANDING_POSITION_COLUMNS), ("quarantine", KAFKA_POSITION_COLUMNS)):
@@ -317,15 +376,15 @@ def erase(
             for layer in (layer for layer in KEYED_LAYERS if layer != "raw"):
                 removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate)
             for layer in ERASED_LAYERS:
-                _vacuum(lake, layer, entity, retention_hours)
-        found = _still_held(targets, keys, landed, lake, schema_lookup)
+                vacuumed.setdefault((layer, entity), set()).update(_vacuum(lake, layer, entity, retention_hours))
+        found = _still_held(targets, keys, landed, lake, schema_lookup, first_passes, vacuumed)
         committed_meanwhile = [t for t in targets if f"raw/{t.contract.name}" in found]
         for target in committed_meanwhile:  # across every hour: the rare case, so its cost does not matter
             entity = target.contract.name
             removed[f"raw/{entity}"] += lake.delete_where("raw", entity, target.predicate(keys, secret))
-            _vacuum(lake, "raw", entity, retention_hours)
+            vacuumed[("raw", entity)].update(_vacuum(lake, "raw", entity, retention_hours))
         if committed_meanwhile:
-            found = _still_held(targets, keys, landed, lake, schema_lookup)
+            found = _still_held(targets, keys, landed, lake, schema_lookup, first_passes, vacuumed)
         audit = {
             "request_id": request_id,
             "entity": subject.name,

@@ -39,22 +39,18 @@ from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import decode_batch
 from platform_assets.lib.pii import pii_key, protect_rows
 from platform_assets.lib.records import KAFKA_POSITION, KAFKA_POSITION_COLUMNS, LandingRecord
-from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema, rows_table
+from platform_assets.lib.tables import (
+    LANDING_SCHEMA,
+    QUARANTINE_SCHEMA,
+    hour_window_filter,
+    hour_window_predicate,
+    raw_schema,
+    rows_table,
+)
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
 from platform_assets.quality import raw_rules, validate
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
-
-
-def hour_window_predicate(column: str, start: datetime, end: datetime) -> str:
-    """A Delta predicate selecting [start, end) of a UTC timestamp column."""
-    return f"{column} >= '{start.strftime('%Y-%m-%dT%H:%M:%SZ')}' AND {column} < '{end.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
-
-
-def hour_window_filter(column: str, start: datetime, end: datetime) -> pc.Expression:
-    return (pc.field(column) >= pa.scalar(start, pa.timestamp("us", "UTC"))) & (
-        pc.field(column) < pa.scalar(end, pa.timestamp("us", "UTC"))
-    )
 
 
 def read_hours(

@@ -12,10 +12,11 @@ UI): delta-rs reads `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOK
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -337,15 +338,40 @@ class LakeResource(ConfigurableResource):
         tables = {name: table for name in names if (table := self.table(name, entity)) is not None}
         return _query(tables, sql) if len(tables) == len(names) else None
 
-    def read_retained(self, layer: str, entity: str, filter: pc.Expression) -> pa.Table:
+    def file_hours(self, layer: str, entity: str) -> dict[str, tuple[datetime, datetime]] | None:
+        """The event hours each file of a table's newest version holds, first and last, read from its log
+        (no data file is opened): the `_event_hour` partition value, or the file's statistics of that
+        column. Empty when the table does not exist; None when a file has neither (nothing is known of it).
+
+        Two such maps, taken before and after some work, name the hours whose files changed between them.
+        """
+        table = self.table(layer, entity)
+        if table is None:
+            return {}
+        actions = pa.table(table.get_add_actions(flatten=True))
+        if "partition._event_hour" in actions.column_names:
+            first = last = actions.column("partition._event_hour")
+        elif "min._event_hour" in actions.column_names:
+            first, last = actions.column("min._event_hour"), actions.column("max._event_hour")
+        else:
+            return None if actions.num_rows else {}
+        if first.null_count or last.null_count:
+            return None
+        hours = zip(first.to_pylist(), last.to_pylist(), strict=True)
+        return dict(zip(actions.column("path").to_pylist(), hours, strict=True))
+
+    def read_retained(self, layer: str, entity: str, filter: pc.Expression, gone: Collection[str] = ()) -> pa.Table:
         """The rows matching `filter` in the files that only older versions of a table still hold: those
-        the current version no longer names and no vacuum has deleted yet (the retention keeps them)."""
+        the current version no longer names and no vacuum has deleted yet (the retention keeps them).
+        `gone`: files (as a vacuum names them) known deleted, not looked up again: a look-up per file
+        removed within the log's tombstone retention is this read's cost."""
         table = self.table(layer, entity)
         if table is None:
             return pa.table({})
         files = PyFileSystem(DeltaStorageHandler(table.table_uri, self._options()))
         removed = table.vacuum(retention_hours=0, dry_run=True, enforce_retention_duration=False)
-        retained = [info.path for info in files.get_file_info(removed) if info.type == FileType.File]
+        unknown = [path for path in removed if path not in gone]
+        retained = [info.path for info in files.get_file_info(unknown) if info.type == FileType.File]
         if not retained:
             return pa.table({})
         return pa_dataset.dataset(retained, format="parquet", filesystem=files).to_table(filter=filter)

@@ -112,3 +112,54 @@ def test_raw_rows_a_running_raw_run_commits_in_other_hours_during_the_erasure_ar
     assert json.loads(audit["rows_removed"])["raw/people"] == 4  # offsets 3, 13 (hour 0), then 23, 33 (hour 1)
     assert "k3" not in lake.read("raw", "people").column("id").to_pylist()
     assert find_keys(erasure_targets(PEOPLE, [PEOPLE]), ["k3"], lake) == {}, "the whole-archive proof agrees"
+
+
+def test_the_check_after_the_deletes_looks_again_only_at_the_hours_whose_files_changed(lake, monkeypatch):
+    """The check reads raw and the archive only where files were added or removed since the erasure's
+    first pass (the person's hours, which its deletes rewrote): its cost is that of the work, whatever the
+    size of the archive, and it still finds what a concurrent run wrote there."""
+    from platform_assets import erasure
+
+    land_hour(lake, 0, range(0, 20))  # k3 at offsets 3 and 13
+    land_hour(lake, 1, range(21, 23))  # k1, k2: nothing of k3 in hours 1 and 2
+    land_hour(lake, 2, range(24, 26))
+    for hour in range(3):
+        decode_hour(lake, hour)
+    passes: list = []
+    find_in_raw = erasure._find_in_raw
+
+    def recorded(*args, **kwargs):
+        passes.append(find_in_raw(*args, **kwargs))
+        return passes[-1]
+
+    monkeypatch.setattr(erasure, "_find_in_raw", recorded)
+    audit = erase(PEOPLE, ["k3"], lake, [PEOPLE])
+
+    assert audit["verified"]
+    first, check = passes
+    assert first.scope is None and first.rows == 2, "the first pass looks at every hour"
+    assert check.scope == {START}, "the check looks again only at hour 0, which the deletes rewrote"
+    assert json.loads(audit["rows_removed"])["landing/people"] == 2
+    assert find_keys(erasure_targets(PEOPLE, [PEOPLE]), ["k3"], lake) == {}, "the whole-archive proof agrees"
+
+
+def test_the_files_a_vacuum_saw_gone_are_not_looked_up_again_but_those_removed_after_it_are(lake):
+    """The check of older versions skips the files the erasure's vacuum deleted (a look-up each was its
+    cost, growing with the table's history), and still reads a file a commit removed after that vacuum."""
+    from platform_assets import erasure
+
+    land_hour(lake, 0, range(0, 20))
+    land_hour(lake, 1, range(21, 41))
+    lake.delete_where("landing", "people", '"offset" = 5')  # a removed file, which the vacuum deletes
+    gone = erasure._vacuum(lake, "landing", "people", retention_hours=0)
+    assert len(gone) == 1
+    lake.delete_where("landing", "people", '"offset" = 25')  # removed after the vacuum: still on disk
+
+    every_row = pa.compute.field("offset") >= 0
+    retained = lake.read_retained("landing", "people", every_row, gone)
+    assert sorted(retained.column("offset").to_pylist()) == list(range(21, 41)), "hour 1's old file is read"
+    table = lake.table("landing", "people")
+    [removed_later] = set(table.vacuum(retention_hours=0, dry_run=True, enforce_retention_duration=False)) - gone
+    assert lake.read_retained("landing", "people", every_row, gone | {removed_later}).num_rows == 0, (
+        "a file named gone is not looked up"
+    )

@@ -48,9 +48,8 @@ def _hours_of(path: str) -> set[datetime]:
 def test_a_raw_run_that_replaces_late_hours_rewrites_their_files_alone(lake):
     from platform_assets.entity import ensure_tables
     from platform_assets.lib.contract import parse_contract
-    from platform_assets.lib.tables import raw_schema
+    from platform_assets.lib.tables import hour_window_predicate, raw_schema
     from platform_assets.maintenance import DEFAULT_RETENTION_HOURS, MAINTAINED
-    from platform_assets.raw import hour_window_predicate
 
     contract = parse_contract(
         {

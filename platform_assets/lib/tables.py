@@ -6,10 +6,12 @@ nulls on MERGE, and a contract's `nullable: false` is enforced by decoding and c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from platform_assets.lib.contract import Contract, FieldSpec
 
@@ -125,3 +127,26 @@ def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(
         [pa.array(list(map(dict.get, rows, repeat(column.name))), column.type) for column in schema], schema=schema
     )
+
+
+def hour_window_predicate(column: str, start: datetime, end: datetime) -> str:
+    """A Delta predicate selecting [start, end) of a UTC timestamp column."""
+    return f"{column} >= '{start.strftime('%Y-%m-%dT%H:%M:%SZ')}' AND {column} < '{end.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+
+
+def hour_window_filter(column: str, start: datetime, end: datetime) -> pc.Expression:
+    return (pc.field(column) >= pa.scalar(start, pa.timestamp("us", "UTC"))) & (
+        pc.field(column) < pa.scalar(end, pa.timestamp("us", "UTC"))
+    )
+
+
+def hours_predicate(hours: set[datetime]) -> str:
+    """A Delta predicate selecting the event hours in `hours`, as ranges of consecutive hours, by which
+    Delta prunes files (partition values, or the `_event_hour` statistics of an unpartitioned table)."""
+    ranges: list[list[datetime]] = []
+    for hour in sorted(moment.astimezone(UTC) for moment in hours):
+        if ranges and ranges[-1][1] == hour:
+            ranges[-1][1] = hour + timedelta(hours=1)
+        else:
+            ranges.append([hour, hour + timedelta(hours=1)])
+    return "(" + " OR ".join(f"({hour_window_predicate('_event_hour', start, end)})" for start, end in ranges) + ")"
