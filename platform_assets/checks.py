@@ -8,11 +8,11 @@ warns: fields that producers send but the contract does not name (schema drift) 
 tell an engineer about a new field before a user asks.
 """
 
-from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
 from platform_assets.quality import Outcome
@@ -216,33 +216,41 @@ def expired_before_landing(asset: AssetKey, expired: dict[str, list[int]]) -> As
     )
 
 
-Position = tuple[str, int, int]  # topic, partition, offset
+# The columns of the position tables the reconciliation compares, as landing names them.
+POSITION_COLUMNS = ["topic", "partition", "offset"]
 
 
 def every_record_accounted(
-    asset: AssetKey, partition: str, landed: list[Position], stored: list[Position], set_aside: int
+    asset: AssetKey, partition: str, landed: pa.Table, stored: pa.Table, set_aside: int
 ) -> AssetCheckResult:
     """Reconcile a partition: the landed records filed under it against the raw and quarantine rows read
-    back after the write (`stored`), plus the records decoding set aside and counted (`set_aside`)."""
-    counts = Counter(stored)
-    landed_here = set(landed)
-    doubled = sorted(position for position, count in counts.items() if count > 1)
-    stray = sorted(set(counts) - landed_here)
-    missing = len(landed_here) - len(landed_here & set(counts)) - set_aside
+    back after the write (`stored`), plus the records decoding set aside and counted (`set_aside`).
+    Both are tables of positions (`POSITION_COLUMNS`), compared in Arrow: as Python tuples, a million
+    of them took 2 s of an hour's raw step."""
+    landed_here = landed.select(POSITION_COLUMNS).group_by(POSITION_COLUMNS).aggregate([])
+    counts = stored.select(POSITION_COLUMNS).group_by(POSITION_COLUMNS).aggregate([([], "count_all")])
+    doubled = counts.filter(pc.field("count_all") > 1)
+    stray = counts.join(landed_here, POSITION_COLUMNS, join_type="left anti")
+    missing = landed_here.num_rows - (counts.num_rows - stray.num_rows) - set_aside
 
-    def named(positions: list[Position]) -> str:
-        return ", ".join(f"{topic}[{part}]@{offset}" for topic, part, offset in positions[:5])
+    def named(positions: pa.Table) -> str:
+        first = positions.sort_by([(column, "ascending") for column in POSITION_COLUMNS]).slice(0, 5)
+        return ", ".join(f"{row['topic']}[{row['partition']}]@{row['offset']}" for row in first.to_pylist())
 
     problems = [
-        *([f"{missing} of {len(landed_here)} landed records are in neither raw nor quarantine"] if missing else []),
-        *([f"{len(doubled)} are stored more than once ({named(doubled)})"] if doubled else []),
-        *([f"{len(stray)} stored rows were not landed under this partition ({named(stray)})"] if stray else []),
+        *([f"{missing} of {landed_here.num_rows} landed records are in neither raw nor quarantine"] if missing else []),
+        *([f"{doubled.num_rows} are stored more than once ({named(doubled)})"] if doubled.num_rows else []),
+        *(
+            [f"{stray.num_rows} stored rows were not landed under this partition ({named(stray)})"]
+            if stray.num_rows
+            else []
+        ),
     ]
     return AssetCheckResult(
         asset_key=asset,
         check_name=EVERY_RECORD_ACCOUNTED,
         passed=not problems,
-        metadata={"landed": len(landed_here), "stored": len(stored), "set_aside": set_aside},
+        metadata={"landed": landed_here.num_rows, "stored": stored.num_rows, "set_aside": set_aside},
         description=None
         if not problems
         else f"{table_name(asset)} partition {partition}: " + "; ".join(problems) + ". Re-materialize this "

@@ -38,7 +38,7 @@ from platform_assets.lib.archive import landing_records
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import decode_batch
 from platform_assets.lib.pii import pii_key, protect_rows
-from platform_assets.lib.records import KAFKA_POSITION, KAFKA_POSITION_COLUMNS, LandingRecord
+from platform_assets.lib.records import KAFKA_POSITION_COLUMNS
 from platform_assets.lib.tables import (
     LANDING_SCHEMA,
     QUARANTINE_SCHEMA,
@@ -52,6 +52,8 @@ from platform_assets.quality import raw_rules, validate
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
 
+_LANDED_POSITIONS = pa.schema([LANDING_SCHEMA.field(column) for column in checks.POSITION_COLUMNS])
+
 
 def read_hours(
     lake: LakeResource, layer: str, entity: str, start: datetime, end: datetime, schema: pa.Schema | None
@@ -62,18 +64,14 @@ def read_hours(
     return lake.read(layer, entity, window, schema, files_where=hour_window_predicate("_event_hour", start, end))
 
 
-def landed_records(lake: LakeResource, entity: str, start: datetime, end: datetime) -> list[LandingRecord]:
-    return landing_records(read_hours(lake, "landing", entity, start, end, LANDING_SCHEMA))
-
-
-def _stored_positions(lake: LakeResource, contract: Contract, start: datetime, end: datetime) -> list[tuple]:
+def _stored_positions(lake: LakeResource, contract: Contract, start: datetime, end: datetime) -> pa.Table:
     """The Kafka positions of the raw and quarantine rows of [start, end), read back from the tables
-    (one read of each: every read prunes the table's whole file list)."""
-    positions: list[tuple] = []
+    (one read of each: every read prunes the table's whole file list), named as landing names them."""
+    tables = []
     for layer, schema in (("raw", raw_schema(contract)), ("quarantine", QUARANTINE_SCHEMA)):
-        stored = read_hours(lake, layer, contract.name, start, end, schema)
-        positions.extend(zip(*(stored.column(c).to_pylist() for c in KAFKA_POSITION_COLUMNS), strict=True))
-    return positions
+        stored = read_hours(lake, layer, contract.name, start, end, schema).select(list(KAFKA_POSITION_COLUMNS))
+        tables.append(stored.rename_columns(checks.POSITION_COLUMNS).cast(_LANDED_POSITIONS))
+    return pa.concat_tables(tables)
 
 
 def report(context: AssetExecutionContext, key: AssetKey, metadata: dict) -> Iterator[MaterializeResult]:
@@ -148,7 +146,8 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         window = context.partition_time_window
         secret = pii_key()
         ensure_tables(lake, contract, ("raw", "quarantine"))
-        records = landed_records(lake, contract.name, window.start, window.end)
+        landed = read_hours(lake, "landing", contract.name, window.start, window.end, LANDING_SCHEMA)
+        records = landing_records(landed)
         schema_lookup = schema_registry.lookup()
         batch = decode_batch(
             contract,
@@ -199,7 +198,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         yield checks.every_record_accounted(
             raw_key,
             label,
-            list(map(KAFKA_POSITION, records)),
+            landed.select(checks.POSITION_COLUMNS),
             _stored_positions(lake, contract, window.start, window.end),
             sum(batch.skipped.values()) + batch.erased,
         )

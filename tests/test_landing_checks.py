@@ -1,5 +1,6 @@
 """The landing asset's own gate: records Kafka retention deleted before they were landed are reported."""
 
+import pyarrow as pa
 import pytest
 from dagster import AssetKey
 
@@ -37,16 +38,22 @@ def test_every_landing_asset_declares_the_blocking_check():
 
 
 RAW = AssetKey(["raw", "raw_customers"])
-LANDED = [("t", 0, offset) for offset in range(6)]
+
+
+def positions(rows: list[tuple[str, int, int]]) -> pa.Table:
+    return pa.Table.from_pylist([dict(zip(checks.POSITION_COLUMNS, row, strict=True)) for row in rows])
+
+
+LANDED = positions([("t", 0, offset) for offset in range(6)])
 
 
 def test_every_landed_record_of_a_partition_is_in_raw_or_quarantine_or_counted():
-    stored = [("t", 0, 0), ("t", 0, 1), ("t", 0, 3), ("t", 0, 4)]
+    stored = positions([("t", 0, 0), ("t", 0, 1), ("t", 0, 3), ("t", 0, 4)])
     assert checks.every_record_accounted(RAW, "2026-01-01-10:00", LANDED, stored, set_aside=2).passed
 
 
 def test_a_landed_record_found_nowhere_fails_the_reconciliation():
-    stored = [("t", 0, 0), ("t", 0, 1), ("t", 0, 3)]
+    stored = positions([("t", 0, 0), ("t", 0, 1), ("t", 0, 3)])
     result = checks.every_record_accounted(RAW, "2026-01-01-10:00", LANDED, stored, set_aside=2)
     assert not result.passed
     assert "raw/raw_customers partition 2026-01-01-10:00" in (result.description or "")
@@ -54,9 +61,9 @@ def test_a_landed_record_found_nowhere_fails_the_reconciliation():
 
 
 def test_a_record_stored_twice_or_not_landed_here_fails_the_reconciliation():
-    doubled = [*LANDED, ("t", 0, 2)]
+    doubled = pa.concat_tables([LANDED, positions([("t", 0, 2)])])
     result = checks.every_record_accounted(RAW, "2026-01-01-10:00", LANDED, doubled, set_aside=0)
     assert not result.passed and "t[0]@2" in (result.description or "")
-    stray = [*LANDED, ("t", 0, 99)]
+    stray = pa.concat_tables([LANDED, positions([("t", 0, 99)])])
     result = checks.every_record_accounted(RAW, "2026-01-01-10:00", LANDED, stray, set_aside=0)
     assert not result.passed and "t[0]@99" in (result.description or "")

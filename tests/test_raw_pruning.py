@@ -9,8 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from platform_assets.lib.archive import landing_records
 from platform_assets.lib.tables import LANDING_SCHEMA
-from platform_assets.raw import landed_records
+from platform_assets.raw import read_hours
 
 pytestmark = pytest.mark.unit
 
@@ -34,7 +35,7 @@ def test_raw_reads_an_hour_of_landing_from_that_hours_files_alone(lake):
         if path != kept:
             Path(path).unlink()  # a read that touched another hour's file would now fail
 
-    records = landed_records(lake, "things", hour, hour + timedelta(hours=1))
+    records = landing_records(read_hours(lake, "landing", "things", hour, hour + timedelta(hours=1), LANDING_SCHEMA))
 
     assert sorted(r.offset for r in records) == list(range(170, 180))
 
