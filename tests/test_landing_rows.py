@@ -81,3 +81,21 @@ def test_landing_rows_leave_pandas_unimported():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     finished = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr[-2000:]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), headers, st.dictionaries(st.text(max_size=8), st.text(max_size=8)))))
+def test_consumed_headers_read_as_name_and_bytes_pairs_whatever_form_the_client_gives(consumed):
+    """A consumer gives each message's headers as a list of (name, bytes or None) pairs, or None; the
+    fast path takes those as they are, and any other form (a dict, text values) is converted pair by pair."""
+    from platform_assets.landing import _headers
+
+    expected = [
+        tuple(
+            (name, value.encode() if isinstance(value, str) else value)
+            for name, value in (given.items() if isinstance(given, dict) else given or ())
+        )
+        for given in consumed
+    ]
+    assert _headers(consumed) == expected
+    assert all(type(pairs) is tuple for pairs in _headers(consumed))

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from itertools import accumulate, repeat
+from itertools import accumulate, chain, repeat
+from operator import itemgetter
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -104,14 +105,14 @@ def _header_lists(headers: list[tuple[tuple[str, bytes | None], ...]], list_type
             _header_entries([], list_type),
             type=list_type,
         )
-    pairs = [pair for record_headers in headers for pair in record_headers]
+    pairs = list(chain.from_iterable(headers))
     starts = columns.int64s(list(accumulate(map(len, headers), initial=0)), pa.int32())
     return pa.ListArray.from_arrays(starts, _header_entries(pairs, list_type), type=list_type)
 
 
 def _header_entries(pairs: list[tuple[str, bytes | None]], list_type: pa.ListType) -> pa.StructArray:
     return pa.StructArray.from_arrays(
-        [columns.strings([k for k, _ in pairs]), columns.binaries([v for _, v in pairs])],
+        [columns.strings(list(map(itemgetter(0), pairs))), columns.binaries(list(map(itemgetter(1), pairs)))],
         fields=list(list_type.value_type),
     )
 
