@@ -162,7 +162,7 @@ class InRaw:
     positions: set[tuple[str, int, int]]  # their landing positions
     hours: set[datetime]  # their event hours
     # The archive's positions raw does not hold, with their event hours; None: all of the archive.
-    unaccounted: dict[tuple[str, int, int], datetime] | None
+    unaccounted: dict[tuple[str, int, int], datetime | None] | None
     files: dict[str, FileHours]  # raw's and landing's files when the pass began (`LOOKED_AT`)
     scope: set[datetime] | None  # the event hours the pass looked at; None: every hour
 
@@ -185,7 +185,7 @@ def _find_in_raw(target: Target, keys: set[str], lake: LakeResource, since: InRa
     within = "true" if scope is None else hours_predicate(scope)
     if lake.table("raw", entity) is None:  # nothing decoded yet: every record is a candidate
         return InRaw(0, set(), set(), None, files, None)
-    unaccounted: dict[tuple[str, int, int], datetime] = {}
+    unaccounted: dict[tuple[str, int, int], datetime | None] = {}
     if lake.table("landing", entity) is None:
         query = f"select {RAW_POSITION}, _event_hour, true as named from raw where ({named}) and {within}"
         rows = _rows(lake.select("raw", entity, query))
@@ -243,7 +243,7 @@ def _landed_positions(
     lake: LakeResource,
     schema_lookup: SchemaLookup | None,
     named_in_raw: set[tuple[str, int, int]],
-    unaccounted: dict[tuple[str, int, int], datetime] | None,
+    unaccounted: dict[tuple[str, int, int], datetime | None] | None,
 ) -> set[tuple[str, int, int]]:
     """The archive's positions of the records about `keys`, found without decoding the archive again.
 
@@ -252,7 +252,8 @@ def _landed_positions(
     are only the records raw does not hold that way: those not in raw at all (`unaccounted`, from the
     same query: quarantined, skipped, of hours raw has not decoded yet) and, for a subject field, raw
     rows that do not carry it, of keys whose other rows name the person (a Debezium delete names the
-    person only in its original bytes). The candidates' event hours choose the archive files to open.
+    person only in its original bytes). The event hours landing filed the candidates under choose the
+    archive files to open; those of raw's rows are raw's hours, so with them every file is opened.
     """
     entity = target.contract.name
     if lake.table("landing", entity) is None:
@@ -264,19 +265,16 @@ def _landed_positions(
         key = ", ".join(target.contract.key)
         same_key = " and ".join(f"raw.{name} = named.{name}" for name in target.contract.key)
         unnamed_rows_of_named_keys = f"""
-            select {", ".join(f"raw.{c}" for c in KAFKA_POSITION_COLUMNS)}, raw._event_hour from raw
+            select {", ".join(f"raw.{c}" for c in KAFKA_POSITION_COLUMNS)} from raw
             join (select distinct {key} from raw where {named}) as named on {same_key}
             where raw.{target.subject_field} is null"""
         rows = _rows(lake.select("raw", entity, unnamed_rows_of_named_keys))
-        unnamed = {_position_of(row, KAFKA_POSITION_COLUMNS): row["_event_hour"] for row in rows}
-        candidates = {**(candidates or {}), **unnamed}
+        candidates = {**(candidates or {}), **{_position_of(row, KAFKA_POSITION_COLUMNS): None for row in rows}}
     if candidates is None or candidates:
-        at = (
-            "true"
-            if candidates is None
-            else f"{hours_predicate(set(candidates.values()))} and "
-            f"({policy.positions_predicate(candidates, *LANDING_POSITION_COLUMNS)})"
-        )
+        at = "true" if candidates is None else policy.positions_predicate(candidates, *LANDING_POSITION_COLUMNS)
+        filed = [] if candidates is None else list(candidates.values())
+        if filed and None not in filed:
+            at = f"{hours_predicate(set(filter(None, filed)))} and ({at})"
         landed = lake.select("landing", entity, f"select * from landing where {at}")
         records = [] if landed is None else landing_records(landed)
         positions.update(KAFKA_POSITION(r) for r in records if target.named_by_bytes(r, schema_lookup) in keys)
