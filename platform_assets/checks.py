@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
+from platform_assets.lib.records import LANDING_POSITION_COLUMNS
 from platform_assets.quality import Outcome
 
 VALID_CHANGES = "valid_changes"
@@ -216,25 +217,22 @@ def expired_before_landing(asset: AssetKey, expired: dict[str, list[int]]) -> As
     )
 
 
-# The columns of the position tables the reconciliation compares, as landing names them.
-POSITION_COLUMNS = ["topic", "partition", "offset"]
-
-
 def every_record_accounted(
     asset: AssetKey, partition: str, landed: pa.Table, stored: pa.Table, set_aside: int
 ) -> AssetCheckResult:
     """Reconcile a partition: the landed records filed under it against the raw and quarantine rows read
     back after the write (`stored`), plus the records decoding set aside and counted (`set_aside`).
-    Both are tables of positions (`POSITION_COLUMNS`), compared in Arrow: as Python tuples, a million
+    Both are tables with landing's position columns, compared in Arrow: as Python tuples, a million
     of them took 2 s of an hour's raw step."""
-    landed_here = landed.select(POSITION_COLUMNS).group_by(POSITION_COLUMNS).aggregate([])
-    counts = stored.select(POSITION_COLUMNS).group_by(POSITION_COLUMNS).aggregate([([], "count_all")])
+    columns = list(LANDING_POSITION_COLUMNS)
+    landed_here = landed.select(columns).group_by(columns).aggregate([])
+    counts = stored.select(columns).group_by(columns).aggregate([([], "count_all")])
     doubled = counts.filter(pc.field("count_all") > 1)
-    stray = counts.join(landed_here, POSITION_COLUMNS, join_type="left anti")
+    stray = counts.join(landed_here, columns, join_type="left anti")
     missing = landed_here.num_rows - (counts.num_rows - stray.num_rows) - set_aside
 
     def named(positions: pa.Table) -> str:
-        first = positions.sort_by([(column, "ascending") for column in POSITION_COLUMNS]).slice(0, 5)
+        first = positions.sort_by([(column, "ascending") for column in columns]).slice(0, 5)
         return ", ".join(f"{row['topic']}[{row['partition']}]@{row['offset']}" for row in first.to_pylist())
 
     problems = [

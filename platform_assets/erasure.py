@@ -28,7 +28,13 @@ from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, decode
 from platform_assets.lib.erasure import ERASED_LAYERS, KEYED_LAYERS, ErasureError, Target
 from platform_assets.lib.pii import hash_value, pii_key
-from platform_assets.lib.records import KAFKA_POSITION, KAFKA_POSITION_COLUMNS, Decoded, LandingRecord
+from platform_assets.lib.records import (
+    KAFKA_POSITION,
+    KAFKA_POSITION_COLUMNS,
+    LANDING_POSITION_COLUMNS,
+    Decoded,
+    LandingRecord,
+)
 from platform_assets.lib.tables import (
     AUDIT_SCHEMA,
     ERASURE_SCHEMA,
@@ -38,8 +44,6 @@ from platform_assets.lib.tables import (
 )
 from resources.lake import LakeCommitConflictError, LakeResource
 
-# Where a record sits in Kafka, as landing and as raw and quarantine name the columns.
-LANDING_POSITION_COLUMNS = ("topic", "partition", "offset")
 RAW_POSITION = ", ".join(KAFKA_POSITION_COLUMNS)
 # In one pass over raw and the archive (of the event hours `within` selects), joined by position: raw's
 # rows that name the person (`named`: the target's predicate over raw alone), and the archive's records

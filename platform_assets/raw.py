@@ -38,7 +38,7 @@ from platform_assets.lib.archive import landing_records
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import decode_batch
 from platform_assets.lib.pii import pii_key, protect_rows
-from platform_assets.lib.records import KAFKA_POSITION_COLUMNS
+from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, LANDING_POSITION_COLUMNS
 from platform_assets.lib.tables import (
     LANDING_SCHEMA,
     QUARANTINE_SCHEMA,
@@ -52,7 +52,7 @@ from platform_assets.quality import raw_rules, validate
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
 
-_LANDED_POSITIONS = pa.schema([LANDING_SCHEMA.field(column) for column in checks.POSITION_COLUMNS])
+_LANDED_POSITIONS = pa.schema([LANDING_SCHEMA.field(column) for column in LANDING_POSITION_COLUMNS])
 
 
 def read_hours(
@@ -70,7 +70,7 @@ def _stored_positions(lake: LakeResource, contract: Contract, start: datetime, e
     tables = []
     for layer, schema in (("raw", raw_schema(contract)), ("quarantine", QUARANTINE_SCHEMA)):
         stored = read_hours(lake, layer, contract.name, start, end, schema).select(list(KAFKA_POSITION_COLUMNS))
-        tables.append(stored.rename_columns(checks.POSITION_COLUMNS).cast(_LANDED_POSITIONS))
+        tables.append(stored.rename_columns(list(LANDING_POSITION_COLUMNS)).cast(_LANDED_POSITIONS))
     return pa.concat_tables(tables)
 
 
@@ -198,7 +198,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         yield checks.every_record_accounted(
             raw_key,
             label,
-            landed.select(checks.POSITION_COLUMNS),
+            landed,
             _stored_positions(lake, contract, window.start, window.end),
             sum(batch.skipped.values()) + batch.erased,
         )

@@ -7,6 +7,7 @@ from dagster import AssetKey
 from platform_assets import checks
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib.contract import load_contracts
+from platform_assets.lib.records import LANDING_POSITION_COLUMNS
 
 pytestmark = pytest.mark.unit
 
@@ -41,7 +42,7 @@ RAW = AssetKey(["raw", "raw_customers"])
 
 
 def positions(rows: list[tuple[str, int, int]]) -> pa.Table:
-    return pa.Table.from_pylist([dict(zip(checks.POSITION_COLUMNS, row, strict=True)) for row in rows])
+    return pa.Table.from_pylist([dict(zip(LANDING_POSITION_COLUMNS, row, strict=True)) for row in rows])
 
 
 LANDED = positions([("t", 0, offset) for offset in range(6)])

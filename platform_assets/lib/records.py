@@ -151,8 +151,9 @@ def kafka_moment(timestamp_ms: int) -> datetime:
 # A LandingRecord's Kafka position (topic, partition, offset), in the order records are consumed.
 KAFKA_POSITION = itemgetter(0, 1, 2)
 
-# Where raw and quarantine keep a record's Kafka position (landing calls them topic, partition, offset).
+# Where raw and quarantine keep a record's Kafka position, and where landing keeps it.
 KAFKA_POSITION_COLUMNS = ("_topic", "_partition", "_offset")
+LANDING_POSITION_COLUMNS = ("topic", "partition", "offset")
 
 
 def position_columns(record: LandingRecord, hour: datetime, kafka_timestamp: datetime | None = None) -> dict[str, Any]:
