@@ -51,6 +51,15 @@ def test_every_landed_row_reads_back_as_the_record_consumed(batch):
     assert last_offsets(batch) == expected_last
 
 
+@settings(max_examples=50, deadline=None)
+@given(records, headers.filter(bool).map(tuple))
+def test_records_with_the_same_number_of_headers_each_read_back_with_their_own(batch, shared):
+    """A producer that sets headers sets them on every record (the read cuts them in equal slices)."""
+    batch = [record._replace(headers=shared[::-1] if index % 2 else shared) for index, record in enumerate(batch)]
+    table = landing_rows(TRANSACTIONS, batch, None, LANDED_AT, DEFAULT_PARTITIONS.first_hour)
+    assert landing_records(table) == [record._replace(landed_at=LANDED_AT) for record in batch]
+
+
 def test_a_record_is_filed_under_its_event_hour_and_without_one_under_its_kafka_hour():
     good = LandingRecord(TOPIC, 0, 0, 1_767_225_600_000, b"T1", json.dumps(VALUE).encode())
     broken = LandingRecord(TOPIC, 0, 1, 1_767_225_600_000, b"T2", b"{not json")

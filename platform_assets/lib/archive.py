@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from platform_assets.lib import columns
+from platform_assets.lib.collector import collector_paused
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, landing_hours
 from platform_assets.lib.records import HourRange, LandingBatch, LandingRecord
@@ -65,9 +66,15 @@ def landing_records(table: pa.Table) -> list[LandingRecord]:
     """The landing table's rows back as the records they archive, column by column: a raw hour reads
     up to a million of them, and row by row (a dict and two datetimes each) that cost 20 s of a
     1M-event hour. The tuples are made by `tuple.__new__`: a named tuple's own constructor is a Python
-    function, 3 s per million records."""
+    function, 3 s per million records. The records hold no cycle: the collector's walks over them were
+    half of the time (3.7 s → 1.7 s for 714k records)."""
     if not table.num_rows:
         return []
+    with collector_paused():
+        return _records_of(table)
+
+
+def _records_of(table: pa.Table) -> list[LandingRecord]:
     millis = table["timestamp"].cast(pa.timestamp("ms", tz="UTC"), safe=False).cast(pa.int64())
     # A table version from before landing stamped `_landed_at` (`find_keys` reads every version) has none.
     landed_at = (
@@ -93,6 +100,8 @@ def _header_pairs(headers: pa.ListArray) -> list[tuple[tuple[str, bytes | None],
         return [()] * len(headers)
     entries = headers.flatten()
     pairs = list(zip(entries.field("key").to_pylist(), entries.field("value").to_pylist(), strict=True))
+    if len(set(lengths)) == 1:  # a producer that sets headers sets the same ones on every record: cut in C
+        return list(zip(*[iter(pairs)] * lengths[0], strict=True))
     ends = list(accumulate(lengths))
     return [tuple(pairs[end - length : end]) for end, length in zip(ends, lengths, strict=True)]
 
