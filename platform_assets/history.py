@@ -34,7 +34,7 @@ from platform_assets.erasure import erasures_reapplied
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.tables import history_schema
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
-from platform_assets.quality import history_rules, validate
+from platform_assets.quality import history_rules, validate_table
 from platform_assets.retries import retry_transient_failures
 from resources.lake import LakeResource
 from resources.spark import SparkResource
@@ -108,7 +108,7 @@ def build_history_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
         )
         days_predicate = f"snapshot_date >= '{first}' AND snapshot_date <= '{last}'"  # opens those days' files only
         days = lake.read("history", contract.name, days_filter, files_where=days_predicate)
-        outcomes = validate(days.to_pandas(), history_rules(contract))
+        outcomes = validate_table(days, history_rules(contract))
         yield checks.from_outcomes(history_key, checks.ONE_ROW_PER_KEY_PER_DAY, f"{first}..{last}", outcomes)
 
     return history_asset

@@ -16,6 +16,8 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+import pyarrow as pa
+
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.records import TRUNCATE
 from resources.spark import use_client_only_spark_home
@@ -140,20 +142,34 @@ _COLUMN_ARGUMENTS = ("column", "column_A", "column_B", "column_list")
 
 
 def _columns_for_great_expectations(frame: Any, rules: list[Rule]) -> Any:
-    """`frame` with only the columns the rules (those Great Expectations judges) name, when each is about named
-    columns alone: GE fingerprints every batch by hashing the whole frame (3 s of a raw hour of 700k
-    changes, for one contract expectation on `amount`). A table expectation or a row condition (which
-    may read any column) gets the whole frame."""
-    named: dict[str, None] = {}
+    """`frame` with only the columns the rules (those Great Expectations judges) name: GE fingerprints
+    every batch by hashing the whole frame (3 s of a raw hour of 700k changes, for one contract
+    expectation on `amount`)."""
+    named = _named_columns(rules)
+    return frame if named is None else frame[[column for column in frame.columns if column in named]]
+
+
+def _named_columns(rules: list[Rule]) -> set[str] | None:
+    """The columns `rules` read, when each is about named columns alone; None when one may read any
+    column (a table expectation, or a row condition)."""
+    named: set[str] = set()
     for rule in rules:
         about_columns = rule.expectation.startswith(("expect_column_", "expect_multicolumn_", "expect_compound_"))
         columns = [rule.kwargs[argument] for argument in _COLUMN_ARGUMENTS if argument in rule.kwargs]
         if not about_columns or "row_condition" in rule.kwargs or not columns:
-            return frame
+            return None
         for column in columns:
-            named.update(dict.fromkeys(column if isinstance(column, list) else [column]))
-    present = [column for column in frame.columns if column in named]
-    return frame[present]
+            named.update(column if isinstance(column, list) else [column])
+    return named
+
+
+def validate_table(table: pa.Table, rules: list[Rule]) -> list[Outcome]:
+    """`validate` on an Arrow table, of which only the columns the rules read become pandas (all of a
+    raw hour's 14 columns took 1.2 s of 714k changes, most of them read by no rule)."""
+    named = _named_columns(rules)
+    if named is not None:
+        table = table.select([column for column in table.column_names if column in named])
+    return validate(table.to_pandas(), rules)
 
 
 def great_expectations_outcome(batch: Any, frame: Any, rule: Rule) -> Outcome:

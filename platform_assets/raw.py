@@ -48,7 +48,7 @@ from platform_assets.lib.tables import (
     rows_table,
 )
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions
-from platform_assets.quality import raw_rules, validate
+from platform_assets.quality import raw_rules, validate_table
 from resources.lake import LakeResource
 from resources.schema_registry import SchemaRegistryResource
 
@@ -202,7 +202,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
             _stored_positions(lake, contract, window.start, window.end),
             sum(batch.skipped.values()) + batch.erased,
         )
-        outcomes = validate(raw_table.to_pandas(), raw_rules(contract))
+        outcomes = validate_table(raw_table, raw_rules(contract))
         yield checks.from_outcomes(raw_key, checks.VALID_CHANGES, label, outcomes)
         yield checks.quarantine_rate(
             raw_key, label, len(batch.quarantined), len(records), contract.quality.max_quarantine_rate

@@ -20,6 +20,7 @@ from platform_assets.quality import (
     great_expectations_batch,
     great_expectations_outcome,
     validate,
+    validate_table,
 )
 
 pytestmark = pytest.mark.spark
@@ -162,6 +163,23 @@ def test_a_range_rule_on_decimals_and_nullable_integers_agrees_with_great_expect
 def test_a_rule_with_arguments_the_built_in_rules_do_not_read_gets_great_expectations_verdict(rule):
     [outcome] = validate(EDGE_CASES, [rule])
     assert outcome == great_expectations_outcome(great_expectations_batch(EDGE_CASES), EDGE_CASES, rule)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        [Rule("expect_table_row_count_to_be_between", {"min_value": 1})],
+        [next(rule for rule in BUILT_IN_RULES if "row_condition" in rule.kwargs)],
+    ],
+)
+def test_a_table_is_judged_as_its_whole_frame_is(extra):
+    """Only the columns the rules read become pandas; the outcomes, a missing column's included, are
+    those of the whole frame (a table rule or a row condition gets every column)."""
+    table = pa.Table.from_pandas(EDGE_CASES, preserve_index=False)
+    by_columns = [rule for rule in BUILT_IN_RULES if "row_condition" not in rule.kwargs]
+    rules = [*by_columns, Rule("expect_column_to_exist", {"column": "absent"}), *extra]
+    assert validate_table(table, rules) == validate(EDGE_CASES, rules)
 
 
 def test_a_rule_on_a_missing_column_fails_and_names_it():

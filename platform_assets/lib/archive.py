@@ -107,13 +107,22 @@ def _header_pairs(headers: pa.ListArray) -> list[tuple[tuple[str, bytes | None],
 
 
 def _header_lists(headers: list[tuple[tuple[str, bytes | None], ...]], list_type: pa.ListType) -> pa.Array:
-    """Each record's headers as a list of key/value structs, built flat (most records have none)."""
+    """Each record's headers as a list of key/value structs, built flat (most records have none). A
+    producer sets the same few headers on record after record: each distinct list is built once and
+    repeated by Arrow (one header list per record of a 1M-record hour was 1.5 s of its landing)."""
     if not any(headers):  # the usual batch: one pass of truth tests instead of one per header and record
         return pa.ListArray.from_arrays(
             pa.repeat(columns.int64s([0], pa.int32())[0], len(headers) + 1),
             _header_entries([], list_type),
             type=list_type,
         )
+    codes = dict.fromkeys(headers)
+    if len(codes) * 2 <= len(headers):
+        distinct = _header_lists(list(codes), list_type)
+        if len(codes) == 1:
+            return distinct.take(pa.repeat(pa.scalar(0, pa.int32()), len(headers)))
+        codes.update(zip(codes, range(len(codes)), strict=True))
+        return distinct.take(columns.int64s(list(map(codes.__getitem__, headers)), pa.int32()))
     pairs = list(chain.from_iterable(headers))
     starts = columns.int64s(list(accumulate(map(len, headers), initial=0)), pa.int32())
     return pa.ListArray.from_arrays(starts, _header_entries(pairs, list_type), type=list_type)

@@ -832,7 +832,7 @@ def _decoded_batch(
     # A batch holds many records of one Kafka millisecond, one event hour and one landing: each is
     # worked out once.
     kafka_times: dict[int, datetime] = {}
-    hours_of: dict[datetime, datetime] = {}
+    hours_of: dict[float | datetime, datetime] = {}  # by the hour's number since the epoch, or the moment
     ranges: dict[datetime, HourRange] = {}
     time_column = contract.event_time_column
     # The records that become raw rows, with their changes and event hours (made into rows together).
@@ -858,7 +858,10 @@ def _decoded_batch(
         if first_hour and landed_at:
             hours = ranges.get(landed_at) or ranges.setdefault(landed_at, HourRange.landed(first_hour, landed_at))
         if moment is not None:
-            hour = hours_of.get(moment) or hours_of.setdefault(moment, hour_floor(moment))
+            # Moments are nearly all distinct: a UTC one is looked up by its hour's number (hashing an
+            # aware datetime asks its offset; flooring each one was a tenth of a batch).
+            of = moment.timestamp() // 3600 if moment.tzinfo is UTC else moment
+            hour = hours_of.get(of) or hours_of.setdefault(of, hour_floor(moment))
             in_range = hours is None or hour in hours
             if not in_range:
                 hour = _filed(moment, record, hours)[0]

@@ -125,8 +125,24 @@ def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     """Row dicts (a missing key reads null) as a table of `schema`, built column by column: one pass in C
     per column, 0.76 s for 300k raw rows where `pa.Table.from_pylist` took 1.30 s."""
     return pa.Table.from_arrays(
-        [pa.array(list(map(dict.get, rows, repeat(column.name))), column.type) for column in schema], schema=schema
+        [_column(list(map(dict.get, rows, repeat(column.name))), column.type) for column in schema], schema=schema
     )
+
+
+_SAMPLE = 1000  # rows by which `_column` judges whether a column's objects are shared
+
+
+def _column(values: list[Any], column_type: pa.DataType) -> pa.Array:
+    """`values` as an Arrow array. Times and decimals convert at about 0.6 µs each, and a batch's rows
+    share their objects (the decode makes one per event hour, per distinct wire value): each distinct
+    object is converted once and repeated by Arrow (0.37 s → 0.1 s for the event hours of 714k rows)."""
+    shared = pa.types.is_timestamp(column_type) or pa.types.is_decimal(column_type)
+    if not shared or len(set(map(id, values[:_SAMPLE]))) * 2 > min(len(values), _SAMPLE):
+        return pa.array(values, column_type)  # few shared objects (each event's own time): finding them costs more
+    by_identity = dict(zip(map(id, values), values, strict=True))
+    index = dict(zip(by_identity, range(len(by_identity)), strict=True))
+    codes = pa.array(list(map(index.__getitem__, map(id, values))), pa.int32())
+    return pa.array(list(by_identity.values()), column_type).take(codes)
 
 
 def hour_window_predicate(column: str, start: datetime, end: datetime) -> str:
