@@ -85,6 +85,9 @@ def test_landing_rows_leave_pandas_unimported():
         "table = landing_rows(contract, records, None, landed_at, DEFAULT_PARTITIONS.first_hour)\n"
         "spans = {('card-transactions', 0): (0, 0), ('card-transactions', 1): (5, 5)}\n"
         "assert table.num_rows == 2 and offset_spans(records) == spans\n"
+        "# A producer's headers on every record: each distinct list is built once and repeated.\n"
+        "same = [record._replace(headers=(('h', b'v'),)) for record in records * 2]\n"
+        "assert landing_rows(contract, same, None, landed_at, DEFAULT_PARTITIONS.first_hour).num_rows == 4\n"
         "assert 'pandas' not in sys.modules, 'landing imported pandas'\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

@@ -116,13 +116,8 @@ def _header_lists(headers: list[tuple[tuple[str, bytes | None], ...]], list_type
             _header_entries([], list_type),
             type=list_type,
         )
-    distinct = list(dict.fromkeys(headers))
-    if len(distinct) * 2 <= len(headers):
-        lists = _header_lists(distinct, list_type)
-        if len(distinct) == 1:
-            return lists.take(pa.repeat(pa.scalar(0, pa.int32()), len(headers)))
-        index = dict(zip(distinct, range(len(distinct)), strict=True))
-        return lists.take(columns.int64s(list(map(index.__getitem__, headers)), pa.int32()))
+    if len(set(headers)) * 2 <= len(headers):
+        return columns.repeated(headers, lambda distinct: _header_lists(distinct, list_type))
     pairs = list(chain.from_iterable(headers))
     starts = columns.int64s(list(accumulate(map(len, headers), initial=0)), pa.int32())
     return pa.ListArray.from_arrays(starts, _header_entries(pairs, list_type), type=list_type)

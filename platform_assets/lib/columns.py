@@ -8,6 +8,7 @@ hundred thousand records costs. Landing builds its columns with these instead; a
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate, compress
 from typing import Any
@@ -91,8 +92,18 @@ def _laid_out(type: pa.DataType, values: list[Any], present: list[bool], data: b
 
 def repeated_strings(values: list[str]) -> pa.Array:
     """Strings that repeat (a batch's topics): each distinct one encoded once, then the column decoded."""
-    index = {value: position for position, value in enumerate(dict.fromkeys(values))}
-    return strings(list(index)).take(int64s([index[value] for value in values]))
+    return repeated(values, strings)
+
+
+def repeated(
+    values: list[Any], build: Callable[[list[Any]], pa.Array], key: Callable[[Any], Any] | None = None
+) -> pa.Array:
+    """`values` that repeat as an array, each distinct one (by `key`: `id` for shared objects, or the
+    value itself) built once by `build` and repeated by Arrow."""
+    keys = values if key is None else list(map(key, values))
+    distinct = dict(zip(keys, values, strict=True))
+    index = dict(zip(distinct, range(len(distinct)), strict=True))
+    return build(list(distinct.values())).take(int64s(list(map(index.__getitem__, keys))))
 
 
 def _validity(present: list[bool]) -> pa.Buffer:

@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from platform_assets.lib import columns
 from platform_assets.lib.contract import Contract, FieldSpec
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -139,10 +140,7 @@ def _column(values: list[Any], column_type: pa.DataType) -> pa.Array:
     shared = pa.types.is_timestamp(column_type) or pa.types.is_decimal(column_type)
     if not shared or len(set(map(id, values[:_SAMPLE]))) * 2 > min(len(values), _SAMPLE):
         return pa.array(values, column_type)  # few shared objects (each event's own time): finding them costs more
-    by_identity = dict(zip(map(id, values), values, strict=True))
-    index = dict(zip(by_identity, range(len(by_identity)), strict=True))
-    codes = pa.array(list(map(index.__getitem__, map(id, values))), pa.int32())
-    return pa.array(list(by_identity.values()), column_type).take(codes)
+    return columns.repeated(values, lambda distinct: pa.array(distinct, column_type), key=id)
 
 
 def hour_window_predicate(column: str, start: datetime, end: datetime) -> str:
