@@ -116,15 +116,17 @@ def validate(frame: Any, rules: list[Rule]) -> list[Outcome]:
     (BUILT_IN, same results as Great Expectations); every other rule goes through Great Expectations,
     so a contract without such rules never imports it (importing it costs 4-5 s in every run process,
     and building its context once cost 21-25 s; the built-ins take milliseconds)."""
-    outcomes: list[Outcome | None] = [_built_in_outcome(frame, rule) for rule in rules]
-    for_great_expectations = [rule for rule, outcome in zip(rules, outcomes, strict=True) if outcome is None]
-    if for_great_expectations:
-        batch = great_expectations_batch(_columns_for_great_expectations(frame, for_great_expectations))
-        outcomes = [
-            great_expectations_outcome(batch, frame, rule) if outcome is None else outcome
-            for rule, outcome in zip(rules, outcomes, strict=True)
-        ]
-    return [outcome for outcome in outcomes if outcome is not None]
+    built_in = [_built_in_outcome(frame, rule) for rule in rules]
+    for_great_expectations = [rule for rule, outcome in zip(rules, built_in, strict=True) if outcome is None]
+    batch = None
+    outcomes = []
+    for rule, outcome in zip(rules, built_in, strict=True):
+        if outcome is None:
+            if batch is None:
+                batch = great_expectations_batch(_columns_for_great_expectations(frame, for_great_expectations))
+            outcome = great_expectations_outcome(batch, frame, rule)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _built_in_outcome(frame: Any, rule: Rule) -> Outcome | None:
