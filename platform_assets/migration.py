@@ -54,7 +54,7 @@ def migrate(
         is_erased=erased_record_test(lake, contract, secret, schema_lookup),
     )
     ensure_tables(staging, contract, REBUILT_LAYERS)
-    raw = rows_table(batch.rows, raw_schema(contract))
+    raw = batch.table(raw_schema(contract))
     staging.append("raw", name, raw)
     staging.append("quarantine", name, rows_table(batch.quarantined, QUARANTINE_SCHEMA))
     spec = merge_spec(contract)

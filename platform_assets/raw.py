@@ -158,20 +158,20 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
             first_hour=partitions.first_hour,
         )
         predicate = hour_window_predicate("_event_hour", window.start, window.end)
-        raw_table = rows_table(batch.rows, raw_schema(contract))
+        raw_table = batch.table(raw_schema(contract))
         lake.replace_where("raw", contract.name, raw_table, predicate)
         lake.replace_where("quarantine", contract.name, rows_table(batch.quarantined, QUARANTINE_SCHEMA), predicate)
-        operations = Counter(row["_op"] for row in batch.rows)
+        operations = Counter(batch.platform["_op"])
         errors = Counter(row["error"] for row in batch.quarantined)
         context.log.info(
             f"{contract.name} {window.start:%Y-%m-%d %H:00}..{window.end:%Y-%m-%d %H:00}: {len(records)} landed, "
-            f"{len(batch.rows)} raw, {len(batch.quarantined)} quarantined"
+            f"{batch.size} raw, {len(batch.quarantined)} quarantined"
         )
         yield from report(
             context,
             raw_key,
             {
-                "dagster/row_count": len(batch.rows),
+                "dagster/row_count": batch.size,
                 "records_in": len(records),
                 "quarantined": len(batch.quarantined),
                 "skipped_tombstones": batch.skipped["tombstone"],

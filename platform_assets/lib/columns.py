@@ -70,6 +70,8 @@ def binaries(values: list[bytes | None], type: pa.DataType | None = None) -> pa.
 
 def strings(values: list[str | None]) -> pa.Array:
     """Python strings (None for missing) as a string array; one encode for the whole list when it is ASCII."""
+    if values.count(None) == len(values):  # e.g. the `_extra` of a batch without unknown fields
+        return pa.nulls(len(values), pa.string())
     present = [value is not None for value in values]
     text = "".join(values if all(present) else compress(values, present))  # type: ignore[arg-type]
     if text.isascii():  # then each string's length is its length in bytes

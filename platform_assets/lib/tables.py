@@ -6,8 +6,10 @@ nulls on MERGE, and a contract's `nullable: false` is enforced by decoding and c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
+from types import MappingProxyType
 from typing import Any
 
 import pyarrow as pa
@@ -122,11 +124,20 @@ AUDIT_SCHEMA = pa.schema(
 )
 
 
-def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+def rows_table(
+    rows: list[dict[str, Any]], schema: pa.Schema, given: Mapping[str, pa.Array] = MappingProxyType({})
+) -> pa.Table:
     """Row dicts (a missing key reads null) as a table of `schema`, built column by column: one pass in C
-    per column, 0.76 s for 300k raw rows where `pa.Table.from_pylist` took 1.30 s."""
+    per column, 0.76 s for 300k raw rows where `pa.Table.from_pylist` took 1.30 s. Columns in `given`
+    are taken as they are instead of read from the dicts."""
     return pa.Table.from_arrays(
-        [_column(list(map(dict.get, rows, repeat(column.name))), column.type) for column in schema], schema=schema
+        [
+            given[column.name]
+            if column.name in given
+            else _column(list(map(dict.get, rows, repeat(column.name))), column.type)
+            for column in schema
+        ],
+        schema=schema,
     )
 
 

@@ -458,6 +458,27 @@ ISO_FORMS = st.builds(
 )
 
 
+# Values that one JSON reader accepts and another may not (orjson decides: it is what `raw` reads with),
+# each made from a payload's JSON text.
+UNUSUAL_JSON = [
+    lambda text: text[:-1] + ', "x": NaN}',
+    lambda text: text[:-1] + ', "x": -Infinity}',
+    lambda text: text[:-1] + ', "x": 123456789012345678901234567890}',
+    lambda text: text.encode()[:-1] + b', "x": "\xff"}',  # not UTF-8
+    lambda text: text[:-1] + ', "x": "\\ud800"}',  # a lone surrogate
+    lambda text: text[:-1] + ', "x": ' + "[" * 1100 + "]" * 1100 + "}",  # deeper than orjson reads
+    lambda text: text[:-1] + ', "x": ' + "[" * 500 + "]" * 500 + "}",
+    lambda text: text + " " + text,  # two documents
+    lambda text: text + "{}",
+    lambda text: " ",
+    lambda text: "",
+    lambda text: "\ufeff" + text,  # a byte order mark
+    lambda text: json.dumps(json.loads(text), indent=2),  # printed over several lines
+    lambda text: text[:-1] + ', "ts": "2026-01-01T10:00:00Z"}' if len(text) > 2 else text,  # a name twice
+    lambda text: text[:-1] + ', "nested": {"ts": "2026-01-01T10:00:00Z"}}' if len(text) > 2 else text,
+]
+
+
 @st.composite
 def landed_batches(draw):
     contract_ = draw(st.sampled_from([TOPICS, OP_FIELD, DEBEZIUM]))
@@ -466,12 +487,17 @@ def landed_batches(draw):
         payload = {name: draw(values) for name, values in WIRE_VALUES.items()}
         payload["ts"] = draw(st.one_of(ISO_FORMS, st.just(payload["ts"]), st.integers(-(2**63), 2**63)))
         payload = {name: value for name, value in payload.items() if value is not None}
-        shape = draw(st.sampled_from(["object", "object", "object", "not_json", "array", "null", "snapshot"]))
+        shape = draw(
+            st.sampled_from(["object", "object", "object", "not_json", "array", "null", "snapshot", "unusual"])
+        )
         topic = draw(st.sampled_from([*contract_.source.topics, "elsewhere"]))
         if shape == "object" and contract_ is DEBEZIUM:
             value = json.dumps({"op": payload.pop("op", "u"), "after": payload}).encode()
         elif shape == "object":
             value = json.dumps(payload).encode()
+        elif shape == "unusual":
+            made = draw(st.sampled_from(UNUSUAL_JSON))(json.dumps(payload))
+            value = made if isinstance(made, bytes) else made.encode()
         else:
             value = {"not_json": b"{nope", "array": b"[1]", "null": None, "snapshot": json.dumps(payload).encode()}[
                 shape
@@ -525,3 +551,5 @@ def test_a_batch_decodes_as_its_records_decode_one_by_one(case):
     # Written column by column, as Arrow writes the rows (a key a row lacks reads null).
     for rows, schema in ((batch.rows, raw_schema(contract_)), (batch.quarantined, QUARANTINE_SCHEMA)):
         assert rows_table(rows, schema).equals(pa.Table.from_pylist(rows, schema))
+    # Raw writes the batch's own table, whose platform columns never were row dicts.
+    assert batch.table(raw_schema(contract_)).equals(pa.Table.from_pylist(batch.rows, raw_schema(contract_)))
