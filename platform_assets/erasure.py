@@ -122,8 +122,9 @@ def erasures_reapplied(lake: LakeResource, contract: Contract, layers: tuple[str
 
 def erased_record_test(
     lake: LakeResource, contract: Contract, secret: bytes, schema_lookup: SchemaLookup | None = None
-) -> Callable[[LandingRecord, Decoded], bool]:
-    """Whether a record is about a key on an erasure list the lake holds (see `policy.erased_record_test`)."""
+) -> Callable[[LandingRecord, Decoded], bool] | None:
+    """Whether a record is about a key on an erasure list the lake holds (see `policy.erased_record_test`);
+    None while no list concerns `contract`."""
     entities = {entity for _, entity in policy.watched_targets(contract)}
     hashes = {entity: _erased_hashes(lake, entity) for entity in entities}
     return policy.erased_record_test(contract, hashes, secret, schema_lookup)
@@ -139,7 +140,7 @@ def erased_landing_test(
     if not any(hashes.values()):
         return None
     erased = policy.erased_record_test(contract, hashes, pii_key(), schema_lookup)
-    return lambda record: erased(record, decode(contract, record, schema_lookup))
+    return None if erased is None else lambda record: erased(record, decode(contract, record, schema_lookup))
 
 
 def _fence_landing(lake: LakeResource, entity: str) -> None:

@@ -119,12 +119,13 @@ def erased_record_test(
     erased_hashes: Mapping[str, set[str]],
     secret: bytes,
     schema_lookup: SchemaLookup | None = None,
-) -> Callable[[LandingRecord, Decoded], bool]:
+) -> Callable[[LandingRecord, Decoded], bool] | None:
     """Whether a record is about an erased key of its entity, or names an erased subject of another
-    (`erased_hashes`: entity -> hashes on its erasure list)."""
+    (`erased_hashes`: entity -> hashes on its erasure list); None while no list concerns `contract`,
+    so decoding need not look at each record for it."""
     checks = [(target, hashes) for target, entity in watched_targets(contract) if (hashes := erased_hashes.get(entity))]
     if not checks:
-        return lambda record, decoded: False
+        return None
 
     def is_erased(record: LandingRecord, decoded: Decoded) -> bool:
         for target, hashes in checks:
