@@ -111,3 +111,15 @@ def test_consumed_headers_read_as_name_and_bytes_pairs_whatever_form_the_client_
     ]
     assert _headers(consumed) == expected
     assert all(type(pairs) is tuple for pairs in _headers(consumed))
+
+
+@settings(deadline=None)  # its first example imports landing
+@given(st.lists(st.sampled_from([None, [], [("source", b"a")], [("source", b"a"), ("type", b"t")]]), max_size=30))
+def test_equal_consumed_header_lists_share_one_tuple(consumed):
+    """A batch keeps one tuple per distinct header list, not one per record (each list arrives as a
+    new object from the consumer)."""
+    from platform_assets.landing import _headers
+
+    fresh = [None if given is None else [tuple(pair) for pair in given] for given in consumed]
+    read = _headers(fresh)
+    assert len(set(map(id, read))) == len(set(read))

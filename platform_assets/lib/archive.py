@@ -116,6 +116,8 @@ def _header_lists(headers: list[tuple[tuple[str, bytes | None], ...]], list_type
             _header_entries([], list_type),
             type=list_type,
         )
+    if len(set(map(id, headers))) * 2 <= len(headers):  # shared lists (see `landing._headers`)
+        return columns.repeated(headers, lambda distinct: _header_lists(distinct, list_type), key=id)
     if len(set(headers)) * 2 <= len(headers):
         return columns.repeated(headers, lambda distinct: _header_lists(distinct, list_type))
     pairs = list(chain.from_iterable(headers))
