@@ -5,13 +5,15 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from platform_assets.quality import (
     BUILT_IN,
@@ -180,6 +182,45 @@ def test_a_table_is_judged_as_its_whole_frame_is(extra):
     by_columns = [rule for rule in BUILT_IN_RULES if "row_condition" not in rule.kwargs]
     rules = [*by_columns, Rule("expect_column_to_exist", {"column": "absent"}), *extra]
     assert validate_table(table, rules) == validate(EDGE_CASES, rules)
+
+
+# Columns of every kind the built-in rules meet, with nulls, NaN and values that break each rule.
+TABLE_COLUMNS = {
+    "id": (pa.string(), st.sampled_from(["a", "b", None])),
+    "day": (pa.date32(), st.sampled_from([date(2026, 1, 1), date(2026, 1, 2), None])),
+    "segment": (pa.string(), st.sampled_from(["standard", "gold", None])),
+    "price": (pa.decimal128(12, 2), st.sampled_from([Decimal("-1.50"), Decimal("0.00"), Decimal("2.25"), None])),
+    "count": (pa.int64(), st.sampled_from([-3, 0, 4, None])),
+    "amount": (pa.float64(), st.sampled_from([1.0, float("nan"), None, -2.0])),
+}
+TABLE_RULES = [
+    *(Rule("expect_column_values_to_not_be_null", {"column": column}) for column in TABLE_COLUMNS),
+    Rule("expect_column_to_exist", {"column": "id"}),
+    Rule("expect_column_to_exist", {"column": "absent"}),
+    Rule("expect_column_values_to_not_be_null", {"column": "absent"}),
+    Rule("expect_column_values_to_be_in_set", {"column": "segment", "value_set": ["standard", "gold"]}),
+    Rule("expect_column_values_to_be_in_set", {"column": "segment", "value_set": ["standard"]}),
+    Rule("expect_column_values_to_be_in_set", {"column": "count", "value_set": [0, 4]}),
+    Rule("expect_column_values_to_be_in_set", {"column": "count", "value_set": ["0"]}),
+    Rule("expect_compound_columns_to_be_unique", {"column_list": ["day", "id"]}),
+    Rule("expect_compound_columns_to_be_unique", {"column_list": ["id"]}),
+    Rule("expect_compound_columns_to_be_unique", {"column_list": ["count", "price"]}),
+    Rule("expect_column_values_to_be_between", {"column": "price", "min_value": 0}),
+    Rule("expect_column_values_to_be_between", {"column": "price", "min_value": Decimal("0.00"), "strict_min": True}),
+    Rule("expect_column_values_to_be_between", {"column": "price", "min_value": 0.5}),
+    Rule("expect_column_values_to_be_between", {"column": "count", "max_value": 4, "strict_max": True}),
+    Rule("expect_column_values_to_be_between", {"column": "count", "min_value": 0, "max_value": 4}),
+    Rule("expect_column_values_to_be_between", {"column": "amount", "min_value": 0}),
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.fixed_dictionaries({name: values for name, (_, values) in TABLE_COLUMNS.items()}), max_size=8))
+def test_a_table_gets_the_outcomes_of_its_frame_whether_arrow_or_pandas_judges(rows):
+    """`validate_table` passes in Arrow the built-in rules that hold there, and sends the others to
+    pandas: every outcome must be the one `validate` gives on the whole frame."""
+    table = pa.Table.from_pylist(rows, pa.schema([(name, kind) for name, (kind, _) in TABLE_COLUMNS.items()]))
+    assert validate_table(table, TABLE_RULES) == validate(table.to_pandas(), TABLE_RULES)
 
 
 def test_a_rule_on_a_missing_column_fails_and_names_it():
