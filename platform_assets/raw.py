@@ -34,7 +34,7 @@ from platform_assets.entity import (
     partition_label,
 )
 from platform_assets.erasure import erased_record_test
-from platform_assets.lib.archive import landing_records
+from platform_assets.lib.archive import DECODED_LANDING_SCHEMA, landing_records
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import decode_batch
 from platform_assets.lib.pii import pii_key, protect_rows
@@ -146,7 +146,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         window = context.partition_time_window
         secret = pii_key()
         ensure_tables(lake, contract, ("raw", "quarantine"))
-        landed = read_hours(lake, "landing", contract.name, window.start, window.end, LANDING_SCHEMA)
+        landed = read_hours(lake, "landing", contract.name, window.start, window.end, DECODED_LANDING_SCHEMA)
         records = landing_records(landed)
         schema_lookup = schema_registry.lookup()
         batch = decode_batch(
