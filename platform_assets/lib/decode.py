@@ -1050,7 +1050,9 @@ def _json_objects(contract: Contract, records: list[LandingRecord]) -> list[Any]
             raise TypeError
     except (TypeError, orjson.JSONDecodeError):
         payloads = [_json_object_or_none(value, source.max_value_bytes) for value in values]
-    if contract.decimal_names:  # a value with a long number (rare) is read as `_payload` reads it
+    # A value with a long number (rare) is read as `_payload` reads it. The batch is looked at whole
+    # first (values apart by a byte that is no digit): value by value it took 1 s of 714k records.
+    if contract.decimal_names and _LONG_NUMBER in b"\0".join(filter(None, values)).translate(_DIGITS_AND_POINTS):
         for index, (value, payload) in enumerate(zip(values, payloads, strict=True)):
             if payload is not None and value is not None and _has_long_number(value):
                 payloads[index] = _with_exact_decimals(contract, value, payload)
