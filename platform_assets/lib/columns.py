@@ -26,6 +26,8 @@ def int64s(values: list[int], type: pa.DataType | None = None) -> pa.Array:
 
 
 def optional_int64s(values: list[int | None]) -> pa.Array:
+    if values.count(None) == len(values):  # e.g. no event time of a batch given in epoch milliseconds
+        return pa.nulls(len(values), pa.int64())
     present = [value is not None for value in values]
     if all(present):
         return int64s(values)  # type: ignore[arg-type]

@@ -710,18 +710,31 @@ def _event_time_wires(contract: Contract, batch: LandingBatch) -> list[Any]:
     if operation_field == name and source.operation_field is not None:
         return [_NOT_READ] * batch.size  # `_operation_from_field` takes it out of the payload first
     values = batch.values
+    by_field = source.operation_field is not None  # else only the event time is read (no tuple per record)
     try:  # the usual batch: every value a JSON object of an acceptable size
         if max(map(len, values), default=0) > source.max_value_bytes:  # type: ignore[arg-type]
             raise TypeError
-        read = [(payload.get(name, _NOT_READ), payload.get(operation_field)) for payload in map(orjson.loads, values)]  # type: ignore[arg-type]
+        read: list[Any] = (
+            [(payload.get(name, _NOT_READ), payload.get(operation_field)) for payload in map(orjson.loads, values)]  # type: ignore[arg-type]
+            if by_field
+            else [payload.get(name, _NOT_READ) for payload in map(orjson.loads, values)]  # type: ignore[arg-type]
+        )
     except (TypeError, AttributeError, orjson.JSONDecodeError):
-        read = [
-            (_NOT_READ, None) if payload is None else (payload.get(name, _NOT_READ), payload.get(operation_field))
-            for payload in (_json_object_or_none(value, source.max_value_bytes) for value in values)
-        ]
+        objects = (_json_object_or_none(value, source.max_value_bytes) for value in values)
+        read = (
+            [(_NOT_READ, None) if p is None else (p.get(name, _NOT_READ), p.get(operation_field)) for p in objects]
+            if by_field
+            else [_NOT_READ if p is None else p.get(name, _NOT_READ) for p in objects]
+        )
     not_read = {topic for topic in set(batch.topics) if topic.startswith(SNAPSHOT_TOPIC_PREFIX)}
     if source.topics_by_operation:
         not_read.update(set(batch.topics) - set(source.topics_by_operation.values()))
+    if not by_field:
+        return (
+            [_NOT_READ if topic in not_read else wire for topic, wire in zip(batch.topics, read, strict=True)]
+            if not_read
+            else read
+        )
     known = source.operation_values
     return [
         _NOT_READ
@@ -745,7 +758,7 @@ def _json_object_or_none(value: bytes | None, max_bytes: int) -> dict[str, Any] 
 def _split_wires(wires: list[Any]) -> tuple[list[Any], list[int | None]]:
     """Event time wires as ISO strings and epoch milliseconds (None elsewhere); every other wire (a
     float, a boolean, an object) is no event time, as `_parse_timestamp` refuses it."""
-    if all(type(wire) is str for wire in wires):
+    if set(map(type, wires)) <= {str}:
         return wires, [None] * len(wires)
     strings = [wire if type(wire) is str else None for wire in wires]
     epoch_ms = [wire if type(wire) is int and _EPOCH_MS[0] <= wire <= _EPOCH_MS[1] else None for wire in wires]
