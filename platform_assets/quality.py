@@ -342,7 +342,7 @@ def _between(frame: Any, rule: Rule) -> Outcome | None:
     if high is not None:
         inside &= numbers < high if rule.kwargs.get("strict_max") else numbers <= high
     unexpected = pd.Series(False, index=values.index)
-    unexpected[present] = ~inside
+    unexpected[present] = (~inside).to_numpy()  # by position: a Series would be aligned (and upcast) first
     return _from_mask(judged, rule, unexpected, values)
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -221,6 +222,16 @@ def test_a_table_gets_the_outcomes_of_its_frame_whether_arrow_or_pandas_judges(r
     pandas: every outcome must be the one `validate` gives on the whole frame."""
     table = pa.Table.from_pylist(rows, pa.schema([(name, kind) for name, (kind, _) in TABLE_COLUMNS.items()]))
     assert validate_table(table, TABLE_RULES) == validate(table.to_pandas(), TABLE_RULES)
+
+
+def test_a_range_on_decimals_sets_nothing_a_later_pandas_refuses():
+    """The range rule wrote its verdicts into a boolean Series through index alignment, an upcast pandas
+    deprecates (a FutureWarning now, an error in a later pandas)."""
+    rule = Rule("expect_column_values_to_be_between", {"column": "price", "min_value": 0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        [outcome] = validate(pd.DataFrame({"price": [Decimal("1.5"), None, Decimal("-2")]}), [rule])
+    assert (outcome.success, outcome.unexpected_count, outcome.sample) == (False, 1, ["-2"])
 
 
 def test_a_rule_on_a_missing_column_fails_and_names_it():
