@@ -186,25 +186,29 @@ def merge_into_current(
         # The stored truncate (the tombstone without a key) beats older changes of every key.
         stored_truncate = stored_tombstones.where(F.col(spec.key[0]).isNull()).withColumn("_deleted", F.lit(True))
         source = truncated(spark, newest_per_key(source.unionByName(stored_truncate), spec), spec)
-    source = checkpointed(source)  # counted for the run's metadata too: the window over the changes once
     source.createOrReplaceTempView("platform_current_changes")
     stored_tombstones.createOrReplaceTempView("platform_current_tombstones")
     on = same_key(spec)
     newer = at_least("s", "t", spec.order)
-    unbeaten = spark.sql(
-        f"""
-        SELECT s.* FROM platform_current_changes AS s LEFT JOIN platform_current_tombstones AS t ON {on}
-        WHERE t.{spec.key[0]} IS NULL OR {newer}
-        """
+    # Every change with whether its key's tombstone beat it, computed once: counted for the run's
+    # metadata, and its unbeaten rows read by the rewrite, the winning deletes and the tombstones (a
+    # checkpoint of the window and another of the join cost a second pass over the changes).
+    judged = checkpointed(
+        spark.sql(
+            f"""
+            SELECT s.*, COALESCE(t.{spec.key[0]} IS NULL OR {newer}, FALSE) AS _unbeaten
+            FROM platform_current_changes AS s LEFT JOIN platform_current_tombstones AS t ON {on}
+            """
+        )
     )
-    unbeaten = checkpointed(unbeaten)  # the rewrite, the winning deletes and the tombstones read it
+    unbeaten = judged.where(F.col("_unbeaten")).drop("_unbeaten")
     unbeaten.createOrReplaceTempView("platform_current_unbeaten")
     _rewrite_current(spark, current_uri, "platform_current_unbeaten", spec)
     still_live = spark.read.format("delta").load(current_uri).select(*spec.key)
     winning_deletes = unbeaten.where(F.col("_deleted")).join(still_live, on=list(spec.key), how="left_anti")
     unbeaten.where(~F.col("_deleted")).unionByName(winning_deletes).createOrReplaceTempView("platform_current_decided")
     _rewrite_tombstones(spark, tombstones_uri, "platform_current_decided", spec)
-    return {"changes_in": source.count(), "tombstones_expired": _expire_tombstones(spark, tombstones_uri, spec, as_of)}
+    return {"changes_in": judged.count(), "tombstones_expired": _expire_tombstones(spark, tombstones_uri, spec, as_of)}
 
 
 def _rewrite_current(spark: SparkSession, current_uri: str, unbeaten_view: str, spec: MergeSpec) -> None:
