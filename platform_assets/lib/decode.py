@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
 from functools import cached_property, partial
 from itertools import repeat
-from operator import itemgetter, setitem
+from operator import attrgetter, eq, itemgetter, setitem
 from typing import Any
 
 import orjson
@@ -1025,6 +1025,8 @@ def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> lis
                 if payload is not None:
                     payload[name] = value
     known = set(names)
+    if all(readable) and all(map(eq, map(dict.keys, payloads), repeat(known))):  # the usual batch, in C
+        return list(zip(operations, payloads, repeat(_NO_FIELDS), repeat(_NO_FIELDS)))  # type: ignore[arg-type]
     return [
         (
             operation,  # type: ignore[misc]  # known where `ok`
@@ -1128,6 +1130,14 @@ def _converted_values(plan: _FieldPlan, wires: list[Any], readable: list[bool]) 
                 if value is _REFUSED:
                     readable[index] = False
         return texts
+    kinds = set(map(type, wires))
+    if len(kinds) == 1 and type(None) not in kinds:  # one type, so equal values are the same value
+        try:
+            by_value = {wire: _convert_or_refuse(plan, wire) for wire in set(wires)}
+        except TypeError:  # an object or a list among them: those go to `_typed_change`
+            by_value = None
+        if by_value is not None and _REFUSED not in by_value.values():
+            return list(map(by_value.__getitem__, wires))
     converted: dict[tuple[type, Any], Any] = {}
     try:
         for wire in set(zip(map(type, wires), wires, strict=True)):
@@ -1148,6 +1158,8 @@ def _texts_converted(plan: _FieldPlan, texts: set[str]) -> dict[str, Any]:
     if plan.convert is _parse_timestamp:
         try:
             parsed = dict(zip(texts, map(datetime.fromisoformat, texts), strict=True))
+            if set(map(id, map(attrgetter("tzinfo"), parsed.values()))) <= {id(UTC)}:  # all written in UTC
+                return parsed
             return {
                 text: moment
                 if moment.tzinfo is UTC
