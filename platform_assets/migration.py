@@ -19,14 +19,14 @@ import pyarrow.compute as pc
 
 from platform_assets.entity import ensure_tables, merge_spec
 from platform_assets.erasure import erased_record_test
-from platform_assets.lib.archive import DECODED_LANDING_SCHEMA, landing_records
+from platform_assets.lib.archive import DECODED_LANDING_COLUMNS, landing_records
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, decode_batch
 from platform_assets.lib.erasure import KEYED_LAYERS
 from platform_assets.lib.evolution import identity_properties
 from platform_assets.lib.pii import pii_key, protect_rows
 from platform_assets.lib.records import snapshot_topic
-from platform_assets.lib.tables import QUARANTINE_SCHEMA, raw_schema, rows_table
+from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema, rows_table
 from resources.lake import LakeResource
 from spark.cdc import history_days, rebuild_current, since_latest_snapshot
 from spark.scd2 import merge_into_scd2
@@ -45,7 +45,7 @@ def migrate(
     )
     name = contract.name
     secret = pii_key()
-    archive = lake.read("landing", name, schema=DECODED_LANDING_SCHEMA)
+    archive = lake.read("landing", name, schema=LANDING_SCHEMA, columns=DECODED_LANDING_COLUMNS)
     batch = decode_batch(
         contract,
         landing_records(archive),

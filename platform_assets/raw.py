@@ -34,7 +34,7 @@ from platform_assets.entity import (
     partition_label,
 )
 from platform_assets.erasure import erased_record_test
-from platform_assets.lib.archive import DECODED_LANDING_SCHEMA, landing_records
+from platform_assets.lib.archive import DECODED_LANDING_COLUMNS, landing_records
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import decode_batch
 from platform_assets.lib.pii import pii_key, protect_rows
@@ -56,12 +56,20 @@ _LANDED_POSITIONS = pa.schema([LANDING_SCHEMA.field(column) for column in LANDIN
 
 
 def read_hours(
-    lake: LakeResource, layer: str, entity: str, start: datetime, end: datetime, schema: pa.Schema | None
+    lake: LakeResource,
+    layer: str,
+    entity: str,
+    start: datetime,
+    end: datetime,
+    schema: pa.Schema | None,
+    columns: list[str] | None = None,
 ) -> pa.Table:
-    """The rows of event hours [start, end): delta-rs opens only the files of those hours (partition
-    values, file statistics), so the read costs the same however long the table's history is."""
+    """The rows of event hours [start, end) (only `columns` when named): delta-rs opens only the files
+    of those hours (partition values, file statistics), so the read costs the same however long the
+    table's history is."""
     window = hour_window_filter("_event_hour", start, end)
-    return lake.read(layer, entity, window, schema, files_where=hour_window_predicate("_event_hour", start, end))
+    files_where = hour_window_predicate("_event_hour", start, end)
+    return lake.read(layer, entity, window, schema, files_where=files_where, columns=columns)
 
 
 def _stored_positions(lake: LakeResource, contract: Contract, start: datetime, end: datetime) -> pa.Table:
@@ -69,7 +77,7 @@ def _stored_positions(lake: LakeResource, contract: Contract, start: datetime, e
     (one read of each: every read prunes the table's whole file list), named as landing names them."""
     tables = []
     for layer, schema in (("raw", raw_schema(contract)), ("quarantine", QUARANTINE_SCHEMA)):
-        stored = read_hours(lake, layer, contract.name, start, end, schema).select(list(KAFKA_POSITION_COLUMNS))
+        stored = read_hours(lake, layer, contract.name, start, end, schema, list(KAFKA_POSITION_COLUMNS))
         tables.append(stored.rename_columns(list(LANDING_POSITION_COLUMNS)).cast(_LANDED_POSITIONS))
     return pa.concat_tables(tables)
 
@@ -146,7 +154,9 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         window = context.partition_time_window
         secret = pii_key()
         ensure_tables(lake, contract, ("raw", "quarantine"))
-        landed = read_hours(lake, "landing", contract.name, window.start, window.end, DECODED_LANDING_SCHEMA)
+        landed = read_hours(
+            lake, "landing", contract.name, window.start, window.end, LANDING_SCHEMA, DECODED_LANDING_COLUMNS
+        )
         records = landing_records(landed)
         schema_lookup = schema_registry.lookup()
         batch = decode_batch(
@@ -209,7 +219,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         )
         span = window.end - window.start
         previous = read_hours(
-            lake, "raw", contract.name, window.start - span, window.start, raw_schema(contract)
+            lake, "raw", contract.name, window.start - span, window.start, raw_schema(contract), ["_event_hour"]
         ).num_rows
         yield checks.row_count_sanity(
             raw_key, label, raw_table.num_rows, previous, contract.quality.max_row_count_change

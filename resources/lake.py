@@ -271,8 +271,10 @@ class LakeResource(ConfigurableResource):
         filter: pc.Expression | None = None,
         schema: pa.Schema | None = None,
         files_where: str | None = None,
+        columns: list[str] | None = None,
     ) -> pa.Table:
-        """Read a table (optionally filtered); a table not written yet reads as empty with `schema`.
+        """Read a table (optionally filtered, and only `columns` of it when named: the others are not
+        decoded); a table not written yet reads as empty with `schema`.
 
         `files_where` (a Delta SQL predicate) chooses the files to open by partition values and file
         statistics inside delta-rs; without it, pyarrow is handed every file of the table, one Python
@@ -288,9 +290,11 @@ class LakeResource(ConfigurableResource):
             if table is None:
                 if schema is None:
                     raise FileNotFoundError(f"Delta table {self.uri(layer, entity)} does not exist yet")
-                return pa.Table.from_batches([], schema=schema)  # `empty_table()` imports pandas
+                empty = pa.Table.from_batches([], schema=schema)  # `empty_table()` imports pandas
+                return empty if columns is None else empty.select(columns)
             try:
-                return table.to_pyarrow_dataset(file_pruning_predicate=files_where).to_table(filter=filter)
+                dataset = table.to_pyarrow_dataset(file_pruning_predicate=files_where)
+                return dataset.to_table(columns=columns, filter=filter)
             except FileNotFoundError:
                 attempts_left -= 1
                 if not attempts_left:
