@@ -215,6 +215,7 @@ def drain_to_landing(
     batch_records: int = 50_000,
     max_records: int = 5_000_000,
     on_stage: Callable[[str], None] = lambda stage: None,
+    on_batch: Callable[[LandingReport], None] = lambda report: None,
     first_hour: datetime = DEFAULT_PARTITIONS.first_hour,
 ) -> LandingReport:
     """Land batch after batch until the topics are drained (or `max_records`); return what was landed.
@@ -226,6 +227,10 @@ def drain_to_landing(
 
     A batch's Delta write runs in a thread while the next batch is consumed and turned into rows
     against the positions after it; its offsets go to Kafka only after its Delta commit, as before.
+
+    `on_stage` is called at each step of a batch's cycle (tests crash or interleave runs there);
+    `on_batch` with the report so far after each batch has landed (the asset logs it: a long drain
+    shows its progress, in one event per batch rather than one per step).
     """
     report = LandingReport()
     consumer = kafka.consumer(contract.name)
@@ -320,6 +325,7 @@ def drain_to_landing(
                 report.erased_at_landing += records.size - kept.size
                 report.bytes += sum(pc.sum(pc.binary_length(table[column])).as_py() or 0 for column in ("key", "value"))
                 report.event_hours.update(map(hour_key, columns.datetimes(pc.unique(table["_event_hour"]))))
+                on_batch(report)
         report.lag_after = sum(lag.lag for lag in kafka.lag(contract.name, contract.source.topics))
         return report
     finally:
@@ -378,7 +384,9 @@ def build_landing_asset(contract: Contract, partitions: Partitions = DEFAULT_PAR
                 kafka,
                 lake,
                 schema_registry.lookup(),
-                on_stage=lambda stage: context.log.debug(stage),
+                on_batch=lambda report: context.log.debug(
+                    f"landed {report.records} records of {contract.name} so far, up to offsets {report.offsets}"
+                ),
                 first_hour=partitions.first_hour,
             )
         context.log.info(f"landed {report.records} records of {contract.name} ({report.bytes} bytes)")

@@ -125,9 +125,18 @@ def test_one_run_drains_every_partition(broker, tmp_path):
     kafka = KafkaResource(bootstrap_servers=broker, group_prefix=f"drained-{uuid.uuid4().hex[:8]}")
     lake = LakeResource(root=str(tmp_path / "lake"))
 
-    report = drain_to_landing(parse_contract(document), kafka, lake, batch_records=100)
+    progress: list[int] = []  # the records landed so far, after each batch (the asset logs it per batch)
+
+    report = drain_to_landing(
+        parse_contract(document),
+        kafka,
+        lake,
+        batch_records=100,
+        on_batch=lambda so_far: progress.append(so_far.records),
+    )
 
     assert report.records == produced
+    assert len(progress) >= produced // 100 and progress == sorted(set(progress)) and progress[-1] == produced
     assert sorted(report.offsets) == sorted(f"{document['source']['topic']}[{p}]" for p in range(PARTITIONS))
     assert report.lag_after == 0
     _assert_each_record_landed_once(lake.root, "drained", produced)
