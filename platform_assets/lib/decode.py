@@ -1121,33 +1121,31 @@ def _converted(
 
 
 def _converted_values(plan: _FieldPlan, wires: list[Any], readable: list[bool]) -> list[Any]:
-    """Each distinct wire value (told apart by type too: 1 and True are equal keys) converted once."""
-    if set(map(type, wires)) <= {str, type(None)}:  # ISO timestamps, dates, decimals as text
-        by_text = _texts_converted(plan, set(wires) - {None})
-        texts = list(map(by_text.get, wires))
-        if _REFUSED in by_text.values():
-            for index, value in enumerate(texts):
-                if value is _REFUSED:
-                    readable[index] = False
-        return texts
+    """Each distinct wire value converted once, told apart by type too (1 and True are equal keys)
+    unless every wire has one type: then equal values are the same value and key their conversions
+    themselves, looked up in a loop in C. A record whose value is refused is no longer `readable`;
+    an array or an object (which cannot key anything) is refused with every value of the batch, so
+    `_typed_change` reads those records one by one."""
     kinds = set(map(type, wires))
-    if len(kinds) == 1 and type(None) not in kinds:  # one type, so equal values are the same value
+    if kinds <= {str, type(None)}:  # ISO timestamps, dates, decimals as text
+        by_text = _texts_converted(plan, set(wires) - {None})
+        values = list(map(by_text.get, wires))
+        refused = _REFUSED in by_text.values()
+    else:
+        one_type = len(kinds) == 1  # not None alone: that is text's case above
+        keys = wires if one_type else list(zip(map(type, wires), wires, strict=True))
         try:
-            by_value = {wire: _convert_or_refuse(plan, wire) for wire in set(wires)}
-        except TypeError:  # an object or a list among them: those go to `_typed_change`
-            by_value = None
-        if by_value is not None and _REFUSED not in by_value.values():
-            return list(map(by_value.__getitem__, wires))
-    converted: dict[tuple[type, Any], Any] = {}
-    try:
-        for wire in set(zip(map(type, wires), wires, strict=True)):
-            converted[wire] = _convert_or_refuse(plan, wire[1])
-    except TypeError:  # an object or a list among them: those go to `_typed_change`
-        converted = {}
-    values = [None if wire is None else converted.get((type(wire), wire), _REFUSED) for wire in wires]
-    for index, value in enumerate(values):
-        if value is _REFUSED:
-            readable[index] = False
+            converted = {key: _convert_or_refuse(plan, key if one_type else key[1]) for key in set(keys)}
+            converted[(type(None), None)] = None  # a key of two types only: a value of one is never a tuple
+            values = list(map(converted.__getitem__, keys))
+            refused = _REFUSED in converted.values()
+        except TypeError:  # an array or an object among them
+            values = [None if wire is None else _REFUSED for wire in wires]
+            refused = True
+    if refused:
+        for index, value in enumerate(values):
+            if value is _REFUSED:
+                readable[index] = False
     return values
 
 

@@ -306,6 +306,22 @@ def test_a_subject_is_named_by_decoded_and_by_rejected_records_alike():
     assert batch.erased == 2 and [row["_offset"] for row in batch.rows] == [3] and not batch.quarantined
 
 
+def test_a_batch_quarantines_an_array_or_object_where_a_number_belongs():
+    """A JSON array or object in a number field cannot be hashed to find its conversion: the batch
+    decode raised TypeError on it and failed the whole `raw` run, where `decode` quarantines the record."""
+    records = [
+        record({**GOOD, "v": [3]}, offset=0),
+        record({**GOOD, "id": "b", "amount": {"value": 1.5}}, offset=1),
+        record({**GOOD, "id": "c"}, offset=2),
+    ]
+
+    batch = decode_batch(TOPICS, records, lambda values: values)
+
+    assert [row["id"] for row in batch.rows] == ["c"]
+    assert [row["_offset"] for row in batch.quarantined] == [0, 1]
+    assert (batch.rows, batch.quarantined) == _decoded_one_by_one(TOPICS, records)
+
+
 def test_without_an_erasure_list_raw_has_no_erasure_test_to_run():
     """With no test, `decode_batch` reads plain JSON changes field by field; a test that always says
     "not erased" made it build and check every change one by one (4-5 s of 714k records)."""
@@ -383,7 +399,7 @@ def test_an_event_time_in_the_hour_the_record_landed_is_in_range():
 WIRE_VALUES = {
     "id": st.sampled_from(["a", "b", 7, None, ""]),
     "name": st.sampled_from(["Ann", None, 3, True]),
-    "amount": st.sampled_from([1.5, 0, "lots", None, 1e308, True]),
+    "amount": st.sampled_from([1.5, 0, "lots", None, 1e308, True, [1.5], {"value": 1.5}]),
     "ts": st.sampled_from(
         [
             "2026-01-01T10:15:00Z",
@@ -398,7 +414,7 @@ WIRE_VALUES = {
             -1000,
         ]
     ),
-    "v": st.sampled_from([3, 2**63, -1, "3", None, False]),
+    "v": st.sampled_from([3, 2**63, -1, "3", None, False, [3], {"v": 3}]),
     "op": st.sampled_from(["c", "u", "d", "r", "x", None]),
 }
 
