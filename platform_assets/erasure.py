@@ -64,9 +64,10 @@ LOOKED_AT = ("raw", "landing")
 def _erased_hashes(lake: LakeResource, entity: str, version: int | None = None) -> set[str]:
     """The hashes on an entity's erasure list, now or as of `version`."""
     if version is None:
-        return set(lake.read("erasure", entity, schema=ERASURE_SCHEMA).column("key_hash").to_pylist())
-    table = lake.table_as_of("erasure", entity, version)
-    return set(table.to_pyarrow_table(columns=["key_hash"]).column("key_hash").to_pylist())
+        hashes = lake.read("erasure", entity, schema=ERASURE_SCHEMA, columns=["key_hash"])
+    else:
+        hashes = lake.table_as_of("erasure", entity, version).to_pyarrow_table(columns=["key_hash"])
+    return set(hashes.column("key_hash").to_pylist())
 
 
 def _vacuum(lake: LakeResource, layer: str, entity: str, retention_hours: int) -> set[str]:
