@@ -10,7 +10,8 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from itertools import accumulate, compress
+from itertools import accumulate, compress, repeat
+from operator import is_
 from typing import Any
 
 import pyarrow as pa
@@ -104,6 +105,8 @@ def repeated(
 ) -> pa.Array:
     """`values` that repeat as an array, each distinct one (by `key`: `id` for shared objects, or the
     value itself) built once by `build` and repeated by Arrow."""
+    if values and all(map(is_, values, repeat(values[0]))):  # one object for the batch: its topic, its hour
+        return build(values[:1]).take(int64s([0] * len(values)))
     keys = values if key is None else list(map(key, values))
     distinct = dict(zip(keys, values, strict=True))
     index = dict(zip(distinct, range(len(distinct)), strict=True))

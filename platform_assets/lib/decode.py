@@ -1009,12 +1009,14 @@ def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> lis
     readable = [operation is not None for operation in operations]
     names = [plan.spec.name for plan in _field_plans(contract)]
     objects = [payload for payload in payloads if payload is not None]
+    every_field_given = True  # no null nor absent value in any field: then each payload holds every name
     for plan, name in zip(_field_plans(contract), names, strict=True):
         wires = (
             list(map(dict.get, payloads, repeat(name)))
             if len(objects) == len(payloads)
             else [None if p is None else p.get(name) for p in payloads]
         )
+        every_field_given = every_field_given and None not in wires
         values = _converted(contract, plan, wires, operations, readable)
         # Each payload becomes its change's values: converted values written back (what an unreadable
         # payload holds does not matter: `decode` reads its record again).
@@ -1025,7 +1027,13 @@ def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> lis
                 if payload is not None:
                     payload[name] = value
     known = set(names)
-    if all(readable) and all(map(eq, map(dict.keys, payloads), repeat(known))):  # the usual batch, in C
+    # The usual batch, checked in C: each payload holds exactly the known names (when every field had a
+    # value in every payload, a payload with as many names as that has no other).
+    if all(readable) and (
+        set(map(len, payloads)) == {len(known)}
+        if every_field_given
+        else all(map(eq, map(dict.keys, payloads), repeat(known)))
+    ):
         return list(zip(operations, payloads, repeat(_NO_FIELDS), repeat(_NO_FIELDS)))  # type: ignore[arg-type]
     return [
         (
