@@ -142,6 +142,22 @@ def test_one_run_drains_every_partition(broker, tmp_path):
     _assert_each_record_landed_once(lake.root, "drained", produced)
 
 
+def test_a_run_stopped_by_its_limit_reports_the_lag_it_left(broker, tmp_path):
+    """The lag a run reports at its end (asked on its own consumer) is what is left unlanded, as a fresh
+    consumer of the group sees it too."""
+    produced = 600
+    document = _many_partition_stream(broker, "limited", produced)
+    kafka = KafkaResource(bootstrap_servers=broker, group_prefix=f"limited-{uuid.uuid4().hex[:8]}")
+
+    report = drain_to_landing(
+        parse_contract(document), kafka, LakeResource(root=str(tmp_path / "lake")), batch_records=100, max_records=200
+    )
+
+    assert 200 <= report.records < produced
+    assert report.lag_after == produced - report.records
+    assert sum(lag.lag for lag in kafka.lag("limited", (document["source"]["topic"],))) == report.lag_after
+
+
 def test_a_run_overtaken_by_another_run_lands_nothing_twice(broker, tmp_path):
     """Run A resumes and consumes a batch; before A writes it, run B lands everything. A's commit must
     fail (B advanced the same topic partitions since A resumed), and A must re-resume and find nothing left."""
