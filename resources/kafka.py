@@ -251,27 +251,23 @@ class KafkaResource(SecuredClientResource):
                 f"Kafka at {self.bootstrap_servers} did not take the commit within {self.request_timeout_s:g} s"
             )
 
-    def lag(self, entity: str, topics: tuple[str, ...], consumer: Consumer | None = None) -> list[PartitionLag]:
-        """End offset minus committed offset of the entity's group, per partition; commits nothing.
-
-        `consumer`: one of the entity's group already connected (landing's, at the end of its drain), asked
-        instead of a new one, which would connect and find the group's coordinator again for one question.
-        """
-        if consumer is not None:
-            return self._lag(consumer, topics)
+    def lag(self, entity: str, topics: tuple[str, ...]) -> list[PartitionLag]:
+        """End offset minus committed offset of the entity's group, per partition; commits nothing."""
         consumer = self.consumer(entity)
         try:
-            return self._lag(consumer, topics)
+            partitions = self.partitions(consumer, topics)
+            committed = self.committed(consumer, partitions)
+            return [
+                PartitionLag(
+                    tp.topic,
+                    tp.partition,
+                    self.watermarks(consumer, tp)[1],
+                    committed[(tp.topic, tp.partition)],
+                )
+                for tp in partitions
+            ]
         finally:
             consumer.close()
-
-    def _lag(self, consumer: Consumer, topics: tuple[str, ...]) -> list[PartitionLag]:
-        partitions = self.partitions(consumer, topics)
-        committed = self.committed(consumer, partitions)
-        return [
-            PartitionLag(tp.topic, tp.partition, self.watermarks(consumer, tp)[1], committed[(tp.topic, tp.partition)])
-            for tp in partitions
-        ]
 
     def oldest_pending_age_s(self, entity: str, lags: list[PartitionLag]) -> float:
         """Age in seconds of the oldest record not yet committed (0 when nothing is pending)."""
