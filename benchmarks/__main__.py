@@ -210,7 +210,7 @@ def landing_vs_bare_consume(messages: int, workdir: Path) -> Result:
 def json_decode(records: int) -> Result:
     from platform_assets.lib.contract import load_contracts
     from platform_assets.lib.decode import decode_batch
-    from platform_assets.lib.pii import DEV_PII_KEY, protect_rows
+    from platform_assets.lib.pii import DEV_PII_KEY, protect_columns
     from platform_assets.lib.records import LandingRecord
     from platform_assets.lib.tables import raw_schema
 
@@ -241,7 +241,7 @@ def json_decode(records: int) -> Result:
 
     # With its raw table: the platform columns become Arrow arrays there, no longer in the decode.
     def decoded(records: list[LandingRecord]) -> Any:
-        return decode_batch(contract, records, lambda rows: protect_rows(contract, rows, key)).table(
+        return decode_batch(contract, records, lambda fields: protect_columns(contract, fields, key)).table(
             raw_schema(contract)
         )
 
@@ -621,7 +621,7 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
     from platform_assets.lib.archive import landing_records
     from platform_assets.lib.contract import load_contracts
     from platform_assets.lib.decode import decode_batch
-    from platform_assets.lib.pii import DEV_PII_KEY, protect_rows
+    from platform_assets.lib.pii import DEV_PII_KEY, protect_columns
     from platform_assets.lib.tables import (
         LANDING_SCHEMA,
         current_schema,
@@ -639,8 +639,8 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
     offset = 0
     decoded_hours: dict[datetime, list[dict]] = {}
 
-    def protected(rows: list[dict]) -> list[dict]:
-        return protect_rows(contract, rows, key)
+    def protected(fields: dict[str, list]) -> dict[str, list]:
+        return protect_columns(contract, fields, key)
 
     for day in range(days):
         for hour in range(24):

@@ -24,7 +24,7 @@ from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, decode_batch
 from platform_assets.lib.erasure import KEYED_LAYERS
 from platform_assets.lib.evolution import identity_properties
-from platform_assets.lib.pii import pii_key, protect_rows
+from platform_assets.lib.pii import pii_key, protect_columns
 from platform_assets.lib.records import snapshot_topic
 from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema, rows_table
 from resources.lake import LakeResource
@@ -49,7 +49,7 @@ def migrate(
     batch = decode_batch(
         contract,
         landing_records(archive),
-        lambda rows: protect_rows(contract, rows, secret),
+        lambda fields: protect_columns(contract, fields, secret),
         schema_lookup,
         is_erased=erased_record_test(lake, contract, secret, schema_lookup),
     )

@@ -37,7 +37,7 @@ from platform_assets.erasure import erased_record_test
 from platform_assets.lib.archive import DECODED_LANDING_COLUMNS, landing_records
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import decode_batch
-from platform_assets.lib.pii import pii_key, protect_rows
+from platform_assets.lib.pii import pii_key, protect_columns
 from platform_assets.lib.records import KAFKA_POSITION_COLUMNS, LANDING_POSITION_COLUMNS
 from platform_assets.lib.tables import (
     LANDING_SCHEMA,
@@ -162,7 +162,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         batch = decode_batch(
             contract,
             records,
-            lambda rows: protect_rows(contract, rows, secret),
+            lambda fields: protect_columns(contract, fields, secret),
             schema_lookup,
             is_erased=erased_record_test(lake, contract, secret, schema_lookup),
             first_hour=partitions.first_hour,

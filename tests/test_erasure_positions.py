@@ -16,7 +16,7 @@ from platform_assets.lib import erasure as policy
 from platform_assets.lib.archive import landing_records, landing_rows
 from platform_assets.lib.decode import decode_batch
 from platform_assets.lib.erasure import erasure_targets
-from platform_assets.lib.pii import pii_key, protect_rows
+from platform_assets.lib.pii import pii_key, protect_columns
 from platform_assets.lib.records import LandingRecord
 from platform_assets.lib.tables import LANDING_SCHEMA, QUARANTINE_SCHEMA, raw_schema
 
@@ -45,7 +45,7 @@ def decode_hour(lake, hour: int) -> None:
     start = START + timedelta(hours=hour)
     window = (pa.compute.field("_event_hour") >= start) & (pa.compute.field("_event_hour") < start + timedelta(hours=1))
     landed = landing_records(lake.read("landing", "people", window, LANDING_SCHEMA))
-    batch = decode_batch(PEOPLE, landed, lambda rows: protect_rows(PEOPLE, rows, pii_key()))
+    batch = decode_batch(PEOPLE, landed, lambda fields: protect_columns(PEOPLE, fields, pii_key()))
     lake.append("raw", "people", pa.Table.from_pylist(batch.rows, raw_schema(PEOPLE)))
     lake.append("quarantine", "people", pa.Table.from_pylist(batch.quarantined, QUARANTINE_SCHEMA))
 

@@ -165,10 +165,6 @@ class Contract:
         return tuple(spec.name for spec in self.stored_fields)
 
     @cached_property
-    def stored_name_set(self) -> frozenset[str]:
-        return frozenset(self.stored_names)
-
-    @cached_property
     def protected_fields(self) -> tuple[FieldSpec, ...]:
         """Stored fields whose values are transformed on the way into `raw` (`hash` or `mask`)."""
         return tuple(spec for spec in self.stored_fields if spec.pii is not None)

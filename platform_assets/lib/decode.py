@@ -53,7 +53,7 @@ from platform_assets.lib.records import (
     kafka_time,
     position_columns,
 )
-from platform_assets.lib.tables import TIMESTAMP, rows_table
+from platform_assets.lib.tables import TIMESTAMP, columns_table
 
 # Resolves a Confluent schema id to a parsed Avro schema; raises KeyError for an unknown id.
 SchemaLookup = Callable[[int], Any]
@@ -785,13 +785,17 @@ _PLATFORM_COLUMNS = ("_op", "_extra", *KAFKA_POSITION_COLUMNS, "_kafka_timestamp
 class DecodedBatch:
     """Raw rows and quarantine rows of a set of landed records, plus what a person wants to see.
 
-    A raw row stays in two parts until it is asked for as one dict (`rows`): its stored fields and
-    envelope columns in a dict (`values`), and its platform columns as one list per column
-    (`platform`), which `table` turns into Arrow arrays directly. Writing the platform columns into
-    every dict, and reading them back out of it to build the table, cost about 4 s of a 1M-event hour.
+    Raw rows are kept as columns until one is asked for as a dict (`rows`): their stored fields as one
+    list per field (`fields`), their envelope columns in a dict per row (`envelopes`), and their platform
+    columns as one list per column (`platform`), which `table` turns into Arrow arrays directly. Writing
+    the platform columns into a dict per row, and reading them back out of it to build the table, cost
+    about 4 s of a 1M-event hour.
     """
 
-    values: list[dict[str, Any]] = field(default_factory=list)
+    # The stored fields (PII protected): field name -> a value per raw row.
+    fields: dict[str, list[Any]] = field(default_factory=dict)
+    # Each raw row's envelope columns (e.g. `_source_lsn`); None when no row has any.
+    envelopes: list[dict[str, Any]] | None = None
     # `_PLATFORM_COLUMNS` -> one value per raw row; `_kafka_timestamp` as the record's epoch milliseconds.
     platform: dict[str, list[Any]] = field(default_factory=lambda: {name: [] for name in _PLATFORM_COLUMNS})
     quarantined: list[dict[str, Any]] = field(default_factory=list)
@@ -803,7 +807,7 @@ class DecodedBatch:
     @property
     def size(self) -> int:
         """How many raw rows the batch has."""
-        return len(self.values)
+        return len(self.platform["_op"])
 
     @cached_property
     def rows(self) -> list[dict[str, Any]]:
@@ -813,9 +817,15 @@ class DecodedBatch:
             **self.platform,
             "_kafka_timestamp": list(map(moments.__getitem__, self.platform["_kafka_timestamp"])),
         }
+        envelopes: Iterable[dict[str, Any]] = self.envelopes or repeat({}, self.size)
         return [
-            {**values, **dict(zip(platform, row, strict=True))}
-            for values, row in zip(self.values, zip(*platform.values(), strict=True), strict=True)
+            {**dict(zip(self.fields, values, strict=True)), **envelope, **dict(zip(platform, row, strict=True))}
+            for values, envelope, row in zip(
+                zip(*self.fields.values(), strict=True),
+                envelopes,
+                zip(*platform.values(), strict=True),
+                strict=True,
+            )
         ]
 
     def table(self, schema: pa.Schema) -> pa.Table:
@@ -834,8 +844,11 @@ class DecodedBatch:
             ),
         }
         given = {field.name: arrays[field.name].cast(field.type) for field in schema if field.name in arrays}
-        with collector_paused():  # the rows' dicts hold no cycle; walks over them were most of the build
-            return rows_table(self.values, schema, given)
+        values = self.fields
+        if self.envelopes is not None:
+            envelope_names = {field.name for field in schema} - self.fields.keys() - given.keys()
+            values = {**values, **{name: list(map(dict.get, self.envelopes, repeat(name))) for name in envelope_names}}
+        return columns_table(values, schema, self.size, given)
 
 
 def named_subject(
@@ -856,14 +869,15 @@ def named_subject(
 
 
 _PlainChange = tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]  # the fields of a `Change`
-# Stored fields of a batch's changes -> the same rows PII protected (see `pii.protect_rows`).
-ProtectRows = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+# The fields of a batch's changes (name -> a value per change) -> the stored fields, PII protected
+# (see `pii.protect_columns`).
+ProtectColumns = Callable[[dict[str, list[Any]]], dict[str, list[Any]]]
 
 
 def decode_batch(
     contract: Contract,
     records: Iterable[LandingRecord],
-    protect: ProtectRows,
+    protect: ProtectColumns,
     schema_lookup: SchemaLookup | None = None,
     is_erased: Callable[[LandingRecord, Decoded], bool] | None = None,
     first_hour: datetime | None = None,
@@ -885,13 +899,15 @@ def decode_batch(
 def _decoded_batch(
     contract: Contract,
     ordered: list[LandingRecord],
-    protect: ProtectRows,
+    protect: ProtectColumns,
     schema_lookup: SchemaLookup | None,
     is_erased: Callable[[LandingRecord, Decoded], bool] | None,
     first_hour: datetime | None,
 ) -> DecodedBatch:
     batch = DecodedBatch()
-    plain = _plain_json_changes(contract, ordered) if contract.source.format == "json" else [None] * len(ordered)
+    plain, fields = (
+        _plain_json_changes(contract, ordered) if contract.source.format == "json" else ([None] * len(ordered), None)
+    )
     # A batch holds many records of one Kafka millisecond, one event hour and one landing: each is
     # worked out once.
     kafka_times: dict[int, datetime] = {}
@@ -953,7 +969,9 @@ def _decoded_batch(
                     "reason": decoded.reason,
                 }
             )
-    _raw_rows(batch, kept, changes, kept_hours, protect)
+    if len(kept) != len(ordered):  # the batch's columns hold records that are no raw rows
+        fields = None
+    _raw_rows(contract, batch, kept, changes, kept_hours, protect, fields)
     return batch
 
 
@@ -962,16 +980,21 @@ def _fields_of(change: Change) -> _PlainChange:
 
 
 def _raw_rows(
+    contract: Contract,
     batch: DecodedBatch,
     records: list[LandingRecord],
     changes: list[_PlainChange],
     hours: list[datetime],
-    protect: ProtectRows,
+    protect: ProtectColumns,
+    fields: dict[str, list[Any]] | None,
 ) -> None:
-    """The raw rows of the changes (of `records`, filed under `hours`) into `batch`: their values in the
-    dicts `protect` returned (made for these rows: values are never shared between changes), the
-    envelope columns added to them, and the platform columns as lists, in loops in C."""
-    batch.values = protect(list(map(itemgetter(1), changes)))
+    """The raw rows of the changes (of `records`, filed under `hours`) into `batch`, as columns made in
+    loops in C: their stored fields as `protect` returns them (from `fields`, the changes' values by
+    field when the caller has them already), their envelopes, and the platform columns."""
+    if fields is None:  # every field, as the usual batch gives them: what to store is `protect`'s to say
+        values = list(map(itemgetter(1), changes))
+        fields = {spec.name: list(map(dict.get, values, repeat(spec.name))) for spec in contract.fields}
+    batch.fields = protect(fields)
     extras = list(map(itemgetter(2), changes))
     extra_texts: list[str | None] = [None] * len(changes)
     if any(extras):
@@ -992,14 +1015,16 @@ def _raw_rows(
         )
     )
     envelopes = list(map(itemgetter(3), changes))
-    if any(envelopes):
-        deque(map(dict.update, batch.values, envelopes), maxlen=0)
+    batch.envelopes = envelopes if any(envelopes) else None
 
 
-def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> list[_PlainChange | None]:
+def _plain_json_changes(
+    contract: Contract, records: list[LandingRecord]
+) -> tuple[list[_PlainChange | None], dict[str, list[Any]] | None]:
     """`decode` of each record of a JSON contract that decodes without a fault, field by field over the
     whole batch (each distinct wire value converted once); None for every other record (snapshot rows,
-    rejects, values only the per-record rules read), which `decode` then takes one by one.
+    rejects, values only the per-record rules read), which `decode` then takes one by one. With them,
+    when every record is such a change of no other fields (the usual batch), the values by field.
 
     Most of the per-record decode went to Python calls around each field of each record, while a batch
     of changes holds few distinct timestamps, currencies or segments.
@@ -1010,6 +1035,7 @@ def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> lis
     names = [plan.spec.name for plan in _field_plans(contract)]
     objects = [payload for payload in payloads if payload is not None]
     every_field_given = True  # no null nor absent value in any field: then each payload holds every name
+    by_field: dict[str, list[Any]] = {}
     for plan, name in zip(_field_plans(contract), names, strict=True):
         wires = (
             list(map(dict.get, payloads, repeat(name)))
@@ -1017,7 +1043,7 @@ def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> lis
             else [None if p is None else p.get(name) for p in payloads]
         )
         every_field_given = every_field_given and None not in wires
-        values = _converted(contract, plan, wires, operations, readable)
+        values = by_field[name] = _converted(contract, plan, wires, operations, readable)
         # Each payload becomes its change's values: converted values written back (what an unreadable
         # payload holds does not matter: `decode` reads its record again).
         if values is not wires and len(objects) == len(payloads):
@@ -1034,8 +1060,8 @@ def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> lis
         if every_field_given
         else all(map(eq, map(dict.keys, payloads), repeat(known)))
     ):
-        return list(zip(operations, payloads, repeat(_NO_FIELDS), repeat(_NO_FIELDS)))  # type: ignore[arg-type]
-    return [
+        return list(zip(operations, payloads, repeat(_NO_FIELDS), repeat(_NO_FIELDS))), by_field  # type: ignore[arg-type]
+    changes: list[_PlainChange | None] = [
         (
             operation,  # type: ignore[misc]  # known where `ok`
             payload,
@@ -1053,6 +1079,7 @@ def _plain_json_changes(contract: Contract, records: list[LandingRecord]) -> lis
         else None
         for payload, operation, ok in zip(payloads, operations, readable, strict=True)
     ]
+    return changes, None
 
 
 # The extra fields and envelope of a plain JSON change that has none: one dict shared by every such

@@ -7,7 +7,15 @@ from hypothesis import strategies as st
 
 from platform_assets.lib.contract import load_contracts, parse_contract
 from platform_assets.lib.erasure import Target
-from platform_assets.lib.pii import DEV_PII_KEY, PiiKeyError, hash_value, mask_value, pii_key, protect, protect_rows
+from platform_assets.lib.pii import (
+    DEV_PII_KEY,
+    PiiKeyError,
+    hash_value,
+    mask_value,
+    pii_key,
+    protect,
+    protect_columns,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -75,15 +83,18 @@ _TEXTS = st.none() | st.sampled_from(["", "Ann Lee", "ann@example.com", "Bo  Li 
 
 
 @given(st.sampled_from([CUSTOMERS, WITH_DROP]), st.data())
-def test_protect_rows_is_each_row_protected_by_the_policies(contract, data):
-    """`protect_rows` works column by column (masking each distinct value once); every row must come
-    out as the contract's policies make it alone: HMAC-SHA256 or the mask of its own value, only the
-    stored fields (absent ones null, dropped and unknown ones left out)."""
+def test_protect_columns_is_each_value_protected_by_the_policies(contract, data):
+    """`protect_columns` works column by column (masking each distinct value once); every value must
+    come out as the contract's policies make it alone: HMAC-SHA256 or the mask of its own value, only
+    the stored fields (one without a column null, dropped and unknown ones left out). `protect` of one
+    row must agree."""
     names = [spec.name for spec in contract.fields] + ["unknown"]
     rows = data.draw(st.lists(st.dictionaries(st.sampled_from(names), _TEXTS), max_size=8))
+    with_column = data.draw(st.sets(st.sampled_from(names), min_size=1))  # a batch is known by its columns
     policies = {spec.name: spec.pii for spec in contract.stored_fields}
-    expected = [
-        {
+
+    def protected(row: dict) -> dict:
+        return {
             name: None
             if row.get(name) is None
             else hmac.new(b"secret", row[name].encode(), hashlib.sha256).hexdigest()
@@ -93,10 +104,12 @@ def test_protect_rows_is_each_row_protected_by_the_policies(contract, data):
             else row[name]
             for name, policy in policies.items()
         }
-        for row in rows
-    ]
-    assert protect_rows(contract, [dict(row) for row in rows], b"secret") == expected
-    assert [protect(contract, row, b"secret") for row in rows] == expected
+
+    columns = protect_columns(contract, {name: [row.get(name) for row in rows] for name in with_column}, b"secret")
+    assert list(columns) == list(contract.stored_names)
+    as_rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    assert as_rows == [protected({k: v for k, v in row.items() if k in with_column}) for row in rows]
+    assert [protect(contract, row, b"secret") for row in rows] == [protected(row) for row in rows]
 
 
 def test_platform_refuses_the_dev_key_outside_dev_mode(monkeypatch):
