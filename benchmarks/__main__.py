@@ -420,6 +420,9 @@ def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
     )
 
 
+HISTORY_DAY_REPEATS = 3
+
+
 def history_day_vs_duckdb(keys: int, workdir: Path) -> Result:
     """One history day for `keys` live keys (a tenth of them changed that day, a hundredth deleted)
     against DuckDB computing and writing the same day from the same tables."""
@@ -473,12 +476,22 @@ def history_day_vs_duckdb(keys: int, workdir: Path) -> Result:
                 predicate=f"snapshot_date = '{day}'",
             )
 
-    baseline_s, _ = timed(duckdb_day)
     spec = merge_spec(contract)
     tombstones_uri = lake.uri("history_tombstones", "spark")
-    seconds, peak = timed(
-        lambda: history_days(session, lake.uri("history", "spark"), tombstones_uri, raw_uri, day, day, spec)
-    )
+
+    def spark_day() -> None:
+        history_days(session, lake.uri("history", "spark"), tombstones_uri, raw_uri, day, day, spec)
+
+    # Each engine computes (and overwrites) the same day three times, the two alternating; medians are
+    # compared. One DuckDB run then one Spark run read 0.79-1.21x from run to run of the same code, each
+    # side swinging by a fifth with the machine.
+    timings: dict[str, list[tuple[float, float]]] = {"duckdb": [], "spark": []}
+    for _ in range(HISTORY_DAY_REPEATS):
+        timings["duckdb"].append(timed(duckdb_day))
+        timings["spark"].append(timed(spark_day))
+    baseline_s = statistics.median(s for s, _ in timings["duckdb"])
+    seconds = statistics.median(s for s, _ in timings["spark"])
+    peak = max(peak for _, peak in timings["spark"])
     ratio = seconds / baseline_s
     return Result(
         "history day vs DuckDB computing the same day",
@@ -490,6 +503,7 @@ def history_day_vs_duckdb(keys: int, workdir: Path) -> Result:
         ratio,
         f"<= {MERGE_GOAL}x, peak <= 3 GB",
         ratio <= MERGE_GOAL and peak <= PEAK_GOAL_MB,
+        details={name: [round(s, 3) for s, _ in runs] for name, runs in timings.items()},
     )
 
 
