@@ -143,8 +143,8 @@ def test_one_run_drains_every_partition(broker, tmp_path):
 
 
 def test_a_run_stopped_by_its_limit_reports_the_lag_it_left(broker, tmp_path):
-    """The lag a run reports at its end (asked on its own consumer) is what is left unlanded, as a fresh
-    consumer of the group sees it too."""
+    """The lag a run reports at its end is what it left unlanded, as another consumer of the group sees
+    it too."""
     produced = 600
     document = _many_partition_stream(broker, "limited", produced)
     kafka = KafkaResource(bootstrap_servers=broker, group_prefix=f"limited-{uuid.uuid4().hex[:8]}")
