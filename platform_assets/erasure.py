@@ -77,11 +77,10 @@ def _vacuum(lake: LakeResource, layer: str, entity: str, retention_hours: int) -
     table = lake.table(layer, entity)
     if table is None:
         return set()
-    # Named as the dry run names them (relative to the table), listed before the vacuum that deletes them
-    # all: a file removed by a commit after this list is not named, so it is still looked for.
-    expired = table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=True)
-    table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False)
-    return set(expired)
+    # Named relative to the table, as a dry run names them: exactly the files this vacuum deleted, so a
+    # file removed by a later commit is not named and is still looked for. One listing of the table's
+    # storage, not a dry run's and then the vacuum's (at 30 days of archive, 0.12 s of an erasure).
+    return set(table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False))
 
 
 @contextmanager
