@@ -78,8 +78,7 @@ def _vacuum(lake: LakeResource, layer: str, entity: str, retention_hours: int) -
     if table is None:
         return set()
     # Named relative to the table, as a dry run names them: exactly the files this vacuum deleted, so a
-    # file removed by a later commit is not named and is still looked for. One listing of the table's
-    # storage, not a dry run's and then the vacuum's (at 30 days of archive, 0.12 s of an erasure).
+    # file removed by a later commit is not named and is still looked for.
     return set(table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False))
 
 
