@@ -26,9 +26,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 RESULTS = Path(__file__).with_name("results")
+Name = TypeVar("Name")
+Measured = TypeVar("Measured")
 TOPIC_PARTITIONS = 12  # as production topics have; landing drains them all in one run
 
 
@@ -141,6 +143,16 @@ def timed(work: Callable[[], object]) -> tuple[float, float]:
     started = time.perf_counter()
     work()
     return time.perf_counter() - started, _peak_mb()
+
+
+def alternately(runs: dict[Name, Callable[[int], Measured]], repeats: int) -> dict[Name, list[Measured]]:
+    """Each of `runs` `repeats` times (given the repeat's number), taking turns, and what each measured:
+    on a machine whose speed drifts by a fifth, one side measured after the other meets another machine."""
+    measured: dict[Name, list[Measured]] = {name: [] for name in runs}
+    for number in range(repeats):
+        for name, run in runs.items():
+            measured[name].append(run(number))
+    return measured
 
 
 def landing_vs_bare_consume(messages: int, workdir: Path) -> Result:
@@ -485,10 +497,9 @@ def history_day_vs_duckdb(keys: int, workdir: Path) -> Result:
     # Each engine computes (and overwrites) the same day three times, the two alternating; medians are
     # compared. One DuckDB run then one Spark run read 0.79-1.21x from run to run of the same code, each
     # side swinging by a fifth with the machine.
-    timings: dict[str, list[tuple[float, float]]] = {"duckdb": [], "spark": []}
-    for _ in range(HISTORY_DAY_REPEATS):
-        timings["duckdb"].append(timed(duckdb_day))
-        timings["spark"].append(timed(spark_day))
+    timings = alternately(
+        {"duckdb": lambda _: timed(duckdb_day), "spark": lambda _: timed(spark_day)}, HISTORY_DAY_REPEATS
+    )
     baseline_s = statistics.median(s for s, _ in timings["duckdb"])
     seconds = statistics.median(s for s, _ in timings["spark"])
     peak = max(peak for _, peak in timings["spark"])
@@ -812,10 +823,7 @@ def by_archive_size(
     speed drifts by a fifth, and a ratio of 0.2 s steps swung 0.97-1.39 from run to run."""
     _reset_peak()
     runs = {archive_days: prepare(archive_days, workdir / f"{archive_days}-days") for archive_days in (1, days)}
-    seconds: dict[int, list[float]] = {archive_days: [] for archive_days in runs}
-    for number in range(repeats):
-        for archive_days, run in runs.items():
-            seconds[archive_days].append(run(number))
+    seconds = alternately(runs, repeats)
     baseline_s, full_s = statistics.median(seconds[1]), statistics.median(seconds[days])
     ratio = full_s / baseline_s
     return Result(
