@@ -897,6 +897,7 @@ def erasure_by_archive_size(days: int, events_per_hour: int, workdir: Path) -> R
 
     contracts = load_contracts()
     customers = next(c for c in contracts if c.name == "customers")
+    stages: dict[str, list[dict[str, float]]] = {}  # each run's `stage_seconds`, by archive size
 
     def prepare(archive_days: int, lake_dir: Path) -> Callable[[int], float]:
         lake = customer_archive(lake_dir, archive_days, events_per_hour)
@@ -907,11 +908,14 @@ def erasure_by_archive_size(days: int, events_per_hour: int, workdir: Path) -> R
             seconds = time.perf_counter() - started
             if not audit["verified"] or json.loads(audit["rows_removed"])["landing/customers"] != 24:
                 raise RuntimeError(f"the benchmark's erasure did not remove the person's 24 records: {audit}")
+            stages.setdefault(f"stage_seconds_{archive_days}_days", []).append(audit["stage_seconds"])
             return seconds
 
         return erasure
 
-    return by_archive_size("erasure of one customer", 1.5, days, workdir, prepare, f"{events_per_hour} events/h", 1)
+    result = by_archive_size("erasure of one customer", 1.5, days, workdir, prepare, f"{events_per_hour} events/h", 1)
+    result.details.update(stages)  # which stages grow with the archive
+    return result
 
 
 def markdown_table(results: list[Result]) -> str:

@@ -14,7 +14,9 @@ marts counted them, never the values; `erasure_marts_sensor` then rebuilds the m
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -153,6 +155,25 @@ def _fence_landing(lake: LakeResource, entity: str) -> None:
             return
         except LakeCommitConflictError:
             continue  # another erasure bumped it first: bump again past it
+
+
+class StageClock:
+    """Seconds an erasure spent per stage, summed over its targets and tables: what an operator reads
+    when an erasure takes long, and what the benchmark compares between archive sizes."""
+
+    def __init__(self) -> None:
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - started
+
+    def rounded(self) -> dict[str, float]:
+        return {name: round(seconds, 3) for name, seconds in self.seconds.items()}
 
 
 FileHours = dict[str, tuple[datetime, datetime]] | None  # see `LakeResource.file_hours`
@@ -336,7 +357,9 @@ def erase(
     request_id: str | None = None,
     schema_lookup: SchemaLookup | None = None,
 ) -> dict:
-    """Erase the keys of one entity, and the rows of other entities that name them; returns the audit record."""
+    """Erase the keys of one entity, and the rows of other entities that name them; returns the audit record,
+    with the seconds each stage took (`stage_seconds`, not stored: the audit table keeps what was removed)."""
+    clock = StageClock()
     with lake.reusing_tables():  # an erasure reads raw and landing over and over: load each once
         secret = pii_key()
         targets = policy.erasure_targets(subject, contracts)
@@ -345,16 +368,18 @@ def erase(
         request_id = request_id or str(uuid.uuid4())
         requested_at = datetime.now(UTC)
         hashes = [hash_value(identity, secret) for identity in keys]
-        lake.append(
-            "erasure",
-            subject.name,
-            pa.Table.from_pylist(
-                [{"key_hash": h, "request_id": request_id, "requested_at": requested_at} for h in hashes],
-                ERASURE_SCHEMA,
-            ),
-        )
-        for target in targets:
-            _fence_landing(lake, target.contract.name)
+        with clock.stage("record request"):
+            lake.append(
+                "erasure",
+                subject.name,
+                pa.Table.from_pylist(
+                    [{"key_hash": h, "request_id": request_id, "requested_at": requested_at} for h in hashes],
+                    ERASURE_SCHEMA,
+                ),
+            )
+        with clock.stage("fence landing"):
+            for target in targets:
+                _fence_landing(lake, target.contract.name)
         removed: dict[str, int] = {}
         landed: dict[str, set[tuple[str, int, int]]] = {}
         first_days = []
@@ -362,31 +387,40 @@ def erase(
         vacuumed: dict[tuple[str, str], set[str]] = {}
         for target in targets:
             entity = target.contract.name
-            in_raw = _find_in_raw(target, set(keys), lake)
+            with clock.stage("find"):
+                in_raw = _find_in_raw(target, set(keys), lake)
+                positions = _landed_positions(
+                    target, set(keys), lake, schema_lookup, in_raw.positions, in_raw.unaccounted
+                )
             first_passes.append(in_raw)
-            positions = _landed_positions(target, set(keys), lake, schema_lookup, in_raw.positions, in_raw.unaccounted)
             landed.setdefault(entity, set()).update(positions)
             for layer, columns in (("landing", LANDING_POSITION_COLUMNS), ("quarantine", KAFKA_POSITION_COLUMNS)):
                 predicate = policy.positions_predicate(positions, *columns)
-                removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate) if positions else 0
+                with clock.stage(f"delete {layer}"):
+                    removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate) if positions else 0
             predicate = target.predicate(keys, secret)
             first_days.append(min(in_raw.hours).date() if in_raw.hours else None)  # the marts counted them from there
             # Raw rows that a raw run writes after the query above (a run that read the erasure list before it
             # was appended) may be in other hours: the check of every hour below finds them, and they go then.
             in_hours = _in_hours(in_raw.hours, predicate)
-            removed[f"raw/{entity}"] = lake.delete_where("raw", entity, in_hours) if in_raw.hours else 0
+            with clock.stage("delete raw"):
+                removed[f"raw/{entity}"] = lake.delete_where("raw", entity, in_hours) if in_raw.hours else 0
             for layer in (layer for layer in KEYED_LAYERS if layer != "raw"):
-                removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate)
-            for layer in ERASED_LAYERS:
-                vacuumed.setdefault((layer, entity), set()).update(_vacuum(lake, layer, entity, retention_hours))
-        found = _still_held(targets, keys, landed, lake, schema_lookup, first_passes, vacuumed)
-        committed_meanwhile = [t for t in targets if f"raw/{t.contract.name}" in found]
-        for target in committed_meanwhile:  # across every hour: the rare case, so its cost does not matter
-            entity = target.contract.name
-            removed[f"raw/{entity}"] += lake.delete_where("raw", entity, target.predicate(keys, secret))
-            vacuumed[("raw", entity)].update(_vacuum(lake, "raw", entity, retention_hours))
-        if committed_meanwhile:
+                with clock.stage(f"delete {layer}"):
+                    removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate)
+            with clock.stage("vacuum"):
+                for layer in ERASED_LAYERS:
+                    vacuumed.setdefault((layer, entity), set()).update(_vacuum(lake, layer, entity, retention_hours))
+        with clock.stage("verify"):
             found = _still_held(targets, keys, landed, lake, schema_lookup, first_passes, vacuumed)
+        committed_meanwhile = [t for t in targets if f"raw/{t.contract.name}" in found]
+        if committed_meanwhile:  # across every hour: the rare case, so its cost does not matter
+            with clock.stage("raw committed meanwhile"):
+                for target in committed_meanwhile:
+                    entity = target.contract.name
+                    removed[f"raw/{entity}"] += lake.delete_where("raw", entity, target.predicate(keys, secret))
+                    vacuumed[("raw", entity)].update(_vacuum(lake, "raw", entity, retention_hours))
+                found = _still_held(targets, keys, landed, lake, schema_lookup, first_passes, vacuumed)
         audit = {
             "request_id": request_id,
             "entity": subject.name,
@@ -397,7 +431,9 @@ def erase(
             "verified": not found,
             "marts_from_day": min((day for day in first_days if day is not None), default=None),
         }
-        lake.append("audit", "erasures", pa.Table.from_pylist([audit], AUDIT_SCHEMA))
+        with clock.stage("audit"):
+            lake.append("audit", "erasures", pa.Table.from_pylist([audit], AUDIT_SCHEMA))
+        audit["stage_seconds"] = clock.rounded()
         if found:
             raise ErasureError(
                 f"erasure {request_id} of {subject.name}: keys still found in {found}; older versions are kept while "

@@ -58,7 +58,10 @@ def build_erasure_job(contracts: list[Contract]) -> JobDefinition:
             request_id=context.run_id,
             schema_lookup=schema_registry.lookup(),
         )
-        context.log.info(f"erasure {audit['request_id']}: rows removed {audit['rows_removed']}; verified")
+        context.log.info(
+            f"erasure {audit['request_id']}: rows removed {audit['rows_removed']}; verified; "
+            f"seconds by stage {audit['stage_seconds']}"
+        )
 
     @job(
         name="erasure_job",

@@ -5,6 +5,7 @@ cost does not grow with the archive; what it leaves behind is still proven by de
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -163,3 +164,21 @@ def test_the_files_a_vacuum_saw_gone_are_not_looked_up_again_but_those_removed_a
     assert lake.read_retained("landing", "people", every_row, gone | {removed_later}).num_rows == 0, (
         "a file named gone is not looked up"
     )
+
+
+def test_an_erasure_reports_the_seconds_of_each_stage_without_storing_them(lake):
+    """What an operator reads when an erasure takes long: each stage's seconds, summed over the tables."""
+    land_hour(lake, 0, range(0, 20))
+    decode_hour(lake, 0)
+    started = time.perf_counter()
+    audit = erase(PEOPLE, ["k3"], lake, [PEOPLE])
+    elapsed = time.perf_counter() - started
+
+    stages = audit["stage_seconds"]
+    assert {"record request", "fence landing", "find", "delete landing", "delete raw", "vacuum", "verify", "audit"} <= (
+        set(stages)
+    )
+    assert "raw committed meanwhile" not in stages, "no raw run committed during this erasure"
+    assert all(seconds >= 0 for seconds in stages.values()) and sum(stages.values()) <= elapsed
+    stored = lake.read("audit", "erasures").to_pylist()
+    assert [row["request_id"] for row in stored] == [audit["request_id"]] and "stage_seconds" not in stored[0]
