@@ -223,16 +223,25 @@ def every_record_accounted(
     """Reconcile a partition: the landed records filed under it against the raw and quarantine rows read
     back after the write (`stored`), plus the records decoding set aside and counted (`set_aside`).
     Both are tables with landing's position columns, compared in Arrow: as Python tuples, a million
-    of them took 2 s of an hour's raw step."""
+    of them took 2 s of an hour's raw step. Topics are compared by their number in the sorted list of
+    both tables' topics: hashing the topic's text into every grouping and the join was half of the check
+    (0.9-1.4 s against 0.4-0.7 s for 714k records)."""
     columns = list(LANDING_POSITION_COLUMNS)
-    landed_here = landed.select(columns).group_by(columns).aggregate([])
-    counts = stored.select(columns).group_by(columns).aggregate([([], "count_all")])
+    distinct = pc.unique(pa.concat_arrays([pc.unique(table["topic"]) for table in (landed, stored)]))
+    sorted_topics = pc.take(distinct, pc.array_sort_indices(distinct))
+
+    def numbered(positions: pa.Table) -> pa.Table:
+        return positions.select(columns).set_column(0, "topic", pc.index_in(positions["topic"], sorted_topics))
+
+    landed_here = numbered(landed).group_by(columns).aggregate([])
+    counts = numbered(stored).group_by(columns).aggregate([([], "count_all")])
     doubled = counts.filter(pc.field("count_all") > 1)
     stray = counts.join(landed_here, columns, join_type="left anti")
     missing = landed_here.num_rows - (counts.num_rows - stray.num_rows) - set_aside
 
     def named(positions: pa.Table) -> str:
         first = positions.sort_by([(column, "ascending") for column in columns]).slice(0, 5)
+        first = first.set_column(0, "topic", pc.take(sorted_topics, first["topic"]))
         return ", ".join(f"{row['topic']}[{row['partition']}]@{row['offset']}" for row in first.to_pylist())
 
     problems = [

@@ -68,3 +68,27 @@ def test_a_record_stored_twice_or_not_landed_here_fails_the_reconciliation():
     stray = pa.concat_tables([LANDED, positions([("t", 0, 99)])])
     result = checks.every_record_accounted(RAW, "2026-01-01-10:00", LANDED, stray, set_aside=0)
     assert not result.passed and "t[0]@99" in (result.description or "")
+
+
+def test_the_reconciliation_names_the_first_positions_in_topic_order_over_several_topics():
+    """Topics are compared by number (see `every_record_accounted`): the names and order are the topics'."""
+    landed = positions([("b-topic", 1, 7), ("a-topic", 0, 3), ("b-topic", 0, 9)])
+    stray = positions(
+        [
+            ("c-topic", 0, 1),
+            ("b-topic", 1, 7),
+            ("a-topic", 0, 3),
+            ("b-topic", 0, 9),
+            ("a-topic", 2, 5),
+            ("b-topic", 3, 1),
+        ]
+    )
+    result = checks.every_record_accounted(RAW, "2026-01-01-10:00", landed, stray, set_aside=0)
+    assert not result.passed
+    assert "3 stored rows were not landed under this partition (a-topic[2]@5, b-topic[3]@1, c-topic[0]@1)" in (
+        result.description or ""
+    )
+    missing = checks.every_record_accounted(RAW, "2026-01-01-10:00", landed, stray.slice(0, 3), set_aside=0)
+    assert "1 of 3 landed records are in neither raw nor quarantine" in (missing.description or "")
+    empty = positions([("t", 0, 0)]).slice(0, 0)
+    assert checks.every_record_accounted(RAW, "2026-01-01-10:00", empty, empty, set_aside=0).passed
