@@ -329,21 +329,44 @@ def rebuild_current(
     return {"changes_in": state.count(), "tombstones_expired": expired}
 
 
-def _day_state(spark: SparkSession, previous: DataFrame, raw_uri: str, day: date, spec: MergeSpec) -> DataFrame:
+@dataclass(frozen=True)
+class DayState:
+    """A history day's state as its two tables hold it: the live rows and the tombstones, each lazy.
+
+    Kept apart rather than as one frame with the tombstone flag, so that the write of either table
+    carries over only its own rows of the day before."""
+
+    live: DataFrame
+    tombstones: DataFrame
+
+
+def _next_day(spark: SparkSession, previous: DayState, raw_uri: str, day: date, spec: MergeSpec) -> DayState:
+    """Day `day`'s state: the day before's plus the changes of `day`, newest per key."""
     start = datetime(day.year, day.month, day.day)
     end = start + timedelta(days=1)
     todays = as_state(changes_between(spark, raw_uri, start, end), spec)
     if spec.truncatable:  # a truncate can turn any key into a tombstone: every key is decided again
-        state = truncated(spark, newest_per_key(previous.unionByName(todays), spec), spec)
+        state = truncated(
+            spark, newest_per_key(stored_state(previous.live, previous.tombstones).unionByName(todays), spec), spec
+        )
+        live, tombstones = live_rows(state), tombstone_rows(state)
     else:
         # Only the keys changed today need deciding: the others keep yesterday's row, which spares
-        # ranking every live key (4.5x DuckDB's time for a day of 1M keys when all were ranked).
-        touched = todays.select(*spec.key).distinct()
-        unchanged = previous.join(touched, on=list(spec.key), how="left_anti")
-        decided = newest_per_key(previous.join(touched, on=list(spec.key), how="left_semi").unionByName(todays), spec)
-        state = unchanged.unionByName(decided)
+        # ranking every live key (4.5x DuckDB's time for a day of 1M keys when all were ranked). The
+        # changed keys are decided once, for both tables: when each write decided them again, reading
+        # yesterday's live rows for it, a day of 1M keys with a tenth changed took 0.73-0.77 s, against
+        # 0.57-0.62 s now (DuckDB: 0.84-1.14 s).
+        key = list(spec.key)
+        touched = todays.select(*key).distinct()
+        candidates = stored_state(
+            previous.live.join(touched, on=key, how="left_semi"),
+            previous.tombstones.join(touched, on=key, how="left_semi"),
+        )
+        decided = checkpointed(newest_per_key(candidates.unionByName(todays), spec))
+        live = previous.live.join(touched, on=key, how="left_anti").unionByName(live_rows(decided))
+        tombstones = previous.tombstones.join(touched, on=key, how="left_anti").unionByName(tombstone_rows(decided))
     condition = spec.expired_at(end)
-    return state if condition is None else state.where(f"NOT (_deleted AND {condition})")
+    return DayState(live, tombstones if condition is None else tombstones.where(f"NOT ({condition})"))
 
 
 def history_days(
@@ -367,24 +390,30 @@ def history_days(
         table = spark.read.format("delta").load(uri)
         return table.where(F.col("snapshot_date") == F.lit(day.isoformat()).cast("date")).drop("snapshot_date")
 
+    def dated(frames: list[tuple[date, DataFrame]]) -> DataFrame:
+        days = [frame.select(F.lit(day.isoformat()).cast("date").alias("snapshot_date"), "*") for day, frame in frames]
+        return days[0] if len(days) == 1 else days[0].unionByName(days[1])
+
     rows: dict[str, int] = {}
     previous_day = first - timedelta(days=1)
     day = first
     while day <= last:
         chunk_end = min(day + timedelta(days=1), last)
-        previous = stored_state(day_of(history_uri, previous_day), day_of(tombstones_uri, previous_day))
+        state = DayState(day_of(history_uri, previous_day), day_of(tombstones_uri, previous_day))
         states = []
         current_day = day
         while current_day <= chunk_end:
-            previous = _day_state(spark, previous, raw_uri, current_day, spec)
-            states.append(previous.select(F.lit(current_day.isoformat()).cast("date").alias("snapshot_date"), "*"))
+            state = _next_day(spark, state, raw_uri, current_day, spec)
+            states.append((current_day, state))
             current_day += timedelta(days=1)
-        frame = states[0] if len(states) == 1 else states[0].unionByName(states[1])
         predicate = f"snapshot_date >= '{day.isoformat()}' AND snapshot_date <= '{chunk_end.isoformat()}'"
         # Tombstones first: a crash between the two commits leaves history as it was, and a rerun
         # recomputes both from day first-1.
-        for uri, rows_of in ((tombstones_uri, tombstone_rows), (history_uri, live_rows)):
-            writer = conform(spark, rows_of(frame), uri).write.format("delta").mode("overwrite")
+        for uri, frame in (
+            (tombstones_uri, dated([(d, s.tombstones) for d, s in states])),
+            (history_uri, dated([(d, s.live) for d, s in states])),
+        ):
+            writer = conform(spark, frame, uri).write.format("delta").mode("overwrite")
             writer.option("replaceWhere", predicate).save(uri)
         for state_day in range((chunk_end - day).days + 1):
             label = (day + timedelta(days=state_day)).isoformat()
