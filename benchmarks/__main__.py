@@ -371,7 +371,8 @@ def merge_vs_duckdb(changes: int, rows: int, workdir: Path) -> Result:
 
 
 def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
-    """Recomputing the newest two days must cost the same whatever the length of the history."""
+    """Recomputing the newest two days must cost the same whatever the length of the history (five runs
+    on each history, alternating; the first of each pays the first read of its table's log)."""
     from datetime import date, timedelta
 
     import pyarrow as pa
@@ -407,17 +408,19 @@ def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
         write_deltalake(raw_uri, updates)
         return history_uri, lake.uri("history_tombstones", f"bench-{days}"), raw_uri, last
 
-    runs = {}
-    for days in (7, 90):
-        uris = prepare(days)
+    def recompute(uris: tuple[str, str, str, date]) -> Callable[[int], tuple[float, float]]:
+        history_uri, tombstones_uri, raw_uri, last = uris
+        spec = merge_spec(contract)
+        return lambda _: timed(
+            lambda: history_days(session, history_uri, tombstones_uri, raw_uri, last - timedelta(days=1), last, spec)
+        )
 
-        def recompute(uris: tuple[str, str, str, date] = uris) -> None:
-            history_uri, tombstones_uri, raw_uri, last = uris
-            spec = merge_spec(contract)
-            history_days(session, history_uri, tombstones_uri, raw_uri, last - timedelta(days=1), last, spec)
-
-        runs[days] = timed(recompute)
-    (baseline_s, _), (seconds, peak) = runs[7], runs[90]
+    # Alternating runs, medians compared, as for the archive cases: one run on each history, the second
+    # after the first, read 0.94, 1.84 and 1.94 in three runs of the same code (0.2-0.4 s recomputes).
+    timings = alternately({days: recompute(prepare(days)) for days in (7, 90)}, ARCHIVE_REPEATS)
+    baseline_s = statistics.median(s for s, _ in timings[7])
+    seconds = statistics.median(s for s, _ in timings[90])
+    peak = max(peak for _, peak in timings[90])
     ratio = seconds / baseline_s
     return Result(
         "history recompute of two days: 90 vs 7 days of history",
@@ -429,6 +432,7 @@ def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
         ratio,
         "<= 1.3",
         ratio <= 1.3,
+        details={f"seconds_{days}_days": [round(s, 3) for s, _ in runs] for days, runs in timings.items()},
     )
 
 
