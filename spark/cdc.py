@@ -318,6 +318,9 @@ def rebuild_current(
     """
     state = newest_per_key(as_state(changes, spec), spec)
     state = truncated(spark, state, spec) if spec.truncatable else state
+    # Ranked once and kept: the two writes and the counts each ranked every change again (2M changes
+    # of 1M keys: 3.5-4.2 s, against 1.7-2.1 s kept, at the same peak memory).
+    state = checkpointed(state)
     conform(spark, live_rows(state), current_uri).write.format("delta").mode("overwrite").save(current_uri)
     tombstones = tombstone_rows(state)
     condition = spec.expired_at(as_of)
