@@ -394,7 +394,7 @@ def history_days(
         return table.where(F.col("snapshot_date") == F.lit(day.isoformat()).cast("date")).drop("snapshot_date")
 
     def dated(frames: list[tuple[date, DataFrame]]) -> DataFrame:
-        days = [frame.select(F.lit(day.isoformat()).cast("date").alias("snapshot_date"), "*") for day, frame in frames]
+        days = [frame.select(F.lit(on.isoformat()).cast("date").alias("snapshot_date"), "*") for on, frame in frames]
         return days[0] if len(days) == 1 else days[0].unionByName(days[1])
 
     rows: dict[str, int] = {}
@@ -413,8 +413,8 @@ def history_days(
         # Tombstones first: a crash between the two commits leaves history as it was, and a rerun
         # recomputes both from day first-1.
         for uri, frame in (
-            (tombstones_uri, dated([(d, s.tombstones) for d, s in states])),
-            (history_uri, dated([(d, s.live) for d, s in states])),
+            (tombstones_uri, dated([(on, day_state.tombstones) for on, day_state in states])),
+            (history_uri, dated([(on, day_state.live) for on, day_state in states])),
         ):
             writer = conform(spark, frame, uri).write.format("delta").mode("overwrite")
             writer.option("replaceWhere", predicate).save(uri)
