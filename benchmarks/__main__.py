@@ -155,6 +155,18 @@ def alternately(runs: dict[Name, Callable[[int], Measured]], repeats: int) -> di
     return measured
 
 
+def compared(
+    timings: dict[Name, list[tuple[float, float]]], baseline: Name, measured: Name
+) -> tuple[float, float, float]:
+    """From `alternately`'s timed runs (seconds, peak): the median seconds of the `baseline` side and of
+    the `measured` side, and the measured side's highest peak."""
+    return (
+        statistics.median(s for s, _ in timings[baseline]),
+        statistics.median(s for s, _ in timings[measured]),
+        max(peak for _, peak in timings[measured]),
+    )
+
+
 def landing_vs_bare_consume(messages: int, workdir: Path) -> Result:
     from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -372,7 +384,7 @@ def merge_vs_duckdb(changes: int, rows: int, workdir: Path) -> Result:
 
 def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
     """Recomputing the newest two days must cost the same whatever the length of the history (five runs
-    on each history, alternating; the first of each pays the first read of its table's log)."""
+    on each history, alternating; the first of each includes its table's first read)."""
     from datetime import date, timedelta
 
     import pyarrow as pa
@@ -418,9 +430,7 @@ def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
     # Alternating runs, medians compared, as for the archive cases: one run on each history, the second
     # after the first, read 0.94, 1.84 and 1.94 in three runs of the same code (0.2-0.4 s recomputes).
     timings = alternately({days: recompute(prepare(days)) for days in (7, 90)}, ARCHIVE_REPEATS)
-    baseline_s = statistics.median(s for s, _ in timings[7])
-    seconds = statistics.median(s for s, _ in timings[90])
-    peak = max(peak for _, peak in timings[90])
+    baseline_s, seconds, peak = compared(timings, 7, 90)
     ratio = seconds / baseline_s
     return Result(
         "history recompute of two days: 90 vs 7 days of history",
@@ -432,7 +442,7 @@ def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
         ratio,
         "<= 1.3",
         ratio <= 1.3,
-        details={f"seconds_{days}_days": [round(s, 3) for s, _ in runs] for days, runs in timings.items()},
+        details={f"seconds_{archive_named(days)}": [round(s, 3) for s, _ in runs] for days, runs in timings.items()},
     )
 
 
@@ -504,9 +514,7 @@ def history_day_vs_duckdb(keys: int, workdir: Path) -> Result:
     timings = alternately(
         {"duckdb": lambda _: timed(duckdb_day), "spark": lambda _: timed(spark_day)}, HISTORY_DAY_REPEATS
     )
-    baseline_s = statistics.median(s for s, _ in timings["duckdb"])
-    seconds = statistics.median(s for s, _ in timings["spark"])
-    peak = max(peak for _, peak in timings["spark"])
+    baseline_s, seconds, peak = compared(timings, "duckdb", "spark")
     ratio = seconds / baseline_s
     return Result(
         "history day vs DuckDB computing the same day",
