@@ -673,7 +673,7 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
     lake = LakeResource(root=str(workdir / "lake"))
     start = datetime(2026, 1, 1, tzinfo=UTC)
     key = DEV_PII_KEY.encode()
-    ensure_tables(lake, contract, ("raw", "quarantine", "current", "history"))
+    ensure_tables(lake, contract, ("landing", "raw", "quarantine", "current", "history"))
     offset = 0
     decoded_hours: dict[datetime, list[dict]] = {}
 

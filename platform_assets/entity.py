@@ -13,7 +13,14 @@ from dagster import AssetExecutionContext, AssetKey, FreshnessPolicy, TableColum
 from platform_assets.lib.contract import Contract, ContractError
 from platform_assets.lib.evolution import breaking_changes, identity_properties, migration_hint
 from platform_assets.lib.ordering import order_columns
-from platform_assets.lib.tables import QUARANTINE_SCHEMA, current_schema, history_schema, raw_schema, scd2_schema
+from platform_assets.lib.tables import (
+    LANDING_SCHEMA,
+    QUARANTINE_SCHEMA,
+    current_schema,
+    history_schema,
+    raw_schema,
+    scd2_schema,
+)
 from resources.lake import IncompatibleSchemaError, LakeResource, schema_change, stored_schema
 from spark.cdc import MergeSpec
 
@@ -79,8 +86,12 @@ def merge_spec(contract: Contract) -> MergeSpec:
 # Each layer's table layout, and the column its files are partitioned by. Raw and quarantine: the event
 # hour, the unit their runs replace, so a run rewrites its hours' files only. Unpartitioned, a run that
 # replaces a late hour rewrites every file whose hours span it, with the new rows, into one file: with
-# late data every hour, files merge until each hourly run rewrites the whole table.
+# late data every hour, files merge until each hourly run rewrites the whole table. Landing: the event
+# hour too, the unit raw reads and upkeep compacts; unpartitioned, the daily upkeep clustered the whole
+# archive into new files every day, and an erasure rewrote a compacted file of every hour to remove a
+# person's records of one.
 TABLE_LAYOUTS = {
+    "landing": (lambda contract: LANDING_SCHEMA, "_event_hour"),
     "raw": (raw_schema, "_event_hour"),
     "quarantine": (lambda contract: QUARANTINE_SCHEMA, "_event_hour"),
     "current": (current_schema, None),

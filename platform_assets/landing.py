@@ -22,7 +22,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResul
 from deltalake import DeltaTable
 
 from platform_assets import checks
-from platform_assets.entity import asset_key, entity_asset_properties, lake_pool
+from platform_assets.entity import asset_key, ensure_tables, entity_asset_properties, lake_pool
 from platform_assets.erasure import erased_landing_test
 from platform_assets.lib import columns
 from platform_assets.lib.archive import ERASURE_GENERATION, app_id, landing_rows, offset_spans
@@ -30,7 +30,6 @@ from platform_assets.lib.collector import collector_paused
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup
 from platform_assets.lib.records import LandingBatch
-from platform_assets.lib.tables import LANDING_SCHEMA
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions, hour_key
 from platform_assets.retries import retry_transient_failures
 from resources.kafka import KafkaResource, KafkaUnavailableError
@@ -238,7 +237,7 @@ def drain_to_landing(
         partitions = kafka.partitions(consumer, contract.source.topics)
         if not partitions:
             return report
-        lake.create_if_missing("landing", contract.name, LANDING_SCHEMA)
+        ensure_tables(lake, contract, ("landing",))
         archive = lake.table("landing", contract.name)
         assert archive is not None
         generation = archive.transaction_version(ERASURE_GENERATION)  # before the lists: see erasure._fence_landing

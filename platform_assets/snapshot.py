@@ -14,11 +14,10 @@ import requests
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from platform_assets.entity import asset_key, entity_asset_properties, lake_pool
+from platform_assets.entity import asset_key, ensure_tables, entity_asset_properties, lake_pool
 from platform_assets.lib.archive import app_id, landing_rows
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.records import LandingRecord, key_string, snapshot_topic
-from platform_assets.lib.tables import LANDING_SCHEMA
 from platform_assets.partitions import DEFAULT_PARTITIONS, Partitions, hour_key
 from resources.lake import LakeCommitConflictError, LakeResource
 
@@ -57,7 +56,7 @@ def _land_numbered(
     if not rows:
         return (lake.transaction_version("landing", contract.name, snapshot_app) or -1) + 1
     while True:
-        lake.create_if_missing("landing", contract.name, LANDING_SCHEMA)
+        ensure_tables(lake, contract, ("landing",))
         archive = lake.table("landing", contract.name)
         assert archive is not None
         first = (archive.transaction_version(snapshot_app) or -1) + 1
