@@ -18,6 +18,9 @@ from platform_assets.lib.tables import (
     QUARANTINE_SCHEMA,
     current_schema,
     history_schema,
+    raw_keys_fields,
+    raw_keys_rows,
+    raw_keys_schema,
     raw_schema,
     scd2_schema,
 )
@@ -92,6 +95,7 @@ def merge_spec(contract: Contract) -> MergeSpec:
 # person's records of one.
 TABLE_LAYOUTS = {
     "landing": (lambda contract: LANDING_SCHEMA, "_event_hour"),
+    "raw_keys": (raw_keys_schema, "_event_date"),
     "raw": (raw_schema, "_event_hour"),
     "quarantine": (lambda contract: QUARANTINE_SCHEMA, "_event_hour"),
     "current": (current_schema, None),
@@ -121,12 +125,58 @@ def ensure_tables(lake: LakeResource, contract: Contract, layers: tuple[str, ...
     for layer in layers:
         schema_of, partition_column = TABLE_LAYOUTS[layer]
         partition_by = [partition_column] if partition_column else None
+        if layer == "raw_keys" and lake.table(layer, contract.name) is None:
+            _create_raw_keys(lake, contract, partition_by)
         try:
             lake.evolve(layer, contract.name, schema_of(contract), partition_by)
         except IncompatibleSchemaError as error:
             raise ContractChangeError(_refusal(contract, [str(error)])) from error
     if "raw" in layers:
         lake.set_properties("raw", contract.name, identity_properties(contract))
+
+
+def _indexed_app_id(field: str) -> str:
+    """The app transaction the commit that creates `raw_keys` records for each field it holds for every
+    raw row: a field added later (a field newly declared a subject) is null in the rows indexed before."""
+    return f"raw_keys:{field}"
+
+
+def _create_raw_keys(lake: LakeResource, contract: Contract, partition_by: list[str] | None) -> None:
+    """Create `raw_keys` holding the keys of every row raw holds already, in the commit that creates it:
+    each raw run adds its rows' keys to the table before committing them, so from its first version on
+    it names every hour of raw that holds a key (once, for a raw table older than the index, by reading
+    all of raw)."""
+    fields = raw_keys_fields(contract)
+    stored = lake.select("raw", contract.name, f"select distinct {', '.join([*fields, '_event_hour'])} from raw")
+    lake.create_if_missing(
+        "raw_keys",
+        contract.name,
+        raw_keys_schema(contract),
+        partition_by,
+        rows=None if stored is None or not stored.num_rows else raw_keys_rows(contract, stored),
+        app_transactions={_indexed_app_id(field): 0 for field in fields},
+    )
+
+
+def replace_raw(lake: LakeResource, contract: Contract, rows: pa.Table, predicate: str) -> None:
+    """Replace raw's rows matching `predicate` by `rows`, their keys added to `raw_keys` first: an erasure
+    that reads `raw_keys` between the two commits finds an hour raw does not hold yet, never misses one it
+    holds. Keys of rows a later run replaces stay: they only send an erasure to look in an hour."""
+    if rows.num_rows:
+        lake.append("raw_keys", contract.name, raw_keys_rows(contract, rows))
+    lake.replace_where("raw", contract.name, rows, predicate)
+
+
+def raw_keys_cover(lake: LakeResource, entity: str, fields: tuple[str, ...]) -> bool:
+    """Whether `raw_keys` has held `fields` for every raw row since it was created (or published)."""
+    return all(lake.transaction_version("raw_keys", entity, _indexed_app_id(field)) is not None for field in fields)
+
+
+def raw_keys_published(lake: LakeResource, contract: Contract) -> None:
+    """Record that a `raw_keys` table published beside its raw table (rebuilt from it) holds every key."""
+    markers = {_indexed_app_id(field): 0 for field in raw_keys_fields(contract)}
+    nothing = pa.Table.from_batches([], schema=raw_keys_schema(contract))
+    lake.append("raw_keys", contract.name, nothing, app_transactions=markers)
 
 
 def contract_changes_refused(lake: LakeResource, contract: Contract) -> str | None:

@@ -4,8 +4,8 @@ table version (the policy of what to remove is `platform_assets.lib.erasure`).
 An erasure is recorded first in `erasure/<entity>` (keys only as HMAC hashes), so that every later
 decode of the archive or of Kafka drops those keys, and the records of other entities whose
 `subject` field names them (`raw` honours the list on replay). Then those rows are deleted from
-landing (the archive: found through raw's columns and the landing position raw keeps of each
-record, decoding only the records raw does not hold), quarantine, raw, current and history of every
+raw, landing (the archive: found through raw's columns and the landing position raw keeps of each
+record, decoding only the records raw does not hold), quarantine, current and history of every
 such entity, and old Delta files are vacuumed so earlier table versions no longer hold them. The
 `audit/erasures` table records each request with the rows removed per table and the first day whose
 marts counted them, never the values; `erasure_marts_sensor` then rebuilds the marts from that day.
@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
+from platform_assets.entity import raw_keys_cover
 from platform_assets.lib import erasure as policy
 from platform_assets.lib.archive import ERASURE_GENERATION, landing_records
 from platform_assets.lib.contract import Contract
@@ -50,15 +51,21 @@ RAW_POSITION = ", ".join(KAFKA_POSITION_COLUMNS)
 # In one pass over raw and the archive (of the event hours `within` selects), joined by position: raw's
 # rows that name the person (`named`: the target's predicate over raw alone), and the archive's records
 # raw does not hold (quarantined, skipped, or of hours not decoded yet), which have no raw position.
-# Over every hour, each scan opens every file of its table: the cost that grows with the archive.
+# Only the hours `unsure` selects are joined: in the others raw holds as many rows as landing records
+# (`_unsure_hours`), so the join reads raw's rows that name the person and nothing of landing there; and
+# `named_in` looks for those only in the hours `raw_keys` names for the person (`_indexed_hours`).
 NAMED_OR_UNACCOUNTED = """
-    with raw_rows as (select {raw_position}, _event_hour, ({named}) as named from raw where {within}),
-        landed as (select topic, "partition", "offset", _event_hour from landing where {within})
+    with raw_rows as (
+            select {raw_position}, _event_hour, ({named}) as named from raw
+            where {within} and (({named_in}) or {unsure})),
+        landed as (select topic, "partition", "offset", _event_hour from landing where {within} and {unsure})
     select landed.topic, landed."partition", landed."offset", landed._event_hour as landed_hour, raw_rows.*
     from landed full join raw_rows on raw_rows._topic = landed.topic
         and raw_rows._partition = landed."partition" and raw_rows._offset = landed."offset"
     where raw_rows._offset is null or raw_rows.named
 """
+# The keyed tables a raw run writes (`replace_raw`), which may commit beside an erasure.
+RAW_RUN_WRITES = ("raw_keys", "raw")
 # The tables whose files say which event hours changed between two looks (`InRaw.files`).
 LOOKED_AT = ("raw", "landing")
 
@@ -190,6 +197,7 @@ class InRaw:
     unaccounted: dict[tuple[str, int, int], datetime | None] | None
     files: dict[str, FileHours]  # raw's and landing's files when the pass began (`LOOKED_AT`)
     scope: set[datetime] | None  # the event hours the pass looked at; None: every hour
+    indexed: set[datetime] | None = None  # the hours `raw_keys` names for the person; None: it cannot say
 
 
 def _find_in_raw(target: Target, keys: set[str], lake: LakeResource, since: InRaw | None = None) -> InRaw:
@@ -211,11 +219,20 @@ def _find_in_raw(target: Target, keys: set[str], lake: LakeResource, since: InRa
     if lake.table("raw", entity) is None:  # nothing decoded yet: every record is a candidate
         return InRaw(0, set(), set(), None, files, None)
     unaccounted: dict[tuple[str, int, int], datetime | None] = {}
+    indexed = _indexed_hours(lake, target, named, within)
+    named_in = named if indexed is None else f"{hours_predicate(indexed)} and ({named})" if indexed else "false"
     if lake.table("landing", entity) is None:
-        query = f"select {RAW_POSITION}, _event_hour, true as named from raw where ({named}) and {within}"
+        query = f"select {RAW_POSITION}, _event_hour, true as named from raw where ({named_in}) and {within}"
         rows = _rows(lake.select("raw", entity, query))
     else:
-        query = NAMED_OR_UNACCOUNTED.format(raw_position=RAW_POSITION, named=named, within=within)
+        unsure = _unsure_hours(lake, entity)
+        query = NAMED_OR_UNACCOUNTED.format(
+            raw_position=RAW_POSITION,
+            named=named,
+            named_in=named_in,
+            within=within,
+            unsure="true" if unsure is None else hours_predicate(unsure) if unsure else "false",
+        )
         rows = _rows(lake.select("landing", entity, query, ("raw",)))
         # A record with no raw row: every raw column, `named` too, is null beside its landing position.
         unaccounted = {
@@ -229,7 +246,36 @@ def _find_in_raw(target: Target, keys: set[str], lake: LakeResource, since: InRa
         unaccounted,
         files,
         scope,
+        indexed,
     )
+
+
+def _indexed_hours(lake: LakeResource, target: Target, named: str, within: str) -> set[datetime] | None:
+    """The event hours `raw_keys` names for the rows `named` selects (the target's predicate): raw then
+    opens those hours' files, not every hour's. None when `raw_keys` has not held the target's fields
+    for every raw row (`raw_keys_cover`)."""
+    entity = target.contract.name
+    if not raw_keys_cover(lake, entity, target.fields):
+        return None
+    indexed = lake.select("raw_keys", entity, f"select distinct _event_hour from raw_keys where ({named}) and {within}")
+    return {row["_event_hour"] for row in _rows(indexed)}
+
+
+def _unsure_hours(lake: LakeResource, entity: str) -> set[datetime] | None:
+    """The event hours whose landing records raw may not all hold, counted from the two tables' logs:
+    those where landing has a different number of records than raw has rows (records quarantined,
+    skipped, landed after raw's run, or removed from raw alone). None (every hour) when a table is not
+    partitioned by the event hour.
+
+    In an hour where the counts agree, every landing record has its raw row: a raw run writes a row for
+    at most each record of its hours, and only an erasure removes landing records, after it has removed
+    their raw rows (`erase`), so raw never holds a row whose record is gone but while a raw run that read
+    the record commits beside an erasure of its person, which that erasure then finds and removes.
+    """
+    landed, decoded = lake.hour_counts("landing", entity), lake.hour_counts("raw", entity)
+    if landed is None or decoded is None:
+        return None
+    return {hour for hour, records in landed.items() if decoded.get(hour) != records}
 
 
 def _changed_hours(before: dict[str, FileHours], after: dict[str, FileHours]) -> set[datetime] | None:
@@ -394,32 +440,42 @@ def erase(
                 )
             first_passes.append(in_raw)
             landed.setdefault(entity, set()).update(positions)
-            for layer, columns in (("landing", LANDING_POSITION_COLUMNS), ("quarantine", KAFKA_POSITION_COLUMNS)):
-                predicate = policy.positions_predicate(positions, *columns)
-                with clock.stage(f"delete {layer}"):
-                    removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate) if positions else 0
             predicate = target.predicate(keys, secret)
             first_days.append(min(in_raw.hours).date() if in_raw.hours else None)  # the marts counted them from there
             # Raw rows that a raw run writes after the query above (a run that read the erasure list before it
             # was appended) may be in other hours: the check of every hour below finds them, and they go then.
+            # Raw before the archive: a landing record is never gone while its raw row stays (`_unsure_hours`).
             in_hours = _in_hours(in_raw.hours, predicate)
             with clock.stage("delete raw"):
                 removed[f"raw/{entity}"] = lake.delete_where("raw", entity, in_hours) if in_raw.hours else 0
-            for layer in (layer for layer in KEYED_LAYERS if layer != "raw"):
+            for layer, columns in (("landing", LANDING_POSITION_COLUMNS), ("quarantine", KAFKA_POSITION_COLUMNS)):
+                at_positions = policy.positions_predicate(positions, *columns)
                 with clock.stage(f"delete {layer}"):
-                    removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, predicate)
+                    removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, at_positions) if positions else 0
+            for layer in (layer for layer in KEYED_LAYERS if layer != "raw"):
+                where = predicate
+                if layer == "raw_keys" and in_raw.indexed is not None:  # only the hours it named
+                    where = _in_hours(in_raw.indexed, predicate) if in_raw.indexed else ""
+                with clock.stage(f"delete {layer}"):
+                    removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, where) if where else 0
             with clock.stage("vacuum"):
                 for layer in ERASED_LAYERS:
                     vacuumed.setdefault((layer, entity), set()).update(_vacuum(lake, layer, entity, retention_hours))
         with clock.stage("verify"):
             found = _still_held(targets, keys, landed, lake, schema_lookup, first_passes, vacuumed)
-        committed_meanwhile = [t for t in targets if f"raw/{t.contract.name}" in found]
+        # A raw run adds its keys to `raw_keys`, then commits raw: either may come after the deletes above.
+        committed_meanwhile = [
+            (target, layer)
+            for target in targets
+            for layer in RAW_RUN_WRITES
+            if f"{layer}/{target.contract.name}" in found
+        ]
         if committed_meanwhile:  # across every hour: the rare case, so its cost does not matter
             with clock.stage("raw committed meanwhile"):
-                for target in committed_meanwhile:
+                for target, layer in committed_meanwhile:
                     entity = target.contract.name
-                    removed[f"raw/{entity}"] += lake.delete_where("raw", entity, target.predicate(keys, secret))
-                    vacuumed[("raw", entity)].update(_vacuum(lake, "raw", entity, retention_hours))
+                    removed[f"{layer}/{entity}"] += lake.delete_where(layer, entity, target.predicate(keys, secret))
+                    vacuumed[(layer, entity)].update(_vacuum(lake, layer, entity, retention_hours))
                 found = _still_held(targets, keys, landed, lake, schema_lookup, first_passes, vacuumed)
         audit = {
             "request_id": request_id,

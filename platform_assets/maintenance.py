@@ -27,6 +27,7 @@ MAINTAINED = {
     "landing": ("landing", ("_event_hour",)),
     "raw": ("raw", ("_event_hour",)),
     "quarantine": ("raw", ("_event_hour",)),
+    "raw_keys": ("raw", ()),
     "current": ("current", ()),
     "current_tombstones": ("current", ()),
     "history": ("history", ()),

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from platform_assets.entity import ensure_tables, merge_spec
+from platform_assets.entity import ensure_tables, merge_spec, raw_keys_published, replace_raw
 from platform_assets.erasure import erased_record_test
 from platform_assets.lib.archive import DECODED_LANDING_COLUMNS, landing_records
 from platform_assets.lib.contract import Contract
@@ -55,7 +55,7 @@ def migrate(
     )
     ensure_tables(staging, contract, REBUILT_LAYERS)
     raw = batch.table(raw_schema(contract))
-    staging.append("raw", name, raw)
+    replace_raw(staging, contract, raw, "true")
     staging.append("quarantine", name, rows_table(batch.quarantined, QUARANTINE_SCHEMA))
     spec = merge_spec(contract)
     every_change = spark.read.format("delta").load(staging.uri("raw", name))
@@ -83,6 +83,7 @@ def migrate(
         )
     published = {layer: lake.publish(layer, name, staging.table(layer, name)) for layer in REBUILT_LAYERS}
     lake.set_properties("raw", name, identity_properties(contract))
+    raw_keys_published(lake, contract)
     if "://" not in staging.resolved_root:
         shutil.rmtree(staging.resolved_root, ignore_errors=True)
     return published

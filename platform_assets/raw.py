@@ -32,6 +32,7 @@ from platform_assets.entity import (
     entity_asset_properties,
     lake_pool,
     partition_label,
+    replace_raw,
 )
 from platform_assets.erasure import erased_record_test
 from platform_assets.lib.archive import DECODED_LANDING_COLUMNS, landing_records
@@ -153,7 +154,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         started = time.monotonic()
         window = context.partition_time_window
         secret = pii_key()
-        ensure_tables(lake, contract, ("raw", "quarantine"))
+        ensure_tables(lake, contract, ("raw", "quarantine", "raw_keys"))
         landed = read_hours(
             lake, "landing", contract.name, window.start, window.end, LANDING_SCHEMA, DECODED_LANDING_COLUMNS
         )
@@ -169,7 +170,7 @@ def build_raw_assets(contract: Contract, partitions: Partitions = DEFAULT_PARTIT
         )
         predicate = hour_window_predicate("_event_hour", window.start, window.end)
         raw_table = batch.table(raw_schema(contract))
-        lake.replace_where("raw", contract.name, raw_table, predicate)
+        replace_raw(lake, contract, raw_table, predicate)
         lake.replace_where("quarantine", contract.name, rows_table(batch.quarantined, QUARANTINE_SCHEMA), predicate)
         operations = Counter(batch.platform["_op"])
         errors = Counter(row["error"] for row in batch.quarantined)

@@ -41,6 +41,7 @@ LAYERS = (
     "landing",
     "quarantine",
     "raw",
+    "raw_keys",
     "current",
     "current_tombstones",
     "history",
@@ -367,6 +368,24 @@ class LakeResource(ConfigurableResource):
         hours = zip(first.to_pylist(), last.to_pylist(), strict=True)
         return dict(zip(actions.column("path").to_pylist(), hours, strict=True))
 
+    def hour_counts(self, layer: str, entity: str) -> dict[datetime, int] | None:
+        """The rows of each `_event_hour` partition of a table's newest version, read from its log (no data
+        file is opened); empty when the table does not exist, None when it is not partitioned by the event
+        hour or a file's count is not in the log."""
+        table = self.table(layer, entity)
+        if table is None:
+            return {}
+        if table.metadata().partition_columns != ["_event_hour"]:
+            return None
+        actions = pa.table(table.get_add_actions(flatten=True))
+        hours, rows = actions.column("partition._event_hour"), actions.column("num_records")
+        if hours.null_count or rows.null_count:
+            return None
+        counts: dict[datetime, int] = {}
+        for hour, count in zip(hours.to_pylist(), rows.to_pylist(), strict=True):
+            counts[hour] = counts.get(hour, 0) + count
+        return counts
+
     def read_retained(self, layer: str, entity: str, filter: pc.Expression, gone: Collection[str] = ()) -> pa.Table:
         """The rows matching `filter` in the files that only older versions of a table still hold: those
         the current version no longer names and no vacuum has deleted yet (the retention keeps them).
@@ -437,16 +456,28 @@ class LakeResource(ConfigurableResource):
             self.checkpoint_if_due(layer, entity, version_before)
 
     def create_if_missing(
-        self, layer: str, entity: str, schema: pa.Schema, partition_by: list[str] | None = None
+        self,
+        layer: str,
+        entity: str,
+        schema: pa.Schema,
+        partition_by: list[str] | None = None,
+        rows: pa.Table | None = None,
+        app_transactions: dict[str, int] | None = None,
     ) -> None:
-        """Create an empty table with an explicit, all-nullable schema before any engine writes to it."""
+        """Create a table with an explicit, all-nullable schema before any engine writes to it: empty, or
+        holding `rows` from the commit that creates it, which records `app_transactions` (app id ->
+        version): what only that commit can say (table properties of other names than Delta's own are
+        refused in it)."""
+        transactions = [Transaction(app_id, version) for app_id, version in (app_transactions or {}).items()]
         if self.table(layer, entity) is None:
             try:
                 write_deltalake(
                     self.uri(layer, entity),
-                    pa.Table.from_batches([], schema=schema),  # `empty_table()` imports pandas: ~1 s per process
+                    # `empty_table()` imports pandas: ~1 s per process
+                    pa.Table.from_batches([], schema=schema) if rows is None else rows,
                     mode="ignore",
                     partition_by=partition_by,
+                    commit_properties=CommitProperties(app_transactions=transactions) if transactions else None,
                     storage_options=self._options(),
                 )
             except CommitFailedError:

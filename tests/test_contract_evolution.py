@@ -14,6 +14,7 @@ from confluent_kafka import Producer
 from dagster import DagsterInstance, materialize
 
 from platform_assets.current import build_current_asset
+from platform_assets.entity import raw_keys_cover
 from platform_assets.history import build_history_asset
 from platform_assets.landing import build_landing_asset
 from platform_assets.lib import ordering
@@ -167,6 +168,10 @@ def test_a_breaking_change_is_refused_and_the_migration_equals_a_rebuild_from_sc
 
     published = migrate(by_time, lake, spark)
     assert published["current"] == 2 and contract_changes_refused(lake, by_time) is None
+    # The published `raw_keys` names every hour of the rebuilt raw, and an erasure trusts it again.
+    assert raw_keys_cover(lake, "members", by_time.key)
+    hours_of = {(r["id"], r["_event_hour"]) for r in lake.read("raw", "members").to_pylist()}
+    assert {(r["id"], r["_event_hour"]) for r in lake.read("raw_keys", "members").to_pylist()} == hours_of
     scratch = LakeResource(root=str(tmp_path / "scratch"))
     scratch.append("landing", "members", lake.read("landing", "members"))
     rebuilt = {**resources, "lake": scratch}

@@ -19,7 +19,16 @@ from platform_assets.lib.pii import hash_value, protect
 from platform_assets.lib.records import Decoded, LandingRecord, record_identity
 
 # The layers that hold rows by key after landing (tombstones keep the key of a deleted row).
-KEYED_LAYERS = ("raw", "current", "current_tombstones", "history", "history_tombstones", "scd2", "scd2_tombstones")
+KEYED_LAYERS = (
+    "raw",
+    "raw_keys",
+    "current",
+    "current_tombstones",
+    "history",
+    "history_tombstones",
+    "scd2",
+    "scd2_tombstones",
+)
 ERASED_LAYERS = ("landing", "quarantine", *KEYED_LAYERS)
 
 

@@ -93,6 +93,33 @@ def raw_schema(contract: Contract) -> pa.Schema:
     )
 
 
+def raw_keys_fields(contract: Contract) -> tuple[str, ...]:
+    """The fields an erasure looks for in raw (`Target.fields`): the key, and each subject field."""
+    return (*contract.key, *(spec.name for spec in contract.fields if spec.subject is not None))
+
+
+def raw_keys_schema(contract: Contract) -> pa.Schema:
+    """`raw_keys`: the event hours in which raw holds each key, and each subject a row names, filed by
+    day: an erasure reads raw's hours of a person from it instead of every hour of raw."""
+    stored = raw_schema(contract)
+    return pa.schema(
+        [
+            *(stored.field(name) for name in raw_keys_fields(contract)),
+            ("_event_hour", TIMESTAMP),
+            ("_event_date", pa.date32()),
+        ]
+    )
+
+
+def raw_keys_rows(contract: Contract, raw: pa.Table) -> pa.Table:
+    """The `raw_keys` rows of raw rows: each distinct key (and subjects) with its event hour and day."""
+    schema = raw_keys_schema(contract)
+    named = [*raw_keys_fields(contract), "_event_hour"]
+    distinct = raw.select(named).group_by(named, use_threads=False).aggregate([])
+    day = pc.cast(distinct.column("_event_hour"), pa.date32())
+    return distinct.append_column("_event_date", day).select(schema.names).cast(schema)
+
+
 def current_schema(contract: Contract) -> pa.Schema:
     """`current` and its tombstones: the raw columns of each key's newest change but its operation."""
     return pa.schema([f for f in raw_schema(contract) if f.name != "_op"])

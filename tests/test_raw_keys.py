@@ -1,0 +1,106 @@
+"""`raw_keys`: the event hours in which raw holds each key, so an erasure reads a person's hours of raw and
+not every hour of the archive. It must name every hour raw holds a key in, from the version that
+creates it on; an erasure trusts it only for the fields it has held that long."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+from change_streams import PEOPLE
+
+from platform_assets import erasure
+from platform_assets.entity import ensure_tables, raw_keys_cover, replace_raw
+from platform_assets.lib.contract import parse_contract
+from platform_assets.lib.pii import pii_key
+from platform_assets.lib.tables import hours_predicate, raw_keys_rows, raw_schema
+
+pytestmark = pytest.mark.unit
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def raw_rows(hour: int, people: list[str], offset: int = 0) -> pa.Table:
+    moment = START + timedelta(hours=hour)
+    rows = [
+        {"_op": "u", "id": person, "ts": moment, "v": offset + n, "_topic": "people", "_partition": 0}
+        | {"_offset": offset + n, "_event_hour": moment}
+        for n, person in enumerate(people)
+    ]
+    return pa.Table.from_pylist(rows, raw_schema(PEOPLE))
+
+
+def test_each_distinct_key_of_an_hour_is_one_row_filed_under_its_day():
+    rows = pa.concat_tables([raw_rows(0, ["a", "b", "a"]), raw_rows(25, ["a"], offset=3)])
+    keys = raw_keys_rows(PEOPLE, rows).sort_by("_event_hour").to_pylist()
+    assert [(row["id"], row["_event_hour"].hour, str(row["_event_date"])) for row in keys] == sorted(
+        [("a", 0, "2026-01-01"), ("b", 0, "2026-01-01"), ("a", 1, "2026-01-02")], key=lambda row: row[2]
+    )
+
+
+def test_a_raw_table_older_than_the_index_is_indexed_whole_when_the_index_is_made(lake):
+    ensure_tables(lake, PEOPLE, ("raw",))
+    lake.append("raw", "people", raw_rows(0, ["a", "b"]))  # written before raw_keys existed
+    lake.append("raw", "people", raw_rows(5, ["c"], offset=2))
+    ensure_tables(lake, PEOPLE, ("raw", "raw_keys"))
+    assert raw_keys_cover(lake, "people", ("id",))
+    indexed = lake.read("raw_keys", "people").to_pylist()
+    assert {(row["id"], row["_event_hour"]) for row in indexed} == {
+        ("a", START),
+        ("b", START),
+        ("c", START + timedelta(hours=5)),
+    }
+    assert lake.table("raw_keys", "people").version() == 0, "the keys are in the commit that creates the index"
+
+
+def test_an_erasure_reads_raw_and_the_index_only_in_the_hours_the_index_names_for_the_person(lake):
+    ensure_tables(lake, PEOPLE, ("raw", "raw_keys"))
+    for hour, people in ((0, ["a", "b"]), (1, ["b"]), (2, ["a", "c"])):
+        moment = START + timedelta(hours=hour)
+        replace_raw(lake, PEOPLE, raw_rows(hour, people, offset=hour * 10), hours_predicate({moment}))
+    [target] = erasure.policy.erasure_targets(PEOPLE, [PEOPLE])
+    named = target.predicate(["a"], pii_key())
+    assert erasure._indexed_hours(lake, target, named, "true") == {START, START + timedelta(hours=2)}
+    assert erasure._indexed_hours(lake, target, target.predicate(["nobody"], pii_key()), "true") == set()
+    audit = erasure.erase(PEOPLE, ["a"], lake, [PEOPLE])
+    assert audit["verified"] and lake.read("raw_keys", "people").column("id").to_pylist().count("a") == 0
+
+
+def test_a_field_declared_a_subject_after_the_index_was_made_is_not_trusted_to_it(lake):
+    """Rows indexed before the field joined `raw_keys` hold it null: an erasure of a person named there
+    reads all of raw instead."""
+    ensure_tables(lake, PEOPLE, ("raw", "raw_keys"))
+    replace_raw(lake, PEOPLE, raw_rows(0, ["a"]), hours_predicate({START}))
+    owners = parse_contract(
+        {
+            "name": "owners",
+            "source": {"format": "json", "topic": "owners"},
+            "key": ["id"],
+            "sequence": "v",
+            "event_time": "ts",
+            "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
+        }
+    )
+    later = parse_contract(
+        {
+            "name": "people",
+            "source": {"format": "json", "topic": "people"},
+            "key": ["id"],
+            "sequence": "v",
+            "event_time": "ts",
+            "fields": {
+                "id": {"nullable": False},
+                "ts": {"type": "timestamp"},
+                "v": {"type": "long"},
+                "owner": {"subject": "owners"},
+            },
+        }
+    )
+    ensure_tables(lake, later, ("raw", "raw_keys"))
+    assert "owner" in lake.table("raw_keys", "people").schema().to_arrow().names
+    assert raw_keys_cover(lake, "people", ("id",))
+    assert not raw_keys_cover(lake, "people", ("owner",))
+    [_, named_owner] = erasure.policy.erasure_targets(owners, [owners, later])
+    predicate = named_owner.predicate(["o1"], pii_key())
+    assert erasure._indexed_hours(lake, named_owner, predicate, "true") is None
