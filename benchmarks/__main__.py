@@ -639,7 +639,9 @@ def backfill_single_vs_per_partition(hours: int, workdir: Path) -> Result:
 LATE_HOURS = 2
 
 
-def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_runs_per_hour: int = 1) -> Any:
+def customer_archive(
+    workdir: Path, days: int, events_per_hour: int, landing_runs_per_hour: int = 1, upkept: bool = True
+) -> Any:
     """`days` of the `customers` entity as hourly runs leave them, written through the lake resource with
     the platform's own code, not through Dagster runs (the same writes, without a broker and 720 runs):
     in the tables `ensure_tables` makes, each hour `landing_runs_per_hour` landing commits (2% of its
@@ -649,13 +651,17 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
     assets write those through Spark overwrites and replaceWhere: the same layouts and one commit per run,
     from rows made here).
     Every hour all `events_per_hour` customers of its day change; a customer's id names its day after
-    the number, so no file's key range prunes a lookup by key. Returns the lake resource."""
+    the number, so no file's key range prunes a lookup by key.
+    `upkept`: each day ends with the maintenance job's step for every table, as its daily schedule runs
+    it. Its retention (7 days) counts on the clock, and simulated days pass in seconds: at the end of the
+    day a week before the last, `retention_passed` does what the retention would have done by the last
+    day. Returns the lake resource."""
     from datetime import UTC, datetime, timedelta
 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from platform_assets.entity import ensure_tables
+    from platform_assets.entity import ensure_tables, replace_raw
     from platform_assets.lib.archive import landing_records
     from platform_assets.lib.contract import load_contracts
     from platform_assets.lib.decode import decode_batch
@@ -667,13 +673,14 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
         hour_window_predicate,
         raw_schema,
     )
+    from platform_assets.maintenance import DEFAULT_RETENTION_HOURS, MAINTAINED
     from resources.lake import LakeResource
 
     contract = next(c for c in load_contracts() if c.name == "customers")
     lake = LakeResource(root=str(workdir / "lake"))
     start = datetime(2026, 1, 1, tzinfo=UTC)
     key = DEV_PII_KEY.encode()
-    ensure_tables(lake, contract, ("landing", "raw", "quarantine", "current", "history"))
+    ensure_tables(lake, contract, ("landing", "raw", "quarantine", "raw_keys", "current", "history"))
     offset = 0
     decoded_hours: dict[datetime, list[dict]] = {}
 
@@ -729,7 +736,7 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
             rows = [row for moment in sorted(decoded_hours) for row in decoded_hours[moment]]
             raw = pa.Table.from_pylist(rows, raw_schema(contract))
             window = hour_window_predicate("_event_hour", earliest, now + timedelta(hours=1))  # as the sensor asks
-            lake.replace_where("raw", contract.name, raw, window)
+            replace_raw(lake, contract, raw, window)
         newest = raw.filter(pc.field("_event_hour") >= now).drop_columns(["_op"])
         lake.append("current", contract.name, newest.cast(current_schema(contract)))
         two_days = pa.concat_tables(
@@ -740,7 +747,27 @@ def customer_archive(workdir: Path, days: int, events_per_hour: int, landing_run
         lake.replace_where(
             "history", contract.name, two_days, f"snapshot_date >= '{first}' AND snapshot_date <= '{last}'"
         )
+        if upkept:
+            for layer, (_, cluster_by) in MAINTAINED.items():
+                lake.maintain(layer, contract.name, DEFAULT_RETENTION_HOURS, cluster_by)
+                if day == days - 1 - DEFAULT_RETENTION_HOURS // 24:
+                    retention_passed(lake, layer, contract.name, DEFAULT_RETENTION_HOURS)
     return lake
+
+
+def retention_passed(lake: Any, layer: str, entity: str, retention_hours: int) -> None:
+    """A table as the retention leaves it once a week has passed on the clock, which simulated days do
+    not: the files removed until now deleted (the maintenance job's vacuum), and their removes dropped
+    from the log (a checkpoint drops those older than `delta.deletedFileRetentionDuration`), so a later
+    vacuum or look at old versions meets only the last week's."""
+    table = lake.table(layer, entity)
+    if table is None:
+        return
+    table.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False)
+    retention = "delta.deletedFileRetentionDuration"
+    table.alter.set_table_properties({retention: "interval 0 seconds"})
+    table.create_checkpoint()
+    table.alter.set_table_properties({retention: f"interval {retention_hours} hours"})  # Delta's default
 
 
 def median_seconds(work: Callable[[], object], repeats: int = 5) -> float:
@@ -767,7 +794,7 @@ def upkeep_after_30_days(days: int, events_per_hour: int, workdir: Path) -> Resu
     from platform_assets.maintenance import DEFAULT_RETENTION_HOURS, MAINTAINED
     from platform_assets.raw import read_hours
 
-    lake = customer_archive(workdir, days, events_per_hour, landing_runs_per_hour=12)
+    lake = customer_archive(workdir, days, events_per_hour, landing_runs_per_hour=12, upkept=False)
     hour = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=days // 2, hours=12)
     day = pc.field("snapshot_date") == hour.date()
     reads = {  # as the assets read them

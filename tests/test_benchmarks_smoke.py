@@ -41,3 +41,29 @@ def test_benchmark_harness_runs_every_case_at_smoke_size():
     for days in ("1_day", "2_days"):  # the smoke archive: 2 days against 1
         [stages], [seconds] = erasure[f"stage_seconds_{days}"], erasure[f"seconds_{days}"]
         assert stages["find"] > 0 and stages["vacuum"] > 0 and sum(stages.values()) <= seconds
+
+
+def test_the_archive_s_week_on_the_clock_leaves_the_removes_of_the_days_after_it_only(tmp_path):
+    """What `retention_passed` stands in for: a week later, the files removed before it are deleted and
+    the log no longer names them, while a file removed after it stays for a vacuum (or a look at old
+    versions) to find."""
+    import pyarrow as pa
+
+    from benchmarks.__main__ import retention_passed
+    from resources.lake import LakeResource
+
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    lake.append("current", "things", pa.table({"id": [1]}))
+    lake.replace_where("current", "things", pa.table({"id": [2]}), "true")
+    table = lake.table("current", "things")
+    [removed] = table.vacuum(retention_hours=0, dry_run=True, enforce_retention_duration=False)
+
+    retention_passed(lake, "current", "things", 168)
+    table = lake.table("current", "things")
+    assert table.vacuum(retention_hours=0, dry_run=True, enforce_retention_duration=False) == []
+    assert not (tmp_path / "lake" / "current" / "things" / removed).exists()
+    assert lake.properties("current", "things")["delta.deletedFileRetentionDuration"] == "interval 168 hours"
+    lake.replace_where("current", "things", pa.table({"id": [3]}), "true")
+    table = lake.table("current", "things")
+    assert len(table.vacuum(retention_hours=0, dry_run=True, enforce_retention_duration=False)) == 1
+    assert lake.read("current", "things").column("id").to_pylist() == [3]
