@@ -12,13 +12,22 @@ from change_streams import PEOPLE
 
 from platform_assets import erasure
 from platform_assets.entity import ensure_tables, raw_keys_cover, replace_raw
-from platform_assets.lib.contract import parse_contract
+from platform_assets.lib.contract import Contract, parse_contract
 from platform_assets.lib.pii import pii_key
 from platform_assets.lib.tables import hours_predicate, raw_keys_rows, raw_schema
 
 pytestmark = pytest.mark.unit
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def json_contract(name: str, **fields: dict) -> Contract:
+    """A JSON contract like PEOPLE's (keyed by `id`, ordered by `v`, timed by `ts`), with `fields` besides."""
+    given = {"id": {"nullable": False}, "ts": {"type": "timestamp"}, "v": {"type": "long"}, **fields}
+    source = {"format": "json", "topic": name}
+    return parse_contract(
+        {"name": name, "source": source, "key": ["id"], "sequence": "v", "event_time": "ts", "fields": given}
+    )
 
 
 def raw_rows(hour: int, people: list[str], offset: int = 0) -> pa.Table:
@@ -72,31 +81,8 @@ def test_a_field_declared_a_subject_after_the_index_was_made_is_not_trusted_to_i
     reads all of raw instead."""
     ensure_tables(lake, PEOPLE, ("raw", "raw_keys"))
     replace_raw(lake, PEOPLE, raw_rows(0, ["a"]), hours_predicate({START}))
-    owners = parse_contract(
-        {
-            "name": "owners",
-            "source": {"format": "json", "topic": "owners"},
-            "key": ["id"],
-            "sequence": "v",
-            "event_time": "ts",
-            "fields": {"id": {}, "ts": {"type": "timestamp"}, "v": {"type": "long"}},
-        }
-    )
-    later = parse_contract(
-        {
-            "name": "people",
-            "source": {"format": "json", "topic": "people"},
-            "key": ["id"],
-            "sequence": "v",
-            "event_time": "ts",
-            "fields": {
-                "id": {"nullable": False},
-                "ts": {"type": "timestamp"},
-                "v": {"type": "long"},
-                "owner": {"subject": "owners"},
-            },
-        }
-    )
+    owners = json_contract("owners")
+    later = json_contract("people", owner={"subject": "owners"})  # PEOPLE, with a field naming an owner
     ensure_tables(lake, later, ("raw", "raw_keys"))
     assert "owner" in lake.table("raw_keys", "people").schema().to_arrow().names
     assert raw_keys_cover(lake, "people", ("id",))
