@@ -141,6 +141,11 @@ def _indexed_app_id(field: str) -> str:
     return f"raw_keys:{field}"
 
 
+def _every_row_indexed(contract: Contract) -> dict[str, int]:
+    """The app transactions that say `raw_keys` holds each of the contract's fields for every raw row."""
+    return {_indexed_app_id(field): 0 for field in raw_keys_fields(contract)}
+
+
 def _create_raw_keys(lake: LakeResource, contract: Contract, partition_by: list[str] | None) -> None:
     """Create `raw_keys` holding the keys of every row raw holds already, in the commit that creates it:
     each raw run adds its rows' keys to the table before committing them, so from its first version on
@@ -154,7 +159,7 @@ def _create_raw_keys(lake: LakeResource, contract: Contract, partition_by: list[
         raw_keys_schema(contract),
         partition_by,
         rows=None if stored is None or not stored.num_rows else raw_keys_rows(contract, stored),
-        app_transactions={_indexed_app_id(field): 0 for field in fields},
+        app_transactions=_every_row_indexed(contract),
     )
 
 
@@ -174,9 +179,8 @@ def raw_keys_cover(lake: LakeResource, entity: str, fields: tuple[str, ...]) -> 
 
 def raw_keys_published(lake: LakeResource, contract: Contract) -> None:
     """Record that a `raw_keys` table published beside its raw table (rebuilt from it) holds every key."""
-    markers = {_indexed_app_id(field): 0 for field in raw_keys_fields(contract)}
     nothing = pa.Table.from_batches([], schema=raw_keys_schema(contract))
-    lake.append("raw_keys", contract.name, nothing, app_transactions=markers)
+    lake.append("raw_keys", contract.name, nothing, app_transactions=_every_row_indexed(contract))
 
 
 def contract_changes_refused(lake: LakeResource, contract: Contract) -> str | None:
