@@ -45,7 +45,7 @@ from platform_assets.lib.tables import (
     QUARANTINE_SCHEMA,
     hours_predicate,
 )
-from resources.lake import LakeCommitConflictError, LakeResource
+from resources.lake import FileHours, LakeCommitConflictError, LakeResource
 
 RAW_POSITION = ", ".join(KAFKA_POSITION_COLUMNS)
 # In one pass over raw and the archive (of the event hours `within` selects), joined by position: raw's
@@ -183,9 +183,6 @@ class StageClock:
         return {name: round(seconds, 3) for name, seconds in self.seconds.items()}
 
 
-FileHours = dict[str, tuple[datetime, datetime]] | None  # see `LakeResource.file_hours`
-
-
 @dataclass(frozen=True)
 class InRaw:
     """What one pass over raw (and the archive beside it) says about a person."""
@@ -225,7 +222,7 @@ def _find_in_raw(target: Target, keys: set[str], lake: LakeResource, since: InRa
         query = f"select {RAW_POSITION}, _event_hour, true as named from raw where ({named_in}) and {within}"
         rows = _rows(lake.select("raw", entity, query))
     else:
-        unsure = _unsure_hours(lake, entity)
+        unsure = _unsure_hours(files)
         query = NAMED_OR_UNACCOUNTED.format(
             raw_position=RAW_POSITION,
             named=named,
@@ -261,18 +258,18 @@ def _indexed_hours(lake: LakeResource, target: Target, named: str, within: str) 
     return {row["_event_hour"] for row in _rows(indexed)}
 
 
-def _unsure_hours(lake: LakeResource, entity: str) -> set[datetime] | None:
-    """The event hours whose landing records raw may not all hold, counted from the two tables' logs:
-    those where landing has a different number of records than raw has rows (records quarantined,
-    skipped, landed after raw's run, or removed from raw alone). None (every hour) when a table is not
-    partitioned by the event hour.
+def _unsure_hours(files: dict[str, FileHours]) -> set[datetime] | None:
+    """The event hours whose landing records raw may not all hold, counted from the two tables' logs as
+    a pass looked at them before its query (`files`): those where landing has a different number of
+    records than raw has rows (records quarantined, skipped, landed after raw's run, or removed from raw
+    alone). None (every hour) when a table is not partitioned by the event hour.
 
     In an hour where the counts agree, every landing record has its raw row: a raw run writes a row for
     at most each record of its hours, and only an erasure removes landing records, after it has removed
     their raw rows (`erase`), so raw never holds a row whose record is gone but while a raw run that read
     the record commits beside an erasure of its person, which that erasure then finds and removes.
     """
-    landed, decoded = lake.hour_counts("landing", entity), lake.hour_counts("raw", entity)
+    landed, decoded = files["landing"].rows, files["raw"].rows
     if landed is None or decoded is None:
         return None
     return {hour for hour, records in landed.items() if decoded.get(hour) != records}
@@ -283,7 +280,7 @@ def _changed_hours(before: dict[str, FileHours], after: dict[str, FileHours]) ->
     None (every hour) when a file's hours are not known."""
     hours: set[datetime] = set()
     for layer in LOOKED_AT:
-        then, now = before[layer], after[layer]
+        then, now = before[layer].spans, after[layer].spans
         if then is None or now is None:
             return None
         for path in then.keys() ^ now.keys():

@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -203,6 +204,13 @@ class _LoadedTable:
 _REUSED_TABLES: ContextVar[dict[str, _LoadedTable] | None] = ContextVar("reused_lake_tables", default=None)
 
 
+class FileHours(NamedTuple):
+    """What a table's log says of the event hours of its files (`LakeResource.file_hours`)."""
+
+    spans: dict[str, tuple[datetime, datetime]] | None  # path -> first and last hour; None: a file's unknown
+    rows: dict[datetime, int] | None  # rows per hour; None: not partitioned by `_event_hour`, or unknown
+
+
 class LakeCommitConflictError(RuntimeError):
     """A commit lost to a concurrent writer that recorded one of the same app transactions after the
     version this writer read: what it wrote from is stale; read the table again and redo the work."""
@@ -346,45 +354,37 @@ class LakeResource(ConfigurableResource):
         tables = {name: table for name in names if (table := self.table(name, entity)) is not None}
         return _query(tables, sql) if len(tables) == len(names) else None
 
-    def file_hours(self, layer: str, entity: str) -> dict[str, tuple[datetime, datetime]] | None:
-        """The event hours each file of a table's newest version holds, first and last, read from its log
-        (no data file is opened): the `_event_hour` partition value, or the file's statistics of that
-        column. Empty when the table does not exist; None when a file has neither (nothing is known of it).
+    def file_hours(self, layer: str, entity: str) -> FileHours:
+        """What a table's log says of the event hours of its newest version's files (no data file is
+        opened): each file's first and last hour, from its `_event_hour` partition value or its
+        statistics of that column, and the rows of each hour where the table is partitioned by it.
 
-        Two such maps, taken before and after some work, name the hours whose files changed between them.
+        Two such looks, taken before and after some work, name the hours whose files changed between them.
         """
         table = self.table(layer, entity)
         if table is None:
-            return {}
+            return FileHours({}, {})
+        by_hour = table.metadata().partition_columns == ["_event_hour"]
         actions = pa.table(table.get_add_actions(flatten=True))
-        if "partition._event_hour" in actions.column_names:
+        if not actions.num_rows:
+            return FileHours({}, {} if by_hour else None)
+        if by_hour:
             first = last = actions.column("partition._event_hour")
         elif "min._event_hour" in actions.column_names:
             first, last = actions.column("min._event_hour"), actions.column("max._event_hour")
         else:
-            return None if actions.num_rows else {}
-        if first.null_count or last.null_count:
-            return None
-        hours = zip(first.to_pylist(), last.to_pylist(), strict=True)
-        return dict(zip(actions.column("path").to_pylist(), hours, strict=True))
-
-    def hour_counts(self, layer: str, entity: str) -> dict[datetime, int] | None:
-        """The rows of each `_event_hour` partition of a table's newest version, read from its log (no data
-        file is opened); empty when the table does not exist, None when it is not partitioned by the event
-        hour or a file's count is not in the log."""
-        table = self.table(layer, entity)
-        if table is None:
-            return {}
-        if table.metadata().partition_columns != ["_event_hour"]:
-            return None
-        actions = pa.table(table.get_add_actions(flatten=True))
-        hours, rows = actions.column("partition._event_hour"), actions.column("num_records")
-        if hours.null_count or rows.null_count:
-            return None
+            return FileHours(None, None)
+        spans = None
+        if not (first.null_count or last.null_count):
+            hours = zip(first.to_pylist(), last.to_pylist(), strict=True)
+            spans = dict(zip(actions.column("path").to_pylist(), hours, strict=True))
+        rows = actions.column("num_records")
+        if not by_hour or first.null_count or rows.null_count:
+            return FileHours(spans, None)
         counts: dict[datetime, int] = {}
-        for hour, count in zip(hours.to_pylist(), rows.to_pylist(), strict=True):
+        for hour, count in zip(first.to_pylist(), rows.to_pylist(), strict=True):
             counts[hour] = counts.get(hour, 0) + count
-        return counts
+        return FileHours(spans, counts)
 
     def read_retained(self, layer: str, entity: str, filter: pc.Expression, gone: Collection[str] = ()) -> pa.Table:
         """The rows matching `filter` in the files that only older versions of a table still hold: those

@@ -213,7 +213,7 @@ def test_the_archive_is_joined_only_in_the_hours_where_raw_does_not_hold_every_r
     land_hour(lake, 2, range(42, 52))  # not decoded yet
     land_hour(lake, 3, range(70, 71))  # landed late, after its hour was decoded
 
-    unsure = erasure._unsure_hours(lake, "people")
+    unsure = erasure._unsure_hours({layer: lake.file_hours(layer, "people") for layer in erasure.LOOKED_AT})
     partitioned = lake.table("landing", "people").metadata().partition_columns == ["_event_hour"]
     [valueless] = lake.read("landing", "people", pa.compute.field("offset") == 41).column("_event_hour").to_pylist()
     assert valueless == START, "a record without an event time is filed under the first hour"
