@@ -40,7 +40,8 @@ def test_benchmark_harness_runs_every_case_at_smoke_size():
     erasure = results[len(scaled) + 2]["details"]
     for days in ("1_day", "2_days"):  # the smoke archive: 2 days against 1
         [stages], [seconds] = erasure[f"stage_seconds_{days}"], erasure[f"seconds_{days}"]
-        assert stages["find"] > 0 and stages["vacuum"] > 0 and sum(stages.values()) <= seconds
+        rounding = 0.0005 * len(stages)  # each stage's seconds are rounded to the millisecond
+        assert stages["find"] > 0 and stages["vacuum"] > 0 and sum(stages.values()) <= seconds + rounding
 
 
 def test_the_archive_s_week_on_the_clock_leaves_the_removes_of_the_days_after_it_only(tmp_path):
