@@ -67,7 +67,9 @@ NAMED_OR_UNACCOUNTED = """
 # The keyed tables a raw run writes (`replace_raw`), which may commit beside an erasure.
 RAW_RUN_WRITES = ("raw_keys", "raw")
 # The tables whose files say which event hours changed between two looks (`InRaw.files`).
-LOOKED_AT = ("raw", "landing")
+LOOKED_AT = ("raw", "landing", "raw_keys")
+# Those whose changes send a pass over raw and the archive to look at an hour again.
+RAW_AND_ARCHIVE = ("raw", "landing")
 
 
 def _erased_hashes(lake: LakeResource, entity: str, version: int | None = None) -> set[str]:
@@ -192,7 +194,7 @@ class InRaw:
     hours: set[datetime]  # their event hours
     # The archive's positions raw does not hold, with their event hours; None: all of the archive.
     unaccounted: dict[tuple[str, int, int], datetime | None] | None
-    files: dict[str, FileHours]  # raw's and landing's files when the pass began (`LOOKED_AT`)
+    files: dict[str, FileHours]  # the files of `LOOKED_AT` when the pass began
     scope: set[datetime] | None  # the event hours the pass looked at; None: every hour
     indexed: set[datetime] | None = None  # the hours `raw_keys` names for the person; None: it cannot say
 
@@ -208,7 +210,7 @@ def _find_in_raw(target: Target, keys: set[str], lake: LakeResource, since: InRa
     entity = target.contract.name
     # Taken before the query reads the tables: a commit in between counts as a change, never as seen.
     files = {layer: lake.file_hours(layer, entity) for layer in LOOKED_AT}
-    scope = None if since is None else _changed_hours(since.files, files)
+    scope = None if since is None else _changed_hours(since.files, files, RAW_AND_ARCHIVE)
     if scope is not None and not scope:
         return InRaw(0, set(), set(), {}, files, scope)
     named = target.predicate(sorted(keys), pii_key())
@@ -275,11 +277,13 @@ def _unsure_hours(files: dict[str, FileHours]) -> set[datetime] | None:
     return {hour for hour, records in landed.items() if decoded.get(hour) != records}
 
 
-def _changed_hours(before: dict[str, FileHours], after: dict[str, FileHours]) -> set[datetime] | None:
-    """The event hours of the files added to or removed from the tables between two looks at them;
-    None (every hour) when a file's hours are not known."""
+def _changed_hours(
+    before: dict[str, FileHours], after: dict[str, FileHours], layers: tuple[str, ...]
+) -> set[datetime] | None:
+    """The event hours of the files added to or removed from `layers` between two looks at them; None
+    (every hour) when a file's hours are not known."""
     hours: set[datetime] = set()
-    for layer in LOOKED_AT:
+    for layer in layers:
         then, now = before[layer].spans, after[layer].spans
         if then is None or now is None:
             return None
@@ -380,8 +384,9 @@ def _still_held(
             **{layer: target.expression(keys, secret) for layer in KEYED_LAYERS},
         }
         for layer, rows in filters.items():
-            if layer in KEYED_LAYERS and layer != "raw":
-                count = lake.select(layer, entity, f"select count(*) as n from {layer} where {named}")
+            where = _index_left(first_pass, in_raw, named) if layer == "raw_keys" else named
+            if layer in KEYED_LAYERS and layer != "raw" and where:
+                count = lake.select(layer, entity, f"select count(*) as n from {layer} where {where}")
                 held[layer] = 0 if count is None else count.column("n")[0].as_py()
             elif layer == "quarantine" and landed[entity]:
                 held[layer] = lake.read(layer, entity, rows, QUARANTINE_SCHEMA).num_rows
@@ -389,6 +394,22 @@ def _still_held(
             held[f"{layer}@retained"] = lake.read_retained(layer, entity, rows, gone).num_rows
         found.update({f"{layer}/{entity}": n for layer, n in held.items() if n})
     return found
+
+
+def _index_left(first_pass: InRaw, check: InRaw, named: str) -> str:
+    """Where the check looks for rows `named` selects that `raw_keys` still holds ("": nowhere).
+
+    When the first pass read all of `raw_keys` (it trusted it: `indexed`), the files it left unchanged
+    hold none of them: that pass found every such row, and the deletes rewrote their files. Rows left
+    can then only be in the hours of files added or removed since, by the deletes or by a raw run that
+    indexed the person meanwhile; so the check reads those, not every day of the index.
+    """
+    if first_pass.indexed is None:
+        return named
+    changed = _changed_hours(first_pass.files, check.files, ("raw_keys",))
+    if changed is None:
+        return named
+    return _in_hours(changed, named) if changed else ""
 
 
 def erase(

@@ -4,6 +4,7 @@ creates it on; an erasure trusts it only for the fields it has held that long.""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -90,3 +91,44 @@ def test_a_field_declared_a_subject_after_the_index_was_made_is_not_trusted_to_i
     [_, named_owner] = erasure.policy.erasure_targets(owners, [owners, later])
     predicate = named_owner.predicate(["o1"], pii_key())
     assert erasure._indexed_hours(lake, named_owner, predicate, "true") is None
+
+
+def test_the_check_counts_the_index_again_only_in_the_hours_whose_files_changed(lake, monkeypatch):
+    """After the deletes, the person's rows left in `raw_keys` can only be in files written since the
+    erasure's first pass (which read all of it): its own deletes', or a raw run's that added the person's
+    keys meanwhile, which the check still finds and the erasure removes. A day the person was never in is
+    not read again, so the check costs the same however many days the index holds."""
+    from resources.lake import LakeResource
+
+    ensure_tables(lake, PEOPLE, ("raw", "raw_keys"))
+    for hour, people in ((0, ["a", "b"]), (30, ["b"]), (50, ["a", "c"])):  # days 1, 2 and 3
+        moment = START + timedelta(hours=hour)
+        replace_raw(lake, PEOPLE, raw_rows(hour, people, offset=hour * 10), hours_predicate({moment}))
+    counts: list[str] = []
+    select = LakeResource.select
+
+    def recorded(self, layer, entity, query, *others):
+        if layer == "raw_keys" and "count(*)" in query:
+            counts.append(query)
+        return select(self, layer, entity, query, *others)
+
+    monkeypatch.setattr(LakeResource, "select", recorded)
+    audit = erasure.erase(PEOPLE, ["a"], lake, [PEOPLE])
+    assert audit["verified"]
+    [check] = counts
+    assert "_event_hour" in check and "2026-01-02" not in check, "day 2, where `a` never was, is not read again"
+
+    find_in_raw = erasure._find_in_raw
+
+    def raw_run_indexes_a_in_day_2_after_the_lookup(*args, **kwargs):
+        found = find_in_raw(*args, **kwargs)
+        monkeypatch.setattr(erasure, "_find_in_raw", find_in_raw)
+        lake.append("raw_keys", "people", raw_keys_rows(PEOPLE, raw_rows(31, ["b2"])))  # nothing of the person
+        lake.append("raw_keys", "people", raw_keys_rows(PEOPLE, raw_rows(32, ["b"])))  # its raw commit yet to come
+        return found
+
+    monkeypatch.setattr(erasure, "_find_in_raw", raw_run_indexes_a_in_day_2_after_the_lookup)
+    audit = erasure.erase(PEOPLE, ["b"], lake, [PEOPLE])
+    assert audit["verified"]
+    assert "b" not in lake.read("raw_keys", "people").column("id").to_pylist()
+    assert json.loads(audit["rows_removed"])["raw_keys/people"] == 3  # hours 0 and 30, then 32
