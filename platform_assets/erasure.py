@@ -18,11 +18,13 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+from deltalake import DeltaTable
 
 from platform_assets.entity import raw_keys_cover
 from platform_assets.lib import erasure as policy
@@ -82,12 +84,14 @@ def _erased_hashes(lake: LakeResource, entity: str, version: int | None = None) 
 
 
 def _vacuum(lake: LakeResource, layer: str, entity: str, retention_hours: int) -> set[str]:
+    table = lake.table(layer, entity)
+    return set() if table is None else _vacuumed(table, retention_hours)
+
+
+def _vacuumed(table: DeltaTable, retention_hours: int) -> set[str]:
     """Delete the files no table version younger than `retention_hours` needs, whatever the table's own
     retention says: an erasure's deleted rows must leave the older files too. Returns the files now gone
     (deleted here, or before): file names are never reused, so none of them can be read again."""
-    table = lake.table(layer, entity)
-    if table is None:
-        return set()
     # Named relative to the table, as a dry run names them: exactly the files this vacuum deleted, so a
     # file removed by a later commit is not named and is still looked for.
     return set(table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False))
@@ -477,8 +481,16 @@ def erase(
                 with clock.stage(f"delete {layer}"):
                     removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, where) if where else 0
             with clock.stage("vacuum"):
-                for layer in ERASED_LAYERS:
-                    vacuumed.setdefault((layer, entity), set()).update(_vacuum(lake, layer, entity, retention_hours))
+                # Every table's vacuum at once: each mostly waits for its own file deletes (a week of upkeep
+                # leaves hundreds of removed files in each of raw, landing and raw_keys). Tables are loaded
+                # here: the threads do not share `reusing_tables`.
+                tables = {layer: lake.table(layer, entity) for layer in ERASED_LAYERS}
+                with ThreadPoolExecutor(len(tables), thread_name_prefix="erasure-vacuum") as pool:
+                    gone = pool.map(
+                        lambda table: set() if table is None else _vacuumed(table, retention_hours), tables.values()
+                    )
+                    for layer, files in zip(tables, gone, strict=True):
+                        vacuumed.setdefault((layer, entity), set()).update(files)
         with clock.stage("verify"):
             found = _still_held(targets, keys, landed, lake, schema_lookup, first_passes, vacuumed)
         # A raw run adds its keys to `raw_keys`, then commits raw: either may come after the deletes above.
