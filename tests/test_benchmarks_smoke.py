@@ -32,8 +32,10 @@ def test_benchmark_harness_runs_every_case_at_smoke_size():
         assert result["case"] in done.stdout
         if result["case"].split(" ")[0] in scaled:  # each scaled case also ran at half size
             assert result["half_seconds"] > 0 and result["growth"] == result["seconds"] / result["half_seconds"]
-    for merge in (result for result in results if result["case"].startswith("merge")):
-        assert [len(merge["details"][engine]) for engine in ("duckdb", "spark")] == [3, 3], "medians of three runs"
+    sides = {"JSON": ("json.loads", "decode"), "landing": ("bare consume", "landing"), "merge": ("duckdb", "spark")}
+    for result in results:
+        for side in sides.get(result["case"].split(" ")[0], ()):
+            assert len(result["details"][side]) == 3, f"{result['case']}: medians of three runs of {side}"
     processes = [result["process_id"] for result in results]
     assert len(set(processes)) == len(results) and os.getpid() not in processes, "each case runs in its own process"
     upkeep = results[len(scaled)]["details"]
