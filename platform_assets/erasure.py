@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -84,14 +85,16 @@ def _erased_hashes(lake: LakeResource, entity: str, version: int | None = None) 
 
 
 def _vacuum(lake: LakeResource, layer: str, entity: str, retention_hours: int) -> set[str]:
-    table = lake.table(layer, entity)
-    return set() if table is None else _vacuumed(table, retention_hours)
+    return _vacuumed(lake.table(layer, entity), retention_hours)
 
 
-def _vacuumed(table: DeltaTable, retention_hours: int) -> set[str]:
+def _vacuumed(table: DeltaTable | None, retention_hours: int) -> set[str]:
     """Delete the files no table version younger than `retention_hours` needs, whatever the table's own
     retention says: an erasure's deleted rows must leave the older files too. Returns the files now gone
-    (deleted here, or before): file names are never reused, so none of them can be read again."""
+    (deleted here, or before): file names are never reused, so none of them can be read again. A table
+    not written yet has none."""
+    if table is None:
+        return set()
     # Named relative to the table, as a dry run names them: exactly the files this vacuum deleted, so a
     # file removed by a later commit is not named and is still looked for.
     return set(table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False))
@@ -486,9 +489,7 @@ def erase(
                 # here: the threads do not share `reusing_tables`.
                 tables = {layer: lake.table(layer, entity) for layer in ERASED_LAYERS}
                 with ThreadPoolExecutor(len(tables), thread_name_prefix="erasure-vacuum") as pool:
-                    gone = pool.map(
-                        lambda table: set() if table is None else _vacuumed(table, retention_hours), tables.values()
-                    )
+                    gone = pool.map(partial(_vacuumed, retention_hours=retention_hours), tables.values())
                     for layer, files in zip(tables, gone, strict=True):
                         vacuumed.setdefault((layer, entity), set()).update(files)
         with clock.stage("verify"):
