@@ -158,6 +158,11 @@ def alternately(runs: dict[Name, Callable[[int], Measured]], repeats: int) -> di
     return measured
 
 
+def seconds_of(timings: dict[Name, list[tuple[float, float]]]) -> dict[Name, list[float]]:
+    """Each side's seconds, run by run (a case's details: how far its runs spread)."""
+    return {name: [round(seconds, 3) for seconds, _ in runs] for name, runs in timings.items()}
+
+
 def compared(
     timings: dict[Name, list[tuple[float, float]]], baseline: Name, measured: Name
 ) -> tuple[float, float, float]:
@@ -241,7 +246,7 @@ def landing_vs_bare_consume(messages: int, workdir: Path) -> Result:
         ratio,
         ">= 0.6",
         ratio >= 0.6,
-        details={name: [round(s, 3) for s, _ in runs] for name, runs in timings.items()},
+        details=seconds_of(timings),
     )
 
 
@@ -308,7 +313,7 @@ def json_decode(records: int) -> Result:
         ratio,
         ">= 0.6",
         ratio >= 0.6,
-        details={name: [round(s, 3) for s, _ in runs] for name, runs in timings.items()},
+        details=seconds_of(timings),
     )
 
 
@@ -420,7 +425,7 @@ def merge_vs_duckdb(changes: int, rows: int, workdir: Path) -> Result:
         ratio,
         f"<= {MERGE_GOAL}x, peak <= 3 GB",
         ratio <= MERGE_GOAL and peak <= PEAK_GOAL_MB,
-        details={name: [round(s, 3) for s, _ in runs] for name, runs in timings.items()},
+        details=seconds_of(timings),
     )
 
 
@@ -563,7 +568,7 @@ def history_day_vs_duckdb(keys: int, workdir: Path) -> Result:
         ratio,
         f"<= {MERGE_GOAL}x, peak <= 3 GB",
         ratio <= MERGE_GOAL and peak <= PEAK_GOAL_MB,
-        details={name: [round(s, 3) for s, _ in runs] for name, runs in timings.items()},
+        details=seconds_of(timings),
     )
 
 
