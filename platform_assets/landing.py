@@ -325,7 +325,7 @@ def drain_to_landing(
                 report.bytes += sum(pc.sum(pc.binary_length(table[column])).as_py() or 0 for column in ("key", "value"))
                 report.event_hours.update(map(hour_key, columns.datetimes(pc.unique(table["_event_hour"]))))
                 on_batch(report)
-        report.lag_after = sum(lag.lag for lag in kafka.lag(contract.name, contract.source.topics))
+        report.lag_after = kafka.left_after(consumer, positions)
         return report
     finally:
         consumer.close()

@@ -228,6 +228,19 @@ class KafkaResource(SecuredClientResource):
                 return False
         return True
 
+    def left_after(self, consumer: Consumer, positions: dict[tuple[str, int], int]) -> int:
+        """Records after each partition's next position, by the end offsets the consumer's last fetches
+        reported (`caught_up`): what a run leaves unlanded, known without another connection to the
+        broker (a second consumer's metadata, committed offsets and end offsets took 0.09 s a run at 12
+        partitions). A partition not fetched yet is asked for its end offset."""
+        left = 0
+        for (topic, partition), position in positions.items():
+            _, end = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+            if end < 0:
+                _, end = self.watermarks(consumer, TopicPartition(topic, partition))
+            left += max(0, end - position)
+        return left
+
     def committed(self, consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[str, int], int | None]:
         if not partitions:
             return {}

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Producer, TopicPartition
 
 from platform_assets.landing import drain_to_landing
 from platform_assets.lib.contract import parse_contract
@@ -156,6 +156,22 @@ def test_a_run_stopped_by_its_limit_reports_the_lag_it_left(broker, tmp_path):
     assert 200 <= report.records < produced
     assert report.lag_after == produced - report.records
     assert sum(lag.lag for lag in kafka.lag("limited", (document["source"]["topic"],))) == report.lag_after
+
+
+def test_the_records_left_after_positions_are_counted_before_any_fetch_too(broker):
+    """A consumer that has fetched nothing knows no end offsets from its fetches: those are asked of the
+    broker, so the count is what is left, never the zero an unknown end would otherwise give."""
+    produced = 120
+    document = _many_partition_stream(broker, "left", produced)
+    topic = document["source"]["topic"]
+    kafka = KafkaResource(bootstrap_servers=broker, group_prefix=f"left-{uuid.uuid4().hex[:8]}")
+    consumer = kafka.consumer("left")
+    try:
+        positions = {(topic, partition): 2 for partition in range(PARTITIONS)}
+        assert consumer.get_watermark_offsets(TopicPartition(topic, 0), cached=True)[1] < 0  # nothing fetched
+        assert kafka.left_after(consumer, positions) == produced - 2 * PARTITIONS
+    finally:
+        consumer.close()
 
 
 def test_a_run_overtaken_by_another_run_lands_nothing_twice(broker, tmp_path):
