@@ -1,6 +1,7 @@
 """Retries for transient failures only: an unreachable broker or Spark server, a Spark read whose files
-an erasure vacuumed meanwhile, or a Spark write whose table another writer committed to meanwhile, is
-retried; bad data is not (it would fail the same way again, and a person has to act on it)."""
+an erasure vacuumed meanwhile, a Spark write whose table another writer committed to meanwhile, or an
+operation the Spark server lost, is retried; bad data is not (it would fail the same way again, and a
+person has to act on it)."""
 
 import re
 from collections.abc import Iterator
@@ -27,6 +28,11 @@ COMMIT_CONFLICT = re.compile(
     r"|DELTA_CONCURRENT_\w+|MetadataChangedException"
 )
 
+# Sail's executor answering a client that reattached to an operation it no longer holds (seen once in 168
+# hourly runs in one process, as the merge of `current` read a table): nothing says whether the operation
+# ran, and a step runs again to the same result (the merges are idempotent), so the step is retried.
+LOST_OPERATION = re.compile(r"task context not found for operation")
+
 
 def is_transient(error: BaseException) -> bool:
     if isinstance(error, KafkaUnavailableError | SparkUnavailableError):
@@ -35,7 +41,9 @@ def is_transient(error: BaseException) -> bool:
         return False
     # Spark Connect reports a server it cannot reach as a gRPC UNAVAILABLE status.
     unreachable = type(error).__name__ == "SparkConnectGrpcException" and "UNAVAILABLE" in str(error)
-    return unreachable or any(pattern.search(str(error)) for pattern in (VANISHED_FILE, COMMIT_CONFLICT))
+    return unreachable or any(
+        pattern.search(str(error)) for pattern in (VANISHED_FILE, COMMIT_CONFLICT, LOST_OPERATION)
+    )
 
 
 @contextmanager
