@@ -231,8 +231,9 @@ class KafkaResource(SecuredClientResource):
     def left_after(self, consumer: Consumer, positions: dict[tuple[str, int], int]) -> int:
         """Records after each partition's next position, by the end offsets the consumer's last fetches
         reported (`caught_up`): what a run leaves unlanded, known without another connection to the
-        broker (a second consumer's metadata, committed offsets and end offsets took 0.09 s a run at 12
-        partitions). A partition not fetched yet is asked for its end offset."""
+        broker (a second consumer's metadata, committed offsets and end offsets were 0.07 s of a 0.64 s
+        landing run at 12 partitions). A partition not fetched yet, which a drain does not leave, is
+        asked for its end offset; that request waits behind the consumer's own fetches (about 0.5 s)."""
         left = 0
         for (topic, partition), position in positions.items():
             _, end = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
