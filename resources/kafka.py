@@ -160,6 +160,12 @@ class KafkaResource(SecuredClientResource):
             # reaches its limit (64 MB), librdkafka waits this long before it fetches again (default 1 s,
             # which landing then spent waiting in its next consume).
             "fetch.queue.backoff.ms": 10,
+            # A new client learns the real brokers from the bootstrap address, drops the bootstrap
+            # connection, and holds back its next connection for metadata or the group coordinator by
+            # half of this (default 100 ms: 50 ms, at least 11): landing asks for both before it
+            # fetches, and waited 50 ms of a 0.6 s run. The reconnects to a broker that is down still
+            # back off exponentially up to `reconnect.backoff.max.ms` (10 s).
+            "reconnect.backoff.ms": 20,
         }
         try:
             return PlatformConsumer(config, call_timeout_s=self.request_timeout_s)
