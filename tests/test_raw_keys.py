@@ -10,12 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 from change_streams import PEOPLE
+from hypothesis import given
+from hypothesis import strategies as st
 
 from platform_assets import erasure
 from platform_assets.entity import ensure_tables, raw_keys_cover, replace_raw
 from platform_assets.lib.contract import Contract, parse_contract
 from platform_assets.lib.pii import pii_key
-from platform_assets.lib.tables import hours_predicate, raw_keys_rows, raw_schema
+from platform_assets.lib.tables import hour_window_predicate, hours_predicate, raw_keys_rows, raw_schema
 
 pytestmark = pytest.mark.unit
 
@@ -46,6 +48,61 @@ def test_each_distinct_key_of_an_hour_is_one_row_filed_under_its_day():
     keys = raw_keys_rows(PEOPLE, rows).sort_by("_event_hour").to_pylist()
     assert [(row["id"], row["_event_hour"].hour, str(row["_event_date"])) for row in keys] == sorted(
         [("a", 0, "2026-01-01"), ("b", 0, "2026-01-01"), ("a", 1, "2026-01-02")], key=lambda row: row[2]
+    )
+
+
+OWNED_PEOPLE = json_contract("people", owner={"subject": "owners"})
+
+
+def owned_rows(named: list[tuple[str, str | None, int]]) -> pa.Table:
+    """Raw rows of OWNED_PEOPLE: (person, owner or None, event hour after START) each."""
+    return pa.Table.from_pylist(
+        [
+            {"_op": "u", "id": person, "owner": owner, "ts": START + timedelta(hours=hour), "v": n}
+            | {"_topic": "people", "_partition": 0, "_offset": n, "_event_hour": START + timedelta(hours=hour)}
+            for n, (person, owner, hour) in enumerate(named)
+        ],
+        raw_schema(OWNED_PEOPLE),
+    )
+
+
+def indexed_keys(keys: pa.Table) -> list[tuple]:
+    return [(row["id"], row["owner"], row["_event_hour"]) for row in keys.to_pylist()]
+
+
+def test_an_hour_decoded_again_adds_only_the_keys_the_index_does_not_hold_yet(lake):
+    """The lag sensor has raw decode an hour again after every landing run (every few minutes): the index
+    grows with the keys and hours raw holds, not with how often an hour was decoded. A subject a row does
+    not name (null) is a key like any other: held once."""
+    ensure_tables(lake, OWNED_PEOPLE, ("raw", "raw_keys"))
+    window = hour_window_predicate("_event_hour", START, START + timedelta(hours=2))
+    first_run = [("a", "o1", 0), ("b", None, 0)]
+    replace_raw(lake, OWNED_PEOPLE, owned_rows(first_run), window)
+    replace_raw(lake, OWNED_PEOPLE, owned_rows([*first_run, ("a", "o1", 0), ("c", None, 0), ("a", "o1", 1)]), window)
+    replace_raw(lake, OWNED_PEOPLE, owned_rows([*first_run, ("c", None, 0), ("a", "o1", 1)]), window)
+    hour = timedelta(hours=1)
+    assert sorted(indexed_keys(lake.read("raw_keys", "people")), key=str) == sorted(
+        [("a", "o1", START), ("a", "o1", START + hour), ("b", None, START), ("c", None, START)], key=str
+    )
+    assert lake.table("raw_keys", "people").version() == 2, "the third run, with no new key, commits nothing"
+    [_, named_owner] = erasure.policy.erasure_targets(json_contract("owners"), [json_contract("owners"), OWNED_PEOPLE])
+    predicate = named_owner.predicate(["o1"], pii_key())
+    assert erasure._indexed_hours(lake, named_owner, predicate, "true") == {START, START + hour}
+
+
+KEYS_OF_AN_HOUR = st.lists(
+    st.tuples(st.sampled_from("abc"), st.sampled_from([None, "o1", "o2"]), st.integers(0, 2)), max_size=12
+)
+
+
+@given(KEYS_OF_AN_HOUR, KEYS_OF_AN_HOUR)
+def test_keys_added_to_an_index_are_those_it_did_not_hold(first: list, second: list):
+    indexed = raw_keys_rows(OWNED_PEOPLE, owned_rows(first))
+    added = indexed_keys(raw_keys_rows(OWNED_PEOPLE, owned_rows(second), indexed))
+    assert len(added) == len(set(added)), "each key of an hour once"
+    assert not set(added) & set(indexed_keys(indexed))
+    assert set(added) | set(indexed_keys(indexed)) == set(
+        indexed_keys(raw_keys_rows(OWNED_PEOPLE, owned_rows(first + second)))
     )
 
 
