@@ -53,7 +53,7 @@ def dagster_ui(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="module")
 def browser_context(dagster_ui: DagsterUI) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         context = playwright.chromium.launch_persistent_context(
@@ -66,6 +66,9 @@ def browser_context(dagster_ui: DagsterUI) -> Iterator[Any]:
         )
         context.set_default_timeout(30_000)
         context.set_default_navigation_timeout(60_000)
+        # Assertions on what a page shows wait as long as actions do: Playwright's own 5 s was too short
+        # for the first load of an asset page on a loaded 2-core machine (the whole suite at half speed).
+        expect.set_options(timeout=30_000)
         try:
             yield context
         finally:
