@@ -173,10 +173,7 @@ def replace_raw(lake: LakeResource, contract: Contract, rows: pa.Table, predicat
     look-up in it, grow with the number of runs (about three times the distinct keys of 30 days in the
     benchmark's archive, more with a run every few minutes)."""
     if rows.num_rows:
-        named = [*raw_keys_fields(contract), "_event_hour"]
-        held = lake.read(
-            "raw_keys", contract.name, schema=raw_keys_schema(contract), files_where=predicate, columns=named
-        )
+        held = lake.read("raw_keys", contract.name, schema=raw_keys_schema(contract), files_where=predicate)
         added = raw_keys_rows(contract, rows, held)
         if added.num_rows:
             lake.append("raw_keys", contract.name, added)

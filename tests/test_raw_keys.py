@@ -51,6 +51,7 @@ def test_each_distinct_key_of_an_hour_is_one_row_filed_under_its_day():
     )
 
 
+OWNERS = json_contract("owners")
 OWNED_PEOPLE = json_contract("people", owner={"subject": "owners"})
 
 
@@ -85,7 +86,7 @@ def test_an_hour_decoded_again_adds_only_the_keys_the_index_does_not_hold_yet(la
         [("a", "o1", START), ("a", "o1", START + hour), ("b", None, START), ("c", None, START)], key=str
     )
     assert lake.table("raw_keys", "people").version() == 2, "the third run, with no new key, commits nothing"
-    [_, named_owner] = erasure.policy.erasure_targets(json_contract("owners"), [json_contract("owners"), OWNED_PEOPLE])
+    [_, named_owner] = erasure.policy.erasure_targets(OWNERS, [OWNERS, OWNED_PEOPLE])
     predicate = named_owner.predicate(["o1"], pii_key())
     assert erasure._indexed_hours(lake, named_owner, predicate, "true") == {START, START + hour}
 

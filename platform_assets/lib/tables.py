@@ -118,18 +118,15 @@ def raw_keys_rows(contract: Contract, raw: pa.Table, indexed: pa.Table | None = 
     schema = raw_keys_schema(contract)
     named = [*raw_keys_fields(contract), "_event_hour"]
     rows = raw.select(named).cast(pa.schema([schema.field(name) for name in named]))
-    if indexed is None or not indexed.num_rows:
-        distinct = rows.group_by(named, use_threads=False).aggregate([])
-    else:
-        held = indexed.select(named).cast(rows.schema)
-        flagged = pa.concat_tables(
-            [
-                rows.append_column("_new", pa.repeat(pa.scalar(True), rows.num_rows)),
-                held.append_column("_new", pa.repeat(pa.scalar(False), held.num_rows)),
-            ]
-        )
-        grouped = flagged.group_by(named, use_threads=False).aggregate([("_new", "all")])
-        distinct = grouped.filter(pc.field("_new_all")).select(named)
+    held = rows.slice(0, 0) if indexed is None else indexed.select(named).cast(rows.schema)
+    flagged = pa.concat_tables(
+        [
+            rows.append_column("_new", pa.repeat(pa.scalar(True), rows.num_rows)),
+            held.append_column("_new", pa.repeat(pa.scalar(False), held.num_rows)),
+        ]
+    )
+    grouped = flagged.group_by(named, use_threads=False).aggregate([("_new", "all")])
+    distinct = grouped.filter(pc.field("_new_all")).select(named)
     day = pc.cast(distinct.column("_event_hour"), pa.date32())
     return distinct.append_column("_event_date", day).select(schema.names).cast(schema)
 
