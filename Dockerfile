@@ -28,10 +28,16 @@ RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 
 WORKDIR /app
 
-# Dependencies first (their own layer, rebuilt only when the lock changes): exactly uv.lock, no dev group.
+# Dependencies first (their own layer, rebuilt only when the lock or the native scan changes): exactly
+# uv.lock, no dev group. landing-scan (native/) is C, compiled here; the compiler leaves with the layer.
 COPY pyproject.toml uv.lock ./
+COPY native/ native/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --compile-bytecode
+    apt-get update \
+    && apt-get install --yes --no-install-recommends gcc libc6-dev \
+    && uv sync --frozen --no-dev --compile-bytecode \
+    && apt-get purge --yes --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY platform_assets/ platform_assets/
 COPY cli/ cli/

@@ -24,7 +24,7 @@ DBT_MANIFEST := dbt/target/manifest.json
 # process compiled Dagster, pyspark and Great Expectations again (GE's import: 11 s, compiled 4.4 s).
 install: $(VENV)/.installed $(DBT_MANIFEST)
 
-$(VENV)/.installed: pyproject.toml uv.lock
+$(VENV)/.installed: pyproject.toml uv.lock $(wildcard native/*/pyproject.toml native/*/src/*/*)
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --frozen --compile-bytecode
 	@touch $@

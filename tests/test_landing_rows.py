@@ -123,3 +123,30 @@ def test_equal_consumed_header_lists_share_one_tuple(consumed):
     fresh = [None if given is None else [tuple(pair) for pair in given] for given in consumed]
     read = _headers(fresh)
     assert len(set(map(id, read))) == len(set(read))
+
+
+class _ConsumerGiving:
+    """A consumer whose next `consume` gives `messages`."""
+
+    def __init__(self, messages):
+        self.messages = messages
+
+    def consume(self, num_messages, timeout):
+        return self.messages
+
+
+def test_a_consumed_batch_with_an_error_fails_naming_the_partition_and_what_to_do():
+    """The broker reports an error in place of a message (here: the offsets landing resumes after are
+    gone); the batch is not landed and the run says why, whichever message carries it."""
+    from confluent_kafka import KafkaError, Message
+
+    from platform_assets.landing import LandingConflictError, _consume
+
+    fine = [Message(topic=TOPIC, partition=0, offset=offset, value=b"{}", timestamp=(1, 0)) for offset in range(3)]
+    gone = Message(topic=TOPIC, partition=2, offset=7, error=KafkaError(KafkaError.OFFSET_OUT_OF_RANGE))
+    with pytest.raises(
+        LandingConflictError, match=rf"resumes {TOPIC}\[2\] after offsets that the broker no longer has"
+    ):
+        _consume(TRANSACTIONS, _ConsumerGiving([*fine, gone]), 10)
+    consumed = _consume(TRANSACTIONS, _ConsumerGiving(fine), 10)
+    assert consumed is not None and consumed.offsets == [0, 1, 2]

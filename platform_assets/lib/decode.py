@@ -20,6 +20,7 @@ from itertools import repeat
 from operator import attrgetter, eq, itemgetter, setitem
 from typing import Any
 
+import landing_scan
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -651,10 +652,11 @@ _EPOCH_MS = (-62_135_596_800_000, 253_402_300_799_999)
 def landing_hours(
     contract: Contract, batch: LandingBatch, schema_lookup: SchemaLookup | None, hours: HourRange
 ) -> pa.Array:
-    """`landing_hour` of every record of a batch, as one Arrow array: for a JSON contract the payloads
-    are read by orjson and the event times parsed and filed by Arrow compute, so no Python runs per
-    record; records whose event time only Python can read (an unusual ISO form, a batch with a date
-    Arrow refuses), and every record of other formats, take `landing_hour` one by one.
+    """`landing_hour` of every record of a batch, as one Arrow array: for a JSON contract the event
+    times are read in native code (`landing_scan`, or orjson where the contract names an operation
+    field) and filed by Arrow compute, so no Python runs per record; records whose event time only
+    Python can read (an unusual ISO form, a payload the scan leaves to orjson), and every record of
+    other formats, take `landing_hour` one by one.
 
     Any event time outside `hours` files a record exactly as one without an event time (under the
     nearest hour to its Kafka time), so the fast path only needs to be exact within `hours`.
@@ -663,21 +665,11 @@ def landing_hours(
         return columns.timestamps(
             [landing_hour(contract, record, schema_lookup, hours) for record in batch.records()], _HOUR_TYPE
         )
-    texts, epoch_ms = _split_wires(_event_time_wires(contract, batch))
-    text_array = columns.strings(texts)
-    no_text = pa.nulls(len(text_array), pa.string())
-    naive = pc.match_substring_regex(text_array, _ISO_DATE_TIME + "$")  # null where no text
-    zoned = pc.match_substring_regex(text_array, _ISO_DATE_TIME + _ISO_ZONE)
-    from_numbers = columns.optional_int64s(epoch_ms).cast(pa.timestamp("ms", tz="UTC")).cast(_HOUR_TYPE)
-    try:
-        moments = pc.coalesce(
-            pc.if_else(naive, text_array, no_text).cast(pa.timestamp("us")).cast(_HOUR_TYPE),
-            pc.if_else(zoned, text_array, no_text).cast(_HOUR_TYPE),
-            from_numbers,
-        )
-        by_python = pc.and_not_kleene(pc.is_valid(text_array), pc.or_kleene(naive, zoned))
-    except pa.ArrowInvalid:  # a date the calendar does not have, e.g. 2026-02-30: Python explains
-        moments, by_python = from_numbers, pc.is_valid(text_array)
+    moments, by_python = (
+        _scanned_moments(contract, batch)
+        if contract.source.operation_field is None
+        else _parsed_moments(contract, batch, contract.source.operation_field)
+    )
     first, last = (columns.timestamp_scalar(hour, _HOUR_TYPE) for hour in (hours.first, hours.last))
     event_hours = _utc_hours(moments)
     kafka_hours = _utc_hours(columns.int64s(batch.timestamps_ms, pa.timestamp("ms")))
@@ -695,6 +687,62 @@ def landing_hours(
     return pc.replace_with_mask(filed, by_python, columns.timestamps(one_by_one, _HOUR_TYPE))
 
 
+def _scanned_moments(contract: Contract, batch: LandingBatch) -> tuple[pa.Array, pa.Array]:
+    """The hour of each record's event time (null where it has none), and which records Python must
+    read: `landing_scan` reads each payload in one pass of C and leaves to orjson and
+    `datetime.fromisoformat` whatever it cannot read exactly as they do (orjson's loads and a `get`
+    per payload were a quarter of a landing run)."""
+    kinds, hours = landing_scan.event_hours(
+        batch.values,
+        contract.event_time.encode(),
+        contract.source.max_value_bytes,
+    )
+    kind = pa.Array.from_buffers(pa.uint8(), batch.size, [None, pa.py_buffer(kinds)])
+    read = _read_topics(contract, batch)
+    moment_kind, fallback_kind = columns.int64s([landing_scan.MOMENT, landing_scan.FALLBACK], pa.uint8())
+    moment_here, by_python = pc.equal(kind, moment_kind), pc.equal(kind, fallback_kind)
+    if read is not None:
+        moment_here, by_python = pc.and_(moment_here, read), pc.and_(by_python, read)
+    hour_values = pa.Array.from_buffers(_HOUR_TYPE, batch.size, [None, pa.py_buffer(hours)])
+    return pc.if_else(moment_here, hour_values, pa.nulls(batch.size, _HOUR_TYPE)), by_python
+
+
+def _read_topics(contract: Contract, batch: LandingBatch) -> pa.Array | None:
+    """Which records come from a topic whose event times are read (None: all of them). Snapshot rows
+    are filed by their Kafka time, and with topics named per operation, records of other topics are
+    rejected by `_payload`."""
+    topics = set(batch.topics)
+    not_read = {topic for topic in topics if topic.startswith(SNAPSHOT_TOPIC_PREFIX)}
+    if contract.source.topics_by_operation:
+        not_read.update(topics - set(contract.source.topics_by_operation.values()))
+    if not not_read:
+        return None
+    return columns.repeated(
+        batch.topics, lambda distinct: columns.int64s([topic not in not_read for topic in distinct]).cast(pa.bool_())
+    )
+
+
+def _parsed_moments(contract: Contract, batch: LandingBatch, operation_field: str) -> tuple[pa.Array, pa.Array]:
+    """`_scanned_moments` for a contract that names an operation field, whose value decides whether a
+    record is read at all: each payload read by orjson, the event times parsed by Arrow compute."""
+    texts, epoch_ms = _split_wires(_event_time_wires(contract, batch, operation_field))
+    text_array = columns.strings(texts)
+    no_text = pa.nulls(len(text_array), pa.string())
+    naive = pc.match_substring_regex(text_array, _ISO_DATE_TIME + "$")  # null where no text
+    zoned = pc.match_substring_regex(text_array, _ISO_DATE_TIME + _ISO_ZONE)
+    from_numbers = columns.optional_int64s(epoch_ms).cast(pa.timestamp("ms", tz="UTC")).cast(_HOUR_TYPE)
+    try:
+        moments = pc.coalesce(
+            pc.if_else(naive, text_array, no_text).cast(pa.timestamp("us")).cast(_HOUR_TYPE),
+            pc.if_else(zoned, text_array, no_text).cast(_HOUR_TYPE),
+            from_numbers,
+        )
+        by_python = pc.and_not_kleene(pc.is_valid(text_array), pc.or_kleene(naive, zoned))
+    except pa.ArrowInvalid:  # a date the calendar does not have, e.g. 2026-02-30: Python explains
+        moments, by_python = from_numbers, pc.is_valid(text_array)
+    return moments, by_python
+
+
 def _utc_hours(moments: pa.Array) -> pa.Array:
     """UTC moments floored to the hour, as `_HOUR_TYPE`. Floored without their zone: Arrow floors a zoned
     timestamp through its time zone database, ten times slower (2.3 ms for a 50k-record batch) and the
@@ -706,48 +754,32 @@ def _utc_hours(moments: pa.Array) -> pa.Array:
 _NOT_READ = object()  # an event time that is missing, unreadable, or of a record `_payload` rejects
 
 
-def _event_time_wires(contract: Contract, batch: LandingBatch) -> list[Any]:
+def _event_time_wires(contract: Contract, batch: LandingBatch, operation_field: str) -> list[Any]:
     """The event time each record's JSON payload carries, or `_NOT_READ` where `_payload` would reject
     the record (no value, too large, not a JSON object, an unknown topic or operation) or it is a snapshot
-    row (filed by its Kafka time). Each payload is dropped as soon as it is read: keeping a batch of
-    them alive made the garbage collector walk them over and over."""
+    row (filed by its Kafka time), for a contract that names an operation field. Each payload is dropped
+    as soon as it is read: keeping a batch of them alive made the garbage collector walk them over and
+    over."""
     source, name = contract.source, contract.event_time
-    operation_field = source.operation_field or name  # without one, the event time stands in (never None-checked)
-    if operation_field == name and source.operation_field is not None:
+    if operation_field == name:
         return [_NOT_READ] * batch.size  # `_operation_from_field` takes it out of the payload first
     values = batch.values
-    by_field = source.operation_field is not None  # else only the event time is read (no tuple per record)
     try:  # the usual batch: every value a JSON object of an acceptable size
         if max(map(len, values), default=0) > source.max_value_bytes:  # type: ignore[arg-type]
             raise TypeError
-        read: list[Any] = (
-            [(payload.get(name, _NOT_READ), payload.get(operation_field)) for payload in map(orjson.loads, values)]  # type: ignore[arg-type]
-            if by_field
-            else [payload.get(name, _NOT_READ) for payload in map(orjson.loads, values)]  # type: ignore[arg-type]
-        )
+        read: list[Any] = [
+            (payload.get(name, _NOT_READ), payload.get(operation_field))
+            for payload in map(orjson.loads, values)  # type: ignore[arg-type]
+        ]
     except (TypeError, AttributeError, orjson.JSONDecodeError):
         objects = (_json_object_or_none(value, source.max_value_bytes) for value in values)
-        read = (
-            [(_NOT_READ, None) if p is None else (p.get(name, _NOT_READ), p.get(operation_field)) for p in objects]
-            if by_field
-            else [_NOT_READ if p is None else p.get(name, _NOT_READ) for p in objects]
-        )
-    not_read = {topic for topic in set(batch.topics) if topic.startswith(SNAPSHOT_TOPIC_PREFIX)}
-    if source.topics_by_operation:
-        not_read.update(set(batch.topics) - set(source.topics_by_operation.values()))
-    if not by_field:
-        return (
-            [_NOT_READ if topic in not_read else wire for topic, wire in zip(batch.topics, read, strict=True)]
-            if not_read
-            else read
-        )
+        read = [(_NOT_READ, None) if p is None else (p.get(name, _NOT_READ), p.get(operation_field)) for p in objects]
+    read_topics = _read_topics(contract, batch)
+    topic_read = [True] * batch.size if read_topics is None else read_topics.to_pylist()
     known = source.operation_values
     return [
-        _NOT_READ
-        if topic in not_read
-        or (source.operation_field is not None and (operation is None or str(operation) not in known))
-        else wire
-        for topic, (wire, operation) in zip(batch.topics, read, strict=True)
+        wire if is_read and operation is not None and str(operation) in known else _NOT_READ
+        for is_read, (wire, operation) in zip(topic_read, read, strict=True)
     ]
 
 

@@ -1,0 +1,498 @@
+/*
+ * The event hour of each JSON payload of a landing batch, read in one pass of C per payload.
+ *
+ * Landing files every record under the hour of its event time and `raw` later finds the same hour by
+ * decoding the record with orjson and Python's `datetime.fromisoformat`. This scan must therefore
+ * never disagree with them: it accepts only payloads it can read exactly as they do (a strictly valid
+ * JSON object of ASCII or strict UTF-8, numbers that are clearly finite, the event time as a plain ISO
+ * 8601 date-time or as epoch milliseconds) and answers FALLBACK for everything else, which the
+ * platform then reads one record at a time in Python. A property test compares the two on payloads
+ * made to hit every branch here.
+ *
+ * For each payload: NOT_READ (an object without a usable event time: the field is missing, null, a
+ * float, a boolean, an object or an array, or epoch milliseconds outside years 1 to 9999; or no payload,
+ * or one longer than `max_bytes`), MOMENT (with the UTC hour of the event time, in epoch microseconds),
+ * or FALLBACK.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { NOT_READ = 0, MOMENT = 1, FALLBACK = 2 };
+
+/* Nesting deeper than this is left to orjson, whose own limit is higher. */
+#define MAX_DEPTH 128
+/* Numbers whose decimal magnitude passes this are left to orjson, which refuses what overflows a double. */
+#define MAX_MAGNITUDE 300
+/* Epoch milliseconds that Python's datetime can hold (years 1 to 9999), as `decode._EPOCH_MS`. */
+#define EPOCH_MS_MIN (-62135596800000LL)
+#define EPOCH_MS_MAX (253402300799999LL)
+#define MS_PER_HOUR 3600000LL
+
+typedef struct {
+    const unsigned char *p;
+    const unsigned char *end;
+} Cursor;
+
+typedef struct {
+    int kind;      /* NOT_READ, MOMENT or FALLBACK */
+    int64_t hour;  /* epoch microseconds of the hour, for MOMENT */
+} Outcome;
+
+static int is_digit(unsigned char b) { return b >= '0' && b <= '9'; }
+
+static void skip_whitespace(Cursor *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+static int hex_value(unsigned char b)
+{
+    if (is_digit(b))
+        return b - '0';
+    if (b >= 'a' && b <= 'f')
+        return b - 'a' + 10;
+    if (b >= 'A' && b <= 'F')
+        return b - 'A' + 10;
+    return -1;
+}
+
+/* The code unit of a `\\uXXXX` escape at `p`, or -1. */
+static int unicode_escape(const unsigned char *p, const unsigned char *end)
+{
+    if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
+        return -1;
+    int code = 0;
+    for (int i = 2; i < 6; i++) {
+        int digit = hex_value(p[i]);
+        if (digit < 0)
+            return -1;
+        code = code * 16 + digit;
+    }
+    return code;
+}
+
+/* A string from its opening quote. Sets its content and whether it has no escape. */
+static int scan_string(Cursor *c, const unsigned char **content, Py_ssize_t *length, int *plain)
+{
+    const unsigned char *start = ++c->p;
+    *plain = 1;
+    while (c->p < c->end) {
+        unsigned char b = *c->p;
+        if (b == '"') {
+            *content = start;
+            *length = c->p - start;
+            c->p++;
+            return 1;
+        }
+        if (b < 0x20)
+            return 0;
+        if (b == '\\') {
+            *plain = 0;
+            if (c->end - c->p < 2)
+                return 0;
+            unsigned char escaped = c->p[1];
+            if (escaped == 'u') {
+                int code = unicode_escape(c->p, c->end);
+                if (code < 0 || (code >= 0xDC00 && code <= 0xDFFF))
+                    return 0; /* a low surrogate alone: orjson refuses it */
+                c->p += 6;
+                if (code >= 0xD800 && code <= 0xDBFF) { /* a high surrogate: only with its low one */
+                    int low = unicode_escape(c->p, c->end);
+                    if (low < 0xDC00 || low > 0xDFFF)
+                        return 0;
+                    c->p += 6;
+                }
+            } else if (escaped != 0 && strchr("\"\\/bfnrt", escaped) != NULL) {
+                c->p += 2;
+            } else {
+                return 0;
+            }
+            continue;
+        }
+        if (b < 0x80) {
+            c->p++;
+            continue;
+        }
+        /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
+        int continuation;
+        uint32_t code;
+        if (b >= 0xC2 && b <= 0xDF) {
+            continuation = 1;
+            code = b & 0x1F;
+        } else if (b >= 0xE0 && b <= 0xEF) {
+            continuation = 2;
+            code = b & 0x0F;
+        } else if (b >= 0xF0 && b <= 0xF4) {
+            continuation = 3;
+            code = b & 0x07;
+        } else {
+            return 0;
+        }
+        if (c->end - c->p <= continuation)
+            return 0;
+        for (int i = 1; i <= continuation; i++) {
+            unsigned char next = c->p[i];
+            if ((next & 0xC0) != 0x80)
+                return 0;
+            code = (code << 6) | (next & 0x3F);
+        }
+        if ((continuation == 2 && code < 0x800) || (continuation == 3 && (code < 0x10000 || code > 0x10FFFF)) ||
+            (code >= 0xD800 && code <= 0xDFFF))
+            return 0;
+        c->p += continuation + 1;
+    }
+    return 0;
+}
+
+/* A number (RFC 8259) of a clearly finite magnitude. Sets whether it is an integer and, when it has at
+ * most 18 digits, its value (`fits`). */
+static int scan_number(Cursor *c, int *integer, int *fits, int64_t *value)
+{
+    const unsigned char *p = c->p, *end = c->end;
+    int negative = 0;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
+    if (p >= end || !is_digit(*p))
+        return 0;
+    const unsigned char *digits = p;
+    if (*p == '0')
+        p++;
+    else
+        while (p < end && is_digit(*p))
+            p++;
+    Py_ssize_t integer_digits = p - digits;
+    *integer = 1;
+    if (p < end && *p == '.') {
+        *integer = 0;
+        const unsigned char *fraction = ++p;
+        while (p < end && is_digit(*p))
+            p++;
+        if (p == fraction || p - fraction > MAX_MAGNITUDE)
+            return 0;
+    }
+    long exponent = 0;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *integer = 0;
+        p++;
+        int exponent_negative = 0;
+        if (p < end && (*p == '+' || *p == '-'))
+            exponent_negative = *p++ == '-';
+        const unsigned char *exponent_digits = p;
+        while (p < end && is_digit(*p)) {
+            if (p - exponent_digits >= 4)
+                return 0;
+            exponent = exponent * 10 + (*p - '0');
+            p++;
+        }
+        if (p == exponent_digits)
+            return 0;
+        if (exponent_negative)
+            exponent = -exponent;
+    }
+    if (integer_digits + exponent > MAX_MAGNITUDE || exponent < -MAX_MAGNITUDE)
+        return 0;
+    *fits = *integer && integer_digits <= 18;
+    if (*fits) {
+        int64_t magnitude = 0;
+        for (const unsigned char *d = digits; d < digits + integer_digits; d++)
+            magnitude = magnitude * 10 + (*d - '0');
+        *value = negative ? -magnitude : magnitude;
+    }
+    c->p = p;
+    return 1;
+}
+
+static int scan_literal(Cursor *c, const char *word)
+{
+    size_t length = strlen(word);
+    if ((size_t)(c->end - c->p) < length || memcmp(c->p, word, length) != 0)
+        return 0;
+    c->p += length;
+    return 1;
+}
+
+static int scan_value(Cursor *c, int depth);
+
+/* An object or array from its opening bracket. */
+static int scan_container(Cursor *c, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return 0;
+    unsigned char close = *c->p == '{' ? '}' : ']';
+    int object = close == '}';
+    c->p++;
+    skip_whitespace(c);
+    if (c->p < c->end && *c->p == close) {
+        c->p++;
+        return 1;
+    }
+    for (;;) {
+        if (object) {
+            const unsigned char *content;
+            Py_ssize_t length;
+            int plain;
+            if (c->p >= c->end || *c->p != '"' || !scan_string(c, &content, &length, &plain))
+                return 0;
+            skip_whitespace(c);
+            if (c->p >= c->end || *c->p != ':')
+                return 0;
+            c->p++;
+            skip_whitespace(c);
+        }
+        if (!scan_value(c, depth + 1))
+            return 0;
+        skip_whitespace(c);
+        if (c->p >= c->end)
+            return 0;
+        if (*c->p == close) {
+            c->p++;
+            return 1;
+        }
+        if (*c->p != ',')
+            return 0;
+        c->p++;
+        skip_whitespace(c);
+    }
+}
+
+static int scan_value(Cursor *c, int depth)
+{
+    if (c->p >= c->end)
+        return 0;
+    const unsigned char *content;
+    Py_ssize_t length;
+    int plain, integer, fits;
+    int64_t number;
+    switch (*c->p) {
+    case '{':
+    case '[':
+        return scan_container(c, depth);
+    case '"':
+        return scan_string(c, &content, &length, &plain);
+    case 't':
+        return scan_literal(c, "true");
+    case 'f':
+        return scan_literal(c, "false");
+    case 'n':
+        return scan_literal(c, "null");
+    default:
+        return scan_number(c, &integer, &fits, &number);
+    }
+}
+
+static int64_t floor_divide(int64_t numerator, int64_t denominator)
+{
+    int64_t quotient = numerator / denominator;
+    return (numerator % denominator != 0 && (numerator < 0) != (denominator < 0)) ? quotient - 1 : quotient;
+}
+
+/* Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `days_from_civil`). */
+static int64_t days_from_civil(int64_t year, int month, int day)
+{
+    year -= month <= 2;
+    int64_t era = (year >= 0 ? year : year - 399) / 400;
+    int64_t year_of_era = year - era * 400;
+    int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+static int two_digits(const unsigned char *p, int *value)
+{
+    if (!is_digit(p[0]) || !is_digit(p[1]))
+        return 0;
+    *value = (p[0] - '0') * 10 + (p[1] - '0');
+    return 1;
+}
+
+/* `YYYY-MM-DD[T ]HH:MM[:SS[.f{1,6}]][Z|+HH:MM|-HH:MM]`, a real calendar date and time, in years 2 to
+ * 9998 (an offset cannot carry it out of Python's range): the epoch microseconds of its UTC hour. Other
+ * forms, which `datetime.fromisoformat` may still read, are left to it. */
+static int iso_hour(const unsigned char *text, Py_ssize_t length, int64_t *hour)
+{
+    static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (length < 16)
+        return 0;
+    int century, year_in_century, month, day, hours, minutes, seconds = 0;
+    if (!two_digits(text, &century) || !two_digits(text + 2, &year_in_century) || text[4] != '-' ||
+        !two_digits(text + 5, &month) || text[7] != '-' || !two_digits(text + 8, &day) ||
+        (text[10] != 'T' && text[10] != ' ') || !two_digits(text + 11, &hours) || text[13] != ':' ||
+        !two_digits(text + 14, &minutes))
+        return 0;
+    int year = century * 100 + year_in_century;
+    Py_ssize_t at = 16;
+    if (at < length && text[at] == ':') {
+        if (length - at < 3 || !two_digits(text + at + 1, &seconds))
+            return 0;
+        at += 3;
+        if (at < length && text[at] == '.') {
+            Py_ssize_t first = ++at;
+            while (at < length && is_digit(text[at]))
+                at++;
+            if (at == first || at - first > 6)
+                return 0;
+        }
+    }
+    int offset_minutes = 0;
+    if (at < length && text[at] == 'Z') {
+        at++;
+    } else if (at < length && (text[at] == '+' || text[at] == '-')) {
+        int offset_hours, offset_rest;
+        if (length - at != 6 || !two_digits(text + at + 1, &offset_hours) || text[at + 3] != ':' ||
+            !two_digits(text + at + 4, &offset_rest) || offset_hours > 23 || offset_rest > 59)
+            return 0;
+        offset_minutes = (text[at] == '-' ? -1 : 1) * (offset_hours * 60 + offset_rest);
+        at += 6;
+    }
+    if (at != length)
+        return 0;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (year < 2 || year > 9998 || month < 1 || month > 12 || day < 1 ||
+        day > month_days[month - 1] + (month == 2 && leap) || hours > 23 || minutes > 59 || seconds > 59)
+        return 0;
+    int64_t epoch_seconds = days_from_civil(year, month, day) * 86400 + hours * 3600 + minutes * 60 + seconds -
+                            (int64_t)offset_minutes * 60;
+    *hour = floor_divide(epoch_seconds, 3600) * 3600 * 1000000;
+    return 1;
+}
+
+/* The event time's value, from its first byte: what it says, or FALLBACK. Moves past it when read. */
+static Outcome event_time(Cursor *c)
+{
+    Outcome outcome = {FALLBACK, 0};
+    const unsigned char *content;
+    Py_ssize_t length;
+    int plain, integer, fits;
+    int64_t number;
+    if (c->p < c->end && *c->p == '"') {
+        if (scan_string(c, &content, &length, &plain) && plain && iso_hour(content, length, &outcome.hour))
+            outcome.kind = MOMENT;
+        return outcome;
+    }
+    if (c->p < c->end && (*c->p == '-' || is_digit(*c->p))) {
+        if (!scan_number(c, &integer, &fits, &number))
+            return outcome;
+        if (fits && number >= EPOCH_MS_MIN && number <= EPOCH_MS_MAX) {
+            outcome.kind = MOMENT;
+            outcome.hour = floor_divide(number, MS_PER_HOUR) * MS_PER_HOUR * 1000;
+        } else {
+            outcome.kind = NOT_READ; /* a float, or milliseconds no datetime holds */
+        }
+        return outcome;
+    }
+    if (scan_value(c, 1))
+        outcome.kind = NOT_READ; /* null, a boolean, an object or an array */
+    return outcome;
+}
+
+/* One payload: a JSON object whose last `field` member (as orjson keeps the last of a repeated name)
+ * gives the outcome. */
+static Outcome payload_hour(const unsigned char *payload, Py_ssize_t size, const char *field, Py_ssize_t field_size)
+{
+    Outcome fallback = {FALLBACK, 0}, found = {NOT_READ, 0};
+    Cursor c = {payload, payload + size};
+    skip_whitespace(&c);
+    if (c.p >= c.end || *c.p != '{')
+        return fallback;
+    c.p++;
+    skip_whitespace(&c);
+    if (c.p < c.end && *c.p == '}') {
+        c.p++;
+    } else {
+        for (;;) {
+            const unsigned char *name;
+            Py_ssize_t name_size;
+            int plain;
+            if (c.p >= c.end || *c.p != '"' || !scan_string(&c, &name, &name_size, &plain) || !plain)
+                return fallback; /* an escaped name might spell the field */
+            skip_whitespace(&c);
+            if (c.p >= c.end || *c.p != ':')
+                return fallback;
+            c.p++;
+            skip_whitespace(&c);
+            if (name_size == field_size && memcmp(name, field, field_size) == 0) {
+                found = event_time(&c);
+                if (found.kind == FALLBACK)
+                    return fallback;
+            } else if (!scan_value(&c, 1)) {
+                return fallback;
+            }
+            skip_whitespace(&c);
+            if (c.p >= c.end)
+                return fallback;
+            if (*c.p == '}') {
+                c.p++;
+                break;
+            }
+            if (*c.p != ',')
+                return fallback;
+            c.p++;
+            skip_whitespace(&c);
+        }
+    }
+    skip_whitespace(&c);
+    return c.p == c.end ? found : fallback;
+}
+
+static PyObject *event_hours(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *values;
+    const char *field;
+    Py_ssize_t field_size, max_bytes;
+    if (!PyArg_ParseTuple(args, "O!y#n:event_hours", &PyList_Type, &values, &field, &field_size, &max_bytes))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(values);
+    PyObject *kinds = PyBytes_FromStringAndSize(NULL, count);
+    PyObject *hours = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(int64_t));
+    if (kinds == NULL || hours == NULL) {
+        Py_XDECREF(kinds);
+        Py_XDECREF(hours);
+        return NULL;
+    }
+    char *kind_of = PyBytes_AS_STRING(kinds);
+    int64_t *hour_of = (int64_t *)PyBytes_AS_STRING(hours);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *value = PyList_GET_ITEM(values, i);
+        Outcome outcome = {NOT_READ, 0};
+        if (PyBytes_Check(value)) {
+            Py_ssize_t size = PyBytes_GET_SIZE(value);
+            if (size <= max_bytes)
+                outcome = payload_hour((const unsigned char *)PyBytes_AS_STRING(value), size, field, field_size);
+        } else if (value != Py_None) {
+            Py_DECREF(kinds);
+            Py_DECREF(hours);
+            return PyErr_Format(PyExc_TypeError, "payload %zd is %.100s, not bytes or None", i, Py_TYPE(value)->tp_name);
+        }
+        kind_of[i] = (char)outcome.kind;
+        hour_of[i] = outcome.hour;
+    }
+    return Py_BuildValue("(NN)", kinds, hours);
+}
+
+static PyMethodDef methods[] = {
+    {"event_hours", event_hours, METH_VARARGS,
+     "event_hours(values, field, max_bytes) -> (kinds, hours): per payload a kind byte (NOT_READ, MOMENT, "
+     "FALLBACK) and the native int64 epoch microseconds of its event hour (0 unless MOMENT)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scan", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__scan(void)
+{
+    PyObject *created = PyModule_Create(&module);
+    if (created == NULL)
+        return NULL;
+    if (PyModule_AddIntConstant(created, "NOT_READ", NOT_READ) < 0 ||
+        PyModule_AddIntConstant(created, "MOMENT", MOMENT) < 0 ||
+        PyModule_AddIntConstant(created, "FALLBACK", FALLBACK) < 0) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    return created;
+}
