@@ -29,7 +29,7 @@ RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /app
 
 # Dependencies first (their own layer, rebuilt only when the lock or the native scan changes): exactly
-# uv.lock, no dev group. landing-scan (native/) is C, compiled here; the compiler leaves with the layer.
+# uv.lock, no dev group. platform-native (native/) is C, compiled here; the compiler leaves with the layer.
 COPY pyproject.toml uv.lock ./
 COPY native/ native/
 RUN --mount=type=cache,target=/root/.cache/uv \

@@ -14,6 +14,7 @@ from itertools import accumulate, compress, repeat
 from operator import is_
 from typing import Any
 
+import platform_native
 import pyarrow as pa
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -22,7 +23,7 @@ MICROSECOND = timedelta(microseconds=1)
 
 def int64s(values: list[int], type: pa.DataType | None = None) -> pa.Array:
     """Integers (none missing) as an int64 array, cast to `type` (an integer or timestamp type) if given."""
-    built = pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(array("q", values))])
+    built = pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(platform_native.int64_buffer(values))])
     return built if type is None else built.cast(type)
 
 
@@ -65,10 +66,16 @@ def repeated_moments(values: pa.ChunkedArray) -> list[datetime | None]:
 
 def binaries(values: list[bytes | None], type: pa.DataType | None = None) -> pa.Array:
     """Byte strings (None for missing) as a binary array cast to `type` (binary or string, when every
-    value is UTF-8: the cast checks)."""
-    present = [value is not None for value in values]
-    data = b"".join(values if all(present) else compress(values, present))  # type: ignore[arg-type]
-    return _laid_out(pa.large_binary(), values, present, data).cast(type or pa.binary())
+    value is UTF-8: the cast checks), its buffers laid out in C."""
+    offsets, data, validity, nulls = platform_native.binary_buffers(values)
+    layout = pa.binary() if len(offsets) == 4 * (len(values) + 1) else pa.large_binary()
+    built = pa.Array.from_buffers(
+        layout,
+        len(values),
+        [None if validity is None else pa.py_buffer(validity), pa.py_buffer(offsets), pa.py_buffer(data)],
+        null_count=nulls,
+    )
+    return built if type == layout or (type is None and layout == pa.binary()) else built.cast(type or pa.binary())
 
 
 def strings(values: list[str | None]) -> pa.Array:

@@ -20,8 +20,8 @@ from itertools import repeat
 from operator import attrgetter, eq, itemgetter, setitem
 from typing import Any
 
-import landing_scan
 import orjson
+import platform_native
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -653,7 +653,7 @@ def landing_hours(
     contract: Contract, batch: LandingBatch, schema_lookup: SchemaLookup | None, hours: HourRange
 ) -> pa.Array:
     """`landing_hour` of every record of a batch, as one Arrow array: for a JSON contract the event
-    times are read in native code (`landing_scan`, or orjson where the contract names an operation
+    times are read in native code (`platform_native`, or orjson where the contract names an operation
     field) and filed by Arrow compute, so no Python runs per record; records whose event time only
     Python can read (an unusual ISO form, a payload the scan leaves to orjson), and every record of
     other formats, take `landing_hour` one by one.
@@ -689,17 +689,17 @@ def landing_hours(
 
 def _scanned_moments(contract: Contract, batch: LandingBatch) -> tuple[pa.Array, pa.Array]:
     """The hour of each record's event time (null where it has none), and which records Python must
-    read: `landing_scan` reads each payload in one pass of C and leaves to orjson and
+    read: `platform_native` reads each payload in one pass of C and leaves to orjson and
     `datetime.fromisoformat` whatever it cannot read exactly as they do (orjson's loads and a `get`
     per payload were a quarter of a landing run)."""
-    kinds, hours = landing_scan.event_hours(
+    kinds, hours = platform_native.event_hours(
         batch.values,
         contract.event_time.encode(),
         contract.source.max_value_bytes,
     )
     kind = pa.Array.from_buffers(pa.uint8(), batch.size, [None, pa.py_buffer(kinds)])
     read = _read_topics(contract, batch)
-    moment_kind, fallback_kind = columns.int64s([landing_scan.MOMENT, landing_scan.FALLBACK], pa.uint8())
+    moment_kind, fallback_kind = columns.int64s([platform_native.MOMENT, platform_native.FALLBACK], pa.uint8())
     moment_here, by_python = pc.equal(kind, moment_kind), pc.equal(kind, fallback_kind)
     if read is not None:
         moment_here, by_python = pc.and_(moment_here, read), pc.and_(by_python, read)

@@ -1,14 +1,16 @@
-"""`landing_scan` reads a payload's event hour exactly as orjson and `datetime.fromisoformat` do, or
-leaves the payload to them: `raw` decodes with those and must file every record under the hour landing
-chose."""
+"""`platform_native`: Arrow columns built in C equal those Arrow builds from the same Python values, and
+the event-time scan reads a payload's event hour exactly as orjson and `datetime.fromisoformat` do, or
+leaves the payload to them (`raw` decodes with those and must file every record under the hour landing
+chose)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
 
-import landing_scan
 import orjson
+import platform_native
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,10 +48,10 @@ def read_by_python(value: bytes | None) -> tuple[str, datetime | None]:
 
 
 def scanned(values: list[bytes | None]) -> list[tuple[int, datetime | None]]:
-    kinds, hours = landing_scan.event_hours(values, FIELD.encode(), MAX_BYTES)
+    kinds, hours = platform_native.event_hours(values, FIELD.encode(), MAX_BYTES)
     micros = memoryview(hours).cast("q")
     return [
-        (kind, EPOCH + timedelta(microseconds=micros[index]) if kind == landing_scan.MOMENT else None)
+        (kind, EPOCH + timedelta(microseconds=micros[index]) if kind == platform_native.MOMENT else None)
         for index, kind in enumerate(kinds)
     ]
 
@@ -59,7 +61,7 @@ def assert_read_alike(values: list[bytes | None]) -> list[int]:
     kinds = []
     for value, (kind, hour) in zip(values, scanned(values), strict=True):
         kinds.append(kind)
-        if kind == landing_scan.FALLBACK:
+        if kind == platform_native.FALLBACK:
             continue
         assert read_by_python(value) == ("read", hour), value
     return kinds
@@ -182,7 +184,7 @@ def test_the_usual_payloads_are_read_by_the_scan_and_not_left_to_python():
         None,
     ]
     kinds = assert_read_alike(values)
-    assert kinds == [landing_scan.MOMENT] * 6 + [landing_scan.NOT_READ] * 6
+    assert kinds == [platform_native.MOMENT] * 6 + [platform_native.NOT_READ] * 6
     hours = [hour for _, hour in scanned(values)]
     assert hours[0] == datetime(2026, 1, 1, 10, tzinfo=UTC)
     assert hours[3] == datetime(2026, 1, 1, 10, tzinfo=UTC)
@@ -214,9 +216,28 @@ def test_the_usual_payloads_are_read_by_the_scan_and_not_left_to_python():
 def test_what_the_scan_cannot_read_exactly_is_left_to_python(value):
     """orjson refuses these, reads them in a way the scan does not follow, or Python decides the date."""
     [(kind, _)] = scanned([value])
-    assert kind == landing_scan.FALLBACK
+    assert kind == platform_native.FALLBACK
 
 
 def test_a_payload_that_is_not_bytes_is_refused_by_name():
     with pytest.raises(TypeError, match="payload 1 is str"):
-        landing_scan.event_hours([b"{}", "{}"], FIELD.encode(), MAX_BYTES)
+        platform_native.event_hours([b"{}", "{}"], FIELD.encode(), MAX_BYTES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.none() | st.binary(max_size=20), max_size=40), st.lists(st.integers(-(2**63), 2**63 - 1), max_size=40)
+)
+def test_columns_built_in_c_equal_the_columns_arrow_builds(values, integers):
+    from platform_assets.lib import columns
+
+    assert columns.binaries(values).equals(pa.array(values, pa.binary()))
+    assert columns.binaries(values, pa.large_binary()).equals(pa.array(values, pa.large_binary()))
+    assert columns.int64s(integers).equals(pa.array(integers, pa.int64()))
+
+
+def test_values_of_another_type_are_refused_by_position():
+    with pytest.raises(TypeError, match="value 1 is str"):
+        platform_native.binary_buffers([b"a", "b"])
+    with pytest.raises(OverflowError):
+        platform_native.int64_buffer([2**63])
