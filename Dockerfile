@@ -28,7 +28,7 @@ RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 
 WORKDIR /app
 
-# Dependencies first (their own layer, rebuilt only when the lock or the native scan changes): exactly
+# Dependencies first (their own layer, rebuilt only when the lock or native/ changes): exactly
 # uv.lock, no dev group. platform-native (native/) is C, compiled here; the compiler leaves with the layer.
 COPY pyproject.toml uv.lock ./
 COPY native/ native/

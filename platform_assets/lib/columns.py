@@ -35,7 +35,10 @@ def optional_int64s(values: list[int | None]) -> pa.Array:
         return int64s(values)  # type: ignore[arg-type]
     filled = [0 if value is None else value for value in values]
     return pa.Array.from_buffers(
-        pa.int64(), len(values), [_validity(present), pa.py_buffer(array("q", filled))], null_count=present.count(False)
+        pa.int64(),
+        len(values),
+        [_validity(present), pa.py_buffer(platform_native.int64_buffer(filled))],
+        null_count=present.count(False),
     )
 
 
@@ -75,7 +78,8 @@ def binaries(values: list[bytes | None], type: pa.DataType | None = None) -> pa.
         [None if validity is None else pa.py_buffer(validity), pa.py_buffer(offsets), pa.py_buffer(data)],
         null_count=nulls,
     )
-    return built if type == layout or (type is None and layout == pa.binary()) else built.cast(type or pa.binary())
+    wanted = type or pa.binary()
+    return built if wanted == layout else built.cast(wanted)
 
 
 def strings(values: list[str | None]) -> pa.Array:
