@@ -10,6 +10,7 @@ from datetime import datetime
 from itertools import accumulate, chain, repeat
 from operator import itemgetter
 
+import platform_native
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -139,20 +140,10 @@ def _header_entries(pairs: list[tuple[str, bytes | None]], list_type: pa.ListTyp
 
 
 def offset_spans(records: Sequence[LandingRecord] | LandingBatch) -> dict[tuple[str, int], tuple[int, int]]:
-    """The first and last offset per topic partition of a consumed batch, found by Arrow compute (this
-    runs for every batch of tens of thousands of records; a batch spans a few topics and partitions)."""
+    """The first and last offset per topic partition of a consumed batch (found in one pass of C: this
+    runs for every batch of tens of thousands of records)."""
     batch = records if isinstance(records, LandingBatch) else LandingBatch.of(records)
-    topic_codes = {topic: code for code, topic in enumerate(dict.fromkeys(batch.topics))}
-    codes = columns.int64s([topic_codes[topic] for topic in batch.topics]) if len(topic_codes) > 1 else None
-    partitions, offsets = columns.int64s(batch.partitions), columns.int64s(batch.offsets)
-    spans = {}
-    for topic, code in topic_codes.items():
-        in_topic = None if codes is None else pc.equal(codes, columns.int64s([code])[0])
-        for partition in pc.unique(partitions if in_topic is None else partitions.filter(in_topic)).to_pylist():
-            here = pc.equal(partitions, columns.int64s([partition])[0])
-            bounds = pc.min_max(offsets.filter(here if in_topic is None else pc.and_(here, in_topic))).as_py()
-            spans[(topic, partition)] = (bounds["min"], bounds["max"])
-    return spans
+    return platform_native.offset_spans(batch.topics, batch.partitions, batch.offsets)
 
 
 def last_offsets(records: Sequence[LandingRecord] | LandingBatch) -> dict[tuple[str, int], int]:

@@ -116,8 +116,10 @@ def repeated(
 ) -> pa.Array:
     """`values` that repeat as an array, each distinct one (by `key`: `id` for shared objects, or the
     value itself) built once by `build` and repeated by Arrow."""
-    if values and all(map(is_, values, repeat(values[0]))):  # one object for the batch: its topic, its hour
-        return build(values[:1]).take(int64s([0] * len(values)))
+    if values and (
+        values.count(values[0]) == len(values) if key is None else all(map(is_, values, repeat(values[0])))
+    ):  # one value for the batch: its topic (a new string object per consumed message), its hour
+        return pa.repeat(build(values[:1])[0], len(values))
     keys = values if key is None else list(map(key, values))
     distinct = dict(zip(keys, values, strict=True))
     index = dict(zip(distinct, range(len(distinct)), strict=True))

@@ -1,7 +1,7 @@
-"""`platform_native`: Arrow columns built in C equal those Arrow builds from the same Python values, and
-the event-time scan reads a payload's event hour exactly as orjson and `datetime.fromisoformat` do, or
-leaves the payload to them (`raw` decodes with those and must file every record under the hour landing
-chose)."""
+"""`platform_native`: Arrow columns built in C equal those Arrow builds from the same Python values, a
+batch's offset spans are those Python finds, and the event-time scan reads a payload's event hour
+exactly as orjson and `datetime.fromisoformat` do, or leaves the payload to them (`raw` decodes with
+those and must file every record under the hour landing chose)."""
 
 from __future__ import annotations
 
@@ -241,3 +241,23 @@ def test_values_of_another_type_are_refused_by_position():
         platform_native.binary_buffers([b"a", "b"])
     with pytest.raises(OverflowError):
         platform_native.int64_buffer([2**63])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "ä"]), st.integers(0, 3), st.integers(-5, 2**62)), max_size=60))
+def test_offset_spans_are_the_lowest_and_highest_offset_of_each_topic_partition(records):
+    # Each topic a new object per record, as a consumer gives them: equal names are one topic.
+    topics = ["".join(topic) for topic, _, _ in records]
+    spans: dict[tuple[str, int], tuple[int, int]] = {}
+    for topic, partition, offset in records:
+        first, last = spans.get((topic, partition), (offset, offset))
+        spans[(topic, partition)] = (min(first, offset), max(last, offset))
+    partitions, offsets = [partition for _, partition, _ in records], [offset for _, _, offset in records]
+    assert platform_native.offset_spans(topics, partitions, offsets) == spans
+
+
+def test_offset_spans_refuse_columns_that_do_not_match():
+    with pytest.raises(ValueError, match="of one length"):
+        platform_native.offset_spans(["a"], [0, 1], [5])
+    with pytest.raises(TypeError, match="topic 1 is bytes"):
+        platform_native.offset_spans(["a", b"a"], [0, 0], [5, 6])

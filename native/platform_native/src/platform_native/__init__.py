@@ -1,6 +1,22 @@
 """What the platform does in C for every record of a batch (see `_native.c`): the buffers of Arrow
-columns of Python values, and landing's event-time scan of JSON payloads."""
+columns of Python values, a batch's offset spans, and landing's event-time scan of JSON payloads."""
 
-from platform_native._native import FALLBACK, MOMENT, NOT_READ, binary_buffers, event_hours, int64_buffer
+from platform_native._native import (
+    FALLBACK,
+    MOMENT,
+    NOT_READ,
+    binary_buffers,
+    event_hours,
+    int64_buffer,
+    offset_spans,
+)
 
-__all__ = ["FALLBACK", "MOMENT", "NOT_READ", "binary_buffers", "event_hours", "int64_buffer"]
+__all__ = [
+    "FALLBACK",
+    "MOMENT",
+    "NOT_READ",
+    "binary_buffers",
+    "event_hours",
+    "int64_buffer",
+    "offset_spans",
+]

@@ -5,6 +5,9 @@
  * strings, in one pass (Python's `array("q", ...)` and a join with running lengths took 1.3 ms and
  * 7 ms per 25k values, a tenth of a landing run over several columns).
  *
+ * `offset_spans`: the first and last offset of each topic partition in a batch (Arrow compute took a
+ * filter and a min_max per partition, 0.9 ms of each 25k-record batch).
+ *
  * `event_hours`: the event hour of each JSON payload of a landing batch, read in one pass of C per payload.
  *
  * Landing files every record under the hour of its event time and `raw` later finds the same hour by
@@ -80,12 +83,21 @@ static int unicode_escape(const unsigned char *p, const unsigned char *end)
     return code;
 }
 
-/* A string from its opening quote. Sets its content and whether it has no escape. */
+/* The bytes a string holds as they are, one loop test each: printable ASCII but the quote and the
+ * backslash (filled in by the module's init). */
+static unsigned char plain_byte[256];
+
+/* A string from its opening quote. Sets its content and whether it has no escape. Plain ASCII is
+ * skipped by a table: most of a payload's bytes are names and string values. */
 static int scan_string(Cursor *c, const unsigned char **content, Py_ssize_t *length, int *plain)
 {
     const unsigned char *start = ++c->p;
     *plain = 1;
-    while (c->p < c->end) {
+    for (;;) {
+        while (c->p < c->end && plain_byte[*c->p])
+            c->p++;
+        if (c->p >= c->end)
+            return 0; /* no closing quote */
         unsigned char b = *c->p;
         if (b == '"') {
             *content = start;
@@ -118,10 +130,6 @@ static int scan_string(Cursor *c, const unsigned char **content, Py_ssize_t *len
             }
             continue;
         }
-        if (b < 0x80) {
-            c->p++;
-            continue;
-        }
         /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
         int continuation;
         uint32_t code;
@@ -150,7 +158,6 @@ static int scan_string(Cursor *c, const unsigned char **content, Py_ssize_t *len
             return 0;
         c->p += continuation + 1;
     }
-    return 0;
 }
 
 /* A number (RFC 8259) of a clearly finite magnitude. Sets whether it is an integer and, when it has at
@@ -554,6 +561,77 @@ static PyObject *binary_buffers(PyObject *Py_UNUSED(module), PyObject *values)
     return Py_BuildValue("(NNNn)", offsets, data, validity, nulls);
 }
 
+/* A topic partition of a batch and the lowest and highest offset seen there. */
+typedef struct {
+    PyObject *topic;
+    long long partition, first, last;
+} Span;
+
+static int is_span_of(const Span *span, PyObject *topic, long long partition)
+{
+    return span->partition == partition && (span->topic == topic || PyUnicode_Compare(span->topic, topic) == 0);
+}
+
+/* {(topic, partition): (first offset, last offset)} of a batch's columns, in one pass. A consumer
+ * returns the messages of a partition in runs, so the span of the previous record is tried first. */
+static PyObject *offset_spans(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *topics, *partitions, *offsets;
+    if (!PyArg_ParseTuple(args, "O!O!O!:offset_spans", &PyList_Type, &topics, &PyList_Type, &partitions, &PyList_Type,
+                          &offsets))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(topics);
+    if (PyList_GET_SIZE(partitions) != count || PyList_GET_SIZE(offsets) != count)
+        return PyErr_Format(PyExc_ValueError, "offset_spans takes topics, partitions and offsets of one length");
+    Span *spans = NULL;
+    Py_ssize_t used = 0, allocated = 0, previous = -1;
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *topic = PyList_GET_ITEM(topics, i);
+        if (!PyUnicode_Check(topic)) {
+            PyErr_Format(PyExc_TypeError, "topic %zd is %.100s, not str", i, Py_TYPE(topic)->tp_name);
+            goto done;
+        }
+        long long partition = PyLong_AsLongLong(PyList_GET_ITEM(partitions, i));
+        long long offset = PyLong_AsLongLong(PyList_GET_ITEM(offsets, i));
+        if (PyErr_Occurred())
+            goto done;
+        Py_ssize_t at = previous;
+        if (at < 0 || !is_span_of(&spans[at], topic, partition))
+            for (at = 0; at < used && !is_span_of(&spans[at], topic, partition); at++)
+                ;
+        if (at == used) {
+            if (used == allocated) {
+                allocated = allocated ? 2 * allocated : 16;
+                Span *grown = PyMem_Realloc(spans, allocated * sizeof(Span));
+                if (grown == NULL) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                spans = grown;
+            }
+            spans[used++] = (Span){topic, partition, offset, offset};
+        } else if (offset < spans[at].first) {
+            spans[at].first = offset;
+        } else if (offset > spans[at].last) {
+            spans[at].last = offset;
+        }
+        previous = at;
+    }
+    result = PyDict_New();
+    for (Py_ssize_t at = 0; result != NULL && at < used; at++) {
+        PyObject *key = Py_BuildValue("(OL)", spans[at].topic, spans[at].partition);
+        PyObject *span = Py_BuildValue("(LL)", spans[at].first, spans[at].last);
+        if (key == NULL || span == NULL || PyDict_SetItem(result, key, span) < 0)
+            Py_CLEAR(result);
+        Py_XDECREF(key);
+        Py_XDECREF(span);
+    }
+done:
+    PyMem_Free(spans);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"int64_buffer", int64_buffer, METH_O, "int64_buffer(values) -> the native int64 buffer of a list of integers."},
     {"binary_buffers", binary_buffers, METH_O,
@@ -562,6 +640,8 @@ static PyMethodDef methods[] = {
     {"event_hours", event_hours, METH_VARARGS,
      "event_hours(values, field, max_bytes) -> (kinds, hours): per payload a kind byte (NOT_READ, MOMENT, "
      "FALLBACK) and the native int64 epoch microseconds of its event hour (0 unless MOMENT)."},
+    {"offset_spans", offset_spans, METH_VARARGS,
+     "offset_spans(topics, partitions, offsets) -> {(topic, partition): (first offset, last offset)}."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -569,6 +649,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, 
 
 PyMODINIT_FUNC PyInit__native(void)
 {
+    for (int b = 0x20; b < 0x80; b++)
+        plain_byte[b] = b != '"' && b != '\\';
     PyObject *created = PyModule_Create(&module);
     if (created == NULL)
         return NULL;
