@@ -25,7 +25,14 @@ from platform_assets import checks
 from platform_assets.entity import asset_key, ensure_tables, entity_asset_properties, lake_pool
 from platform_assets.erasure import erased_landing_test
 from platform_assets.lib import columns
-from platform_assets.lib.archive import ERASURE_GENERATION, app_id, landing_rows, offset_spans
+from platform_assets.lib.archive import (
+    ERASURE_GENERATION,
+    OPAQUE_LANDING_COLUMNS,
+    UNIQUE_LANDING_COLUMNS,
+    app_id,
+    landing_rows,
+    offset_spans,
+)
 from platform_assets.lib.collector import collector_paused
 from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup
@@ -288,6 +295,8 @@ def drain_to_landing(
                     table,
                     app_transactions={**landed, ERASURE_GENERATION: -1 if generation is None else generation},
                     read=archive,
+                    unique_columns=UNIQUE_LANDING_COLUMNS,
+                    opaque_columns=OPAQUE_LANDING_COLUMNS,
                 )
                 # delta-rs writes outside the GIL: meanwhile the next batch is consumed and turned into rows.
                 after = {**positions, **{position: offset + 1 for position, offset in last.items()}}

@@ -10,6 +10,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Producer, TopicPartition
 
@@ -139,7 +140,22 @@ def test_one_run_drains_every_partition(broker, tmp_path):
     assert len(progress) >= produced // 100 and progress == sorted(set(progress)) and progress[-1] == produced
     assert sorted(report.offsets) == sorted(f"{document['source']['topic']}[{p}]" for p in range(PARTITIONS))
     assert report.lag_after == 0
+    # The commits queued after each batch and the run's last one leave the group at every partition's end.
+    assert [lag.lag for lag in kafka.lag("drained", (document["source"]["topic"],))] == [0] * PARTITIONS
     _assert_each_record_landed_once(lake.root, "drained", produced)
+    # A record's key and payload are written without a dictionary or statistics, its offset and Kafka time
+    # without a dictionary, the columns that repeat (topic, partition, hours) with one.
+    archive = lake.table("landing", "drained")
+    assert archive is not None
+    metadata = pq.ParquetFile(archive.file_uris()[0].removeprefix("file://")).metadata.row_group(0)
+    chunks = {metadata.column(i).path_in_schema: metadata.column(i) for i in range(metadata.num_columns)}
+    assert {name for name, chunk in chunks.items() if chunk.dictionary_page_offset is None} == {
+        "offset",
+        "timestamp",
+        "key",
+        "value",
+    }
+    assert {name for name, chunk in chunks.items() if not chunk.is_stats_set} == {"key", "value"}
 
 
 def test_a_run_stopped_by_its_limit_reports_the_lag_it_left(broker, tmp_path):

@@ -63,6 +63,11 @@ def landing_rows(
     )
 
 
+# How landing's columns are written (see `LakeResource.append`): a record's offset and Kafka time differ
+# from record to record, and so do its key and payload, which no reader filters on.
+UNIQUE_LANDING_COLUMNS = ("offset", "timestamp")
+OPAQUE_LANDING_COLUMNS = ("key", "value")
+
 # The landing columns decoding reads: all but the headers, which no format's decode looks at (reading
 # them back as pairs was 1.2 s of a 714k-record raw hour).
 DECODED_LANDING_COLUMNS = [column.name for column in LANDING_SCHEMA if column.name != "headers"]
