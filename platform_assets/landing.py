@@ -272,6 +272,7 @@ def drain_to_landing(
         ahead: LandingBatch | None = None
         ahead_prepared: _Prepared | None = None
         drained = False  # the broker had nothing more within a second
+        landed_partitions: set[tuple[str, int]] = set()
         with ThreadPoolExecutor(1, thread_name_prefix="landing-write") as writer:
             while not drained and report.records < max_records and not kafka.caught_up(consumer, positions):
                 with collector_paused():  # a batch's messages, columns and payloads hold no cycle (see `_consume`)
@@ -322,7 +323,8 @@ def drain_to_landing(
                         raise  # the conflict was not about these partitions or erasures: nothing safe to retry
                     continue
                 on_stage("written")
-                kafka.commit(consumer, [TopicPartition(t, p, o + 1) for (t, p), o in last.items()])
+                kafka.commit_queued(consumer, [TopicPartition(t, p, o + 1) for (t, p), o in last.items()])
+                landed_partitions.update(last)
                 on_stage("committed")
                 for (t, p), offset in last.items():
                     span = report.offsets.setdefault(f"{t}[{p}]", [positions[(t, p)], offset])
@@ -338,6 +340,8 @@ def drain_to_landing(
                 report.bytes += sum(pc.sum(pc.binary_length(table[column])).as_py() or 0 for column in ("key", "value"))
                 report.event_hours.update(map(hour_key, columns.datetimes(pc.unique(table["_event_hour"]))))
                 on_batch(report)
+        if landed_partitions:  # the positions after all this run landed, taken after the queued commits
+            kafka.commit(consumer, [TopicPartition(t, p, positions[(t, p)]) for t, p in sorted(landed_partitions)])
         report.lag_after = kafka.left_after(consumer, positions)
         return report
     finally:

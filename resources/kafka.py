@@ -271,6 +271,17 @@ class KafkaResource(SecuredClientResource):
                 f"Kafka at {self.bootstrap_servers} did not take the commit within {self.request_timeout_s:g} s"
             )
 
+    def commit_queued(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+        """Hand the next positions to librdkafka, which commits them in the background. Landing queues a
+        commit after every batch and waits only for its run's last one (`commit`), which the coordinator
+        takes after the queued ones: a synchronous commit per batch was 1-18 ms of each 25k-record cycle."""
+        try:
+            consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as error:
+            raise KafkaUnavailableError(
+                f"Kafka at {self.bootstrap_servers} did not take the commit: {error}"
+            ) from error
+
     def lag(self, entity: str, topics: tuple[str, ...]) -> list[PartitionLag]:
         """End offset minus committed offset of the entity's group, per partition; commits nothing."""
         consumer = self.consumer(entity)
