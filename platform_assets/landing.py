@@ -173,24 +173,25 @@ def _resume_offsets(
     consumer: Consumer,
     partitions: list[TopicPartition],
     report: LandingReport,
-) -> dict[tuple[str, int], int]:
-    """Where to resume each partition: after the last offset the landing table's Delta log says it holds.
+) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+    """Where to resume each partition: after the last offset the landing table's Delta log says it holds;
+    and the partition's end offset, as the broker answers it now.
 
     The Kafka commit can lag behind the Delta commit (a crash between the two), never lead it, so the
     Delta log decides; records that retention deleted before they were landed are reported, not hidden.
     """
     committed = kafka.committed(consumer, partitions)
-    positions = {}
+    positions, ends = {}, {}
     for tp in partitions:
         position = (tp.topic, tp.partition)
         landed = archive.transaction_version(app_id(contract.name, tp.topic, tp.partition))
         resume = max(committed[position] or 0, landed + 1 if landed is not None else 0)
-        earliest, _ = kafka.watermarks(consumer, tp)
+        earliest, ends[position] = kafka.watermarks(consumer, tp)
         if earliest > resume:
             report.expired[f"{tp.topic}[{tp.partition}]"] = [resume, earliest - 1]
             resume = earliest
         positions[position] = resume
-    return positions
+    return positions, ends
 
 
 def _follow_other_writers(
@@ -253,8 +254,13 @@ def drain_to_landing(
         assert archive is not None
         generation = archive.transaction_version(ERASURE_GENERATION)  # before the lists: see erasure._fence_landing
         is_erased = erased_landing_test(lake, contract, schema_lookup)
-        positions = _resume_offsets(contract, kafka, archive, consumer, partitions, report)
+        positions, ends = _resume_offsets(contract, kafka, archive, consumer, partitions, report)
         consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in positions.items()])
+
+        def batch_size(at: dict[tuple[str, int], int]) -> int:
+            """Records to consume after the positions `at`: a consume asked for more than are left waits
+            its whole timeout (a second) for the rest, as the last batch of every drain did."""
+            return max(1, min(batch_records, kafka.records_left(consumer, at, ends)))
 
         def prepared(consumed: LandingBatch, at: dict[tuple[str, int], int]) -> _Prepared | None:
             """The records at or after the positions `at`, minus erased ones, as landing rows (None: none left)."""
@@ -277,7 +283,7 @@ def drain_to_landing(
             while not drained and report.records < max_records and not kafka.caught_up(consumer, positions):
                 with collector_paused():  # a batch's messages, columns and payloads hold no cycle (see `_consume`)
                     if ahead is None:
-                        ahead = _consume(contract, consumer, batch_records)
+                        ahead = _consume(contract, consumer, batch_size(positions))
                         if ahead is None:
                             break
                     reusable = ahead_prepared is not None and ahead_prepared.positions == positions
@@ -303,7 +309,7 @@ def drain_to_landing(
                 after = {**positions, **{position: offset + 1 for position, offset in last.items()}}
                 if report.records + kept.size < max_records and not kafka.caught_up(consumer, after):
                     with collector_paused():
-                        ahead = _consume(contract, consumer, batch_records)
+                        ahead = _consume(contract, consumer, batch_size(after))
                         ahead_prepared = None if ahead is None else prepared(ahead, after)
                     drained = ahead is None
                 try:

@@ -234,6 +234,18 @@ class KafkaResource(SecuredClientResource):
                 return False
         return True
 
+    def records_left(
+        self, consumer: Consumer, positions: dict[tuple[str, int], int], ends: dict[tuple[str, int], int]
+    ) -> int:
+        """Records after each partition's next position by the highest end offset known without asking
+        the broker: the one the consumer's last fetch of the partition reported (`caught_up`), or the
+        one in `ends` (asked when the run started, before any fetch)."""
+        left = 0
+        for (topic, partition), position in positions.items():
+            _, fetched = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+            left += max(0, max(fetched, ends.get((topic, partition), -1)) - position)
+        return left
+
     def left_after(self, consumer: Consumer, positions: dict[tuple[str, int], int]) -> int:
         """Records after each partition's next position, by the end offsets the consumer's last fetches
         reported (`caught_up`): what a run leaves unlanded, known without another connection to the

@@ -235,3 +235,34 @@ def test_concurrent_landing_processes_land_each_record_exactly_once(broker, tmp_
     landed_by_each = [json.loads(stdout.strip().splitlines()[-1])["records"] for stdout, _ in outcomes]
     assert sum(landed_by_each) == produced
     _assert_each_record_landed_once(lake_root, "concurrent", produced)
+
+
+def test_no_consume_waits_for_more_records_than_the_partitions_hold(broker, tmp_path, monkeypatch):
+    """A consume asked for more records than are left waits its whole timeout (a second) for the rest:
+    each batch asks for at most what the partitions still hold, so neither the last, short batch of a
+    drain nor the only batch of a run that finds fewer records than a batch waits."""
+    from confluent_kafka import Consumer
+
+    from resources.kafka import PlatformConsumer
+
+    produced = 250
+    document = _many_partition_stream(broker, "tail", produced)
+    asked: list[tuple[int, int]] = []  # (records asked for, records consumed before) of the run
+    consumed = [0]
+
+    def consume(self, num_messages=1, timeout=-1):
+        messages = Consumer.consume(self, num_messages, timeout)
+        asked.append((num_messages, consumed[0]))
+        consumed[0] += len(messages)
+        return messages
+
+    monkeypatch.setattr(PlatformConsumer, "consume", consume)
+    for batch_records in (100, 1000):  # batches of 100, 100 and 50; one batch of 250
+        asked.clear()
+        consumed[0] = 0
+        kafka = KafkaResource(bootstrap_servers=broker, group_prefix=f"tail-{uuid.uuid4().hex[:8]}")
+        lake = LakeResource(root=str(tmp_path / f"lake-{batch_records}"))
+        report = drain_to_landing(parse_contract(document), kafka, lake, batch_records=batch_records)
+
+        assert report.records == produced
+        assert asked and all(wanted <= produced - before for wanted, before in asked), (batch_records, asked)
