@@ -120,8 +120,9 @@ def test_landing_carries_on_through_a_broker_restart(durable_broker, tmp_path):
 
 
 def test_landing_resumes_after_the_broker_was_down_between_write_and_commit(durable_broker, tmp_path):
-    """The broker dies after a batch reached Delta and stays down: the run fails as transient (a retry
-    is due), and the next run, once the broker is back, resumes after what Delta holds."""
+    """The broker dies after a batch reached Delta and stays down: the run lands what it had fetched
+    (its commits after each batch are queued), fails as transient when its last commit is not taken (a
+    retry is due), and the next run, once the broker is back, resumes after what Delta holds."""
     contract, kafka = setup_topic(durable_broker.start())
     lake = LakeResource(root=str(tmp_path / "lake"))
 
@@ -135,12 +136,13 @@ def test_landing_resumes_after_the_broker_was_down_between_write_and_commit(dura
 
     with pytest.raises(KafkaUnavailableError):
         drain_to_landing(contract, kafka, lake, batch_records=BATCH, on_stage=crash_after_the_second_write)
-    assert lake.read("landing", contract.name).num_rows == 2 * BATCH, "both written batches stay landed"
+    landed_before = lake.read("landing", contract.name).num_rows
+    assert landed_before >= 2 * BATCH, "both written batches stay landed"
 
     durable_broker.start()
     report = drain_to_landing(contract, kafka, lake, batch_records=BATCH)
 
-    assert report.records == PRODUCED - 2 * BATCH, "the second batch's commit was lost; Delta decided"
+    assert report.records == PRODUCED - landed_before, "the lost commits cost nothing: Delta decided"
     assert_landed_exactly_once(lake, contract)
 
 
@@ -157,8 +159,10 @@ def test_a_broker_gone_for_good_holds_no_call_of_landing_past_its_request_timeou
 
     with pytest.raises(KafkaUnavailableError, match="did not take the commit within 2 s"):
         drain_to_landing(contract, kafka, lake, batch_records=BATCH, on_stage=crash_after_the_first_write)
+    landed_before = lake.read("landing", contract.name).num_rows
+    assert landed_before >= BATCH
 
     durable_broker.start()
     report = drain_to_landing(contract, kafka, lake, batch_records=BATCH)
-    assert report.records == PRODUCED - BATCH
+    assert report.records == PRODUCED - landed_before
     assert_landed_exactly_once(lake, contract)
