@@ -35,7 +35,7 @@ from deltalake import (
     write_deltalake,
 )
 from deltalake import Field as DeltaField
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.fs import DeltaStorageHandler
 from pyarrow.fs import FileType, PyFileSystem
 
@@ -492,7 +492,7 @@ class LakeResource(ConfigurableResource):
         """Create a table with an explicit, all-nullable schema before any engine writes to it: empty, or
         holding `rows` from the commit that creates it, which records `app_transactions` (app id ->
         version): what only that commit can say (table properties of other names than Delta's own are
-        refused in it)."""
+        refused in it). Of writers that create it at once, one does; the others find it created."""
         transactions = [Transaction(app_id, version) for app_id, version in (app_transactions or {}).items()]
         if self.table(layer, entity) is None:
             try:
@@ -500,12 +500,15 @@ class LakeResource(ConfigurableResource):
                     self.uri(layer, entity),
                     # `empty_table()` imports pandas: ~1 s per process
                     pa.Table.from_batches([], schema=schema) if rows is None else rows,
-                    mode="ignore",
+                    # Only as version 0, or not at all: with retries, delta-rs commits a creation that lost the
+                    # race for version 0 as version 1, whose new metadata fails every append that read version
+                    # 0; and mode "ignore" finding the table made an empty commit.
+                    mode="error",
                     partition_by=partition_by,
-                    commit_properties=CommitProperties(app_transactions=transactions) if transactions else None,
+                    commit_properties=CommitProperties(app_transactions=transactions or None, max_commit_retries=0),
                     storage_options=self._options(),
                 )
-            except CommitFailedError:
+            except (CommitFailedError, DeltaError):
                 if self.table(layer, entity) is None:
                     raise  # not a concurrent writer that created it first
 

@@ -94,3 +94,29 @@ def test_concurrent_appends_all_land(object_lake: LakeResource):
     offsets = sorted(lake.read("landing", "things").column("offset").to_pylist())
     assert not errors and offsets == [0, *range(100, 140), *range(200, 240)], errors
     assert lake.version("landing", "things") == 8
+
+
+def test_a_table_that_several_writers_create_at_once_is_created_once(tmp_path):
+    """Runs of one entity that start together (CLI, UI, sensor) each create its tables if missing. One
+    creation commits; the others find the table. A second creation committed as a later version would
+    change the table's metadata under every append that read the first ("Metadata changed since last
+    commit"): a concurrent landing run failed on it."""
+    for attempt in range(10):
+        root = str(tmp_path / f"lake-{attempt}")
+        barrier = threading.Barrier(3)
+        errors: list[Exception] = []
+
+        def create(root: str = root, barrier: threading.Barrier = barrier, errors: list = errors) -> None:
+            barrier.wait()
+            try:
+                LakeResource(root=root).create_if_missing("landing", "things", HOURLY, ["_event_hour"])
+            except Exception as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=create) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not errors, errors
+        assert LakeResource(root=root).version("landing", "things") == 0, f"attempt {attempt}"
