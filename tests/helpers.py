@@ -71,7 +71,7 @@ def sail_local_cluster(worker_task_slots: int = 8) -> Iterator[str]:
     Sail schedules a task region (stages pipelined together) only when the cluster has a slot for each
     of its tasks at once: a scan of N files needs N slots. Size `worker_task_slots` for the widest
     region the test builds, as a production cluster must be sized for the files of its widest merge."""
-    from resources.spark import SparkResource, start_sail_server
+    from resources.spark import SparkResource, start_sail_server, stop_session
 
     before = listening_sockets()
     server = start_sail_server({**SAIL_LOCAL_CLUSTER, "SAIL_CLUSTER__WORKER_TASK_SLOTS": str(worker_task_slots)})
@@ -83,6 +83,7 @@ def sail_local_cluster(worker_task_slots: int = 8) -> Iterator[str]:
         assert listening_sockets() - before >= 4, "Sail did not start a local cluster with two workers"
         yield remote
     finally:
+        stop_session(remote)
         server.stop()
 
 

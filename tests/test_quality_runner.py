@@ -270,15 +270,17 @@ def test_a_sail_server_without_a_checkpoint_path_is_refused_with_the_setting_to_
     """A Sail server in a cluster must be given a checkpoint path; the merges say which and how."""
     from pysail.spark import SparkConnectServer
 
-    from resources.spark import SparkResource
+    from resources.spark import SparkResource, stop_session
     from spark.cdc import CheckpointPathMissingError, checkpointed
 
     monkeypatch.delenv("SAIL_EXECUTION__CHECKPOINT__PATH", raising=False)
     server = SparkConnectServer("127.0.0.1", 0)
     server.start(background=True)
+    remote = f"sc://127.0.0.1:{server.listening_address[1]}"
     try:
-        session = SparkResource(remote=f"sc://127.0.0.1:{server.listening_address[1]}").session()
+        session = SparkResource(remote=remote).session()
         with pytest.raises(CheckpointPathMissingError, match="SAIL_EXECUTION__CHECKPOINT__PATH"):
             checkpointed(session.range(3))
     finally:
+        stop_session(remote)
         server.stop()
