@@ -260,7 +260,7 @@ def drain_to_landing(
         def batch_size(at: dict[tuple[str, int], int]) -> int:
             """Records to consume after the positions `at`: a consume asked for more than are left waits
             its whole timeout (a second) for the rest, as the last batch of every drain did."""
-            return max(1, min(batch_records, kafka.records_left(consumer, at, ends)))
+            return max(1, min(batch_records, kafka.left_after(consumer, at, ends)))
 
         def prepared(consumed: LandingBatch, at: dict[tuple[str, int], int]) -> _Prepared | None:
             """The records at or after the positions `at`, minus erased ones, as landing rows (None: none left)."""
