@@ -175,9 +175,26 @@ CHECKPOINT_EVERY = 10
 # a read of one landing hour after upkeep read the whole month (0.19 s against 0.017 s before upkeep,
 # 30 days of 500 events an hour); 32k rows still read 0.05 s, 8k rows 0.017 s.
 COMPACTED_ROW_GROUP_ROWS = 8 * 1024
-# How compaction writes: in row groups of that size, SNAPPY-compressed as the lake's writes are (delta-rs
-# compacts uncompressed by default: a month of landing grew from 14 MB to 84 MB on upkeep).
-COMPACTED_FILES = WriterProperties(max_row_group_size=COMPACTED_ROW_GROUP_ROWS, compression="SNAPPY")
+
+
+def lake_files(
+    max_row_group_size: int | None = None, column_properties: dict[str, ColumnProperties] | None = None
+) -> WriterProperties:
+    """How the lake's files are written, by every write and by compaction: ZSTD at level 1. A 25k-record
+    landing batch of JSON payloads took 0.17 MB against 0.81 MB with SNAPPY (delta-rs's default), written
+    in the same 21 ms and read back in the same 40 ms; the landing archive is kept for ever."""
+    return WriterProperties(
+        max_row_group_size=max_row_group_size,
+        column_properties=column_properties,
+        compression="ZSTD",
+        compression_level=1,
+    )
+
+
+LAKE_FILES = lake_files()
+# How compaction writes: in row groups of that size (delta-rs compacts uncompressed by default: a month of
+# landing grew from 14 MB to 84 MB on upkeep).
+COMPACTED_FILES = lake_files(max_row_group_size=COMPACTED_ROW_GROUP_ROWS)
 # The lake's appends and replaces leave expired log entries to upkeep (`maintain` drops them daily):
 # after every commit delta-rs otherwise lists the whole log to find them, 9 ms of a 23 ms write of one
 # raw hour at 800 commits, against 1 ms at 50.
@@ -187,13 +204,12 @@ READ_ATTEMPTS = 3
 
 
 def _encodings(unique_columns: tuple[str, ...], opaque_columns: tuple[str, ...]) -> WriterProperties:
-    """How `LakeResource.append` writes: SNAPPY-compressed (delta-rs's own default, and the same files when
-    no column is named), unique and opaque columns as that method says."""
+    """How `LakeResource.append` writes: as every write of the lake, unique and opaque columns as that
+    method says."""
     unique = ColumnProperties(dictionary_enabled=False)
     opaque = ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
-    return WriterProperties(
-        compression="SNAPPY",
-        column_properties={**dict.fromkeys(unique_columns, unique), **dict.fromkeys(opaque_columns, opaque)},
+    return lake_files(
+        column_properties={**dict.fromkeys(unique_columns, unique), **dict.fromkeys(opaque_columns, opaque)}
     )
 
 
@@ -447,7 +463,13 @@ class LakeResource(ConfigurableResource):
         table = self.table(layer, entity)
         before = None if table is None else table.version()
         if table is None:
-            write_deltalake(self.uri(layer, entity), data, mode="append", storage_options=self._options())
+            write_deltalake(
+                self.uri(layer, entity),
+                data,
+                mode="append",
+                storage_options=self._options(),
+                writer_properties=LAKE_FILES,
+            )
         else:
             write_deltalake(
                 table,
@@ -455,6 +477,7 @@ class LakeResource(ConfigurableResource):
                 mode="overwrite",
                 predicate=predicate,
                 post_commithook_properties=WRITE_HOOKS,
+                writer_properties=LAKE_FILES,
             )
         self._checkpoint_if_due(layer, entity, table, before)
 
@@ -507,6 +530,7 @@ class LakeResource(ConfigurableResource):
                     partition_by=partition_by,
                     commit_properties=CommitProperties(app_transactions=transactions or None, max_commit_retries=0),
                     storage_options=self._options(),
+                    writer_properties=LAKE_FILES,
                 )
             except (CommitFailedError, DeltaError):
                 if self.table(layer, entity) is None:
@@ -545,6 +569,7 @@ class LakeResource(ConfigurableResource):
             schema_mode="overwrite",
             partition_by=table.metadata().partition_columns or None,
             storage_options=self._options(),
+            writer_properties=LAKE_FILES,
         )
 
     def publish(self, layer: str, entity: str, source: DeltaTable | None) -> int:
@@ -561,6 +586,7 @@ class LakeResource(ConfigurableResource):
             schema_mode="overwrite",
             partition_by=source.metadata().partition_columns or None,
             storage_options=self._options(),
+            writer_properties=LAKE_FILES,
         )
         return rows
 

@@ -156,6 +156,7 @@ def test_one_run_drains_every_partition(broker, tmp_path):
         "value",
     }
     assert {name for name, chunk in chunks.items() if not chunk.is_stats_set} == {"key", "value"}
+    assert {chunk.compression for chunk in chunks.values()} == {"ZSTD"}
 
 
 def test_a_run_stopped_by_its_limit_reports_the_lag_it_left(broker, tmp_path):
