@@ -18,7 +18,8 @@ def graphql(ui_url: str, query: str, variables: dict[str, Any] | None = None, ti
     response = requests.post(
         f"{ui_url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout_s
     )
-    response.raise_for_status()
+    if response.status_code >= 400:  # the server's own words: a bare status left a 500 unexplained
+        raise RuntimeError(f"{ui_url}/graphql answered HTTP {response.status_code}: {response.text[:2000]}")
     payload = response.json()
     if payload.get("errors"):
         raise RuntimeError(f"GraphQL: {payload['errors']}")
