@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, NoReturn
 
+import platform_native
 import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
@@ -98,10 +99,7 @@ def _consume(contract: Contract, consumer: Consumer, batch_records: int) -> Land
     messages = consumer.consume(batch_records, timeout=1.0)
     if not messages:
         return None
-    for message in messages:
-        if message.error() is not None:
-            _raise_for(contract, message)
-    return _consumed(messages)
+    return _consumed(contract, messages)
 
 
 def _at_or_after(
@@ -123,18 +121,29 @@ def _at_or_after(
     return records, offset_spans(records)
 
 
-def _consumed(messages: list[Message]) -> LandingBatch:
-    """The messages as columns (see `LandingBatch`), one `map` of a `Message` method per column: the
-    loop runs in C, where a list comprehension ran bytecode around every call."""
-    return LandingBatch(
-        list(map(Message.topic, messages)),  # type: ignore[arg-type]
-        list(map(Message.partition, messages)),  # type: ignore[arg-type]
-        list(map(Message.offset, messages)),  # type: ignore[arg-type]
-        list(map(itemgetter(1), map(Message.timestamp, messages))),
-        list(map(Message.key, messages)),
-        list(map(Message.value, messages)),
-        _headers(list(map(Message.headers, messages))),
-    )
+def _consumed(contract: Contract, messages: list[Message]) -> LandingBatch:
+    """The messages as columns (see `LandingBatch`), read from the messages' fields in C; a message with
+    an error raises it. Where `platform_native` does not know the messages' layout (another
+    confluent-kafka), a `map` of each accessor method per column: that loop runs in C too, but its call
+    per message and column was 9-10 ms of each 25k-record batch, against 2-3 ms."""
+    read = platform_native.message_columns(messages)
+    if isinstance(read, int):
+        _raise_for(contract, messages[read])
+    if read is None:
+        for message in messages:
+            if message.error() is not None:
+                _raise_for(contract, message)
+        read = (
+            list(map(Message.topic, messages)),  # type: ignore[arg-type]
+            list(map(Message.partition, messages)),  # type: ignore[arg-type]
+            list(map(Message.offset, messages)),  # type: ignore[arg-type]
+            list(map(itemgetter(1), map(Message.timestamp, messages))),
+            list(map(Message.key, messages)),
+            list(map(Message.value, messages)),
+            list(map(Message.headers, messages)),
+        )
+    topics, partitions, offsets, timestamps_ms, keys, values, headers = read
+    return LandingBatch(topics, partitions, offsets, timestamps_ms, keys, values, _headers(headers))
 
 
 def _headers(headers: list[Any]) -> list[tuple[tuple[str, bytes | None], ...]]:
@@ -366,7 +375,7 @@ class _Prepared:
     table: pa.Table
 
 
-def _raise_for(contract: Contract, message: Message) -> None:
+def _raise_for(contract: Contract, message: Message) -> NoReturn:
     error = message.error()
     assert error is not None
     if error.code() == KafkaError.OFFSET_OUT_OF_RANGE:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import orjson
 import platform_native
@@ -261,3 +262,70 @@ def test_offset_spans_refuse_columns_that_do_not_match():
         platform_native.offset_spans(["a"], [0, 1], [5])
     with pytest.raises(TypeError, match="topic 1 is bytes"):
         platform_native.offset_spans(["a", b"a"], [0, 0], [5, 6])
+
+
+def accessed(messages: list) -> tuple[list, ...]:
+    """A batch's columns as confluent-kafka's accessor methods give them."""
+    return (
+        [message.topic() for message in messages],
+        [message.partition() for message in messages],
+        [message.offset() for message in messages],
+        [message.timestamp()[1] for message in messages],
+        [message.key() for message in messages],
+        [message.value() for message in messages],
+        [message.headers() for message in messages],
+    )
+
+
+kafka_messages = st.lists(
+    st.fixed_dictionaries(
+        {
+            "topic": st.sampled_from(["a", "b", "ä"]),
+            "partition": st.integers(0, 11),
+            "offset": st.integers(0, 2**62),
+            "key": st.none() | st.binary(max_size=8),
+            "value": st.none() | st.binary(max_size=16),
+            "headers": st.none() | st.lists(st.tuples(st.text(max_size=4), st.none() | st.binary(max_size=4))),
+            "timestamp": st.tuples(st.integers(0, 2), st.integers(-1, 2**45)),
+        }
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(kafka_messages)
+def test_message_columns_read_from_the_fields_equal_what_the_accessors_give(fields):
+    from confluent_kafka import Message
+
+    # Each topic a new string per message, as a consumer gives them.
+    messages = [Message(**{**given, "topic": "".join(given["topic"])}) for given in fields]
+    read = platform_native.message_columns(messages)
+    assert read == accessed(messages)
+    topics = read[0]
+    assert all(later is earlier for earlier, later in pairwise(topics) if later == earlier)  # shared
+
+
+def test_message_columns_give_the_first_message_with_an_error_by_position():
+    from confluent_kafka import KafkaError, Message
+
+    fine = Message(topic="a", partition=0, offset=1, value=b"{}")
+    failed = Message(topic="a", partition=1, offset=2, error=KafkaError(KafkaError.OFFSET_OUT_OF_RANGE))
+    assert platform_native.message_columns([fine, failed, fine, failed]) == 1
+
+
+def test_messages_of_a_layout_the_module_does_not_know_are_left_to_the_accessors():
+    """A list with a message of another type (a subclass may add fields; another confluent-kafka may
+    reorder them) reads None: the caller takes the accessor methods."""
+    from confluent_kafka import Message
+
+    class Annotated(Message):
+        pass
+
+    plain = Message(topic="a", partition=0, offset=1)
+    assert platform_native.message_columns([plain, Annotated(topic="a", partition=0, offset=2)]) is None
+    assert platform_native.message_columns([Annotated(topic="a")]) is None
+    assert platform_native.message_columns([]) is None
+    with pytest.raises(TypeError, match="takes a list, not tuple"):
+        platform_native.message_columns((plain,))

@@ -1,5 +1,5 @@
 """What the platform does in C for every record of a batch (see `_native.c`): the buffers of Arrow
-columns of Python values, a batch's offset spans, and landing's event-time scan of JSON payloads."""
+columns of Python values, a batch of Kafka messages as columns, a batch's offset spans, and landing's event-time scan of JSON payloads."""
 
 from platform_native._native import (
     FALLBACK,
@@ -8,6 +8,7 @@ from platform_native._native import (
     binary_buffers,
     event_hours,
     int64_buffer,
+    message_columns,
     offset_spans,
 )
 
@@ -18,5 +19,6 @@ __all__ = [
     "binary_buffers",
     "event_hours",
     "int64_buffer",
+    "message_columns",
     "offset_spans",
 ]

@@ -8,6 +8,10 @@
  * `offset_spans`: the first and last offset of each topic partition in a batch (Arrow compute took a
  * filter and a min_max per partition, 0.9 ms of each 25k-record batch).
  *
+ * `message_columns`: a batch of confluent-kafka messages as columns, read from each message's own
+ * fields in one pass (a `map` of every accessor method over the batch, and a check of each message's
+ * error, were a fifth of a landing run).
+ *
  * `event_hours`: the event hour of each JSON payload of a landing batch, read in one pass of C per payload.
  *
  * Landing files every record under the hour of its event time and `raw` later finds the same hour by
@@ -632,6 +636,123 @@ done:
     return result;
 }
 
+/* The fields of confluent-kafka's `Message` (src/confluent_kafka/src/confluent_kafka.h of 2.16.1),
+ * read directly. `message_columns` answers None, and the caller takes the accessor methods, unless the
+ * type has this size and the fields of a batch's first message are what its methods return. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *topic;
+    PyObject *value;
+    PyObject *key;
+    PyObject *headers;
+    void *c_headers; /* rd_kafka_headers_t: made into `headers` by the `headers` method */
+    PyObject *error;
+    int32_t partition;
+    int64_t offset;
+    int32_t leader_epoch;
+    int64_t timestamp;
+    int tstype;
+    int64_t latency;
+    int16_t delivery_count;
+} KafkaMessage;
+
+static PyObject *field_or_none(PyObject *field) { return Py_NewRef(field != NULL ? field : Py_None); }
+
+static PyObject *message_partition(const KafkaMessage *m)
+{
+    return m->partition != -1 ? PyLong_FromLong(m->partition) : Py_NewRef(Py_None);
+}
+
+static PyObject *message_offset(const KafkaMessage *m)
+{
+    return m->offset >= 0 ? PyLong_FromLongLong(m->offset) : Py_NewRef(Py_None);
+}
+
+/* Whether `value` equals what `message.<method>()` returns (the same object for the object fields). */
+static int method_agrees(PyObject *message, const char *method, PyObject *value, int same_object)
+{
+    PyObject *answered = PyObject_CallMethod(message, method, NULL);
+    if (answered == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int agrees = same_object ? answered == value : PyObject_RichCompareBool(answered, value, Py_EQ) == 1;
+    PyErr_Clear();
+    Py_DECREF(answered);
+    return agrees;
+}
+
+/* Whether `message` is laid out as `KafkaMessage` says: its type's size, and each field read directly
+ * equal to its accessor's answer. */
+static int laid_out_as_known(PyObject *message)
+{
+    PyTypeObject *type = Py_TYPE(message);
+    if (strcmp(type->tp_name, "confluent_kafka.cimpl.Message") != 0 || type->tp_basicsize != (Py_ssize_t)sizeof(KafkaMessage))
+        return 0;
+    const KafkaMessage *m = (const KafkaMessage *)message;
+    PyObject *partition = message_partition(m), *offset = message_offset(m);
+    PyObject *timestamp = Py_BuildValue("(iL)", m->tstype, (long long)m->timestamp);
+    int agrees = partition != NULL && offset != NULL && timestamp != NULL &&
+                 method_agrees(message, "topic", m->topic != NULL ? m->topic : Py_None, 1) &&
+                 method_agrees(message, "value", m->value != NULL ? m->value : Py_None, 1) &&
+                 method_agrees(message, "key", m->key != NULL ? m->key : Py_None, 1) &&
+                 method_agrees(message, "error", m->error != NULL ? m->error : Py_None, 1) &&
+                 method_agrees(message, "partition", partition, 0) && method_agrees(message, "offset", offset, 0) &&
+                 method_agrees(message, "timestamp", timestamp, 0);
+    Py_XDECREF(partition);
+    Py_XDECREF(offset);
+    Py_XDECREF(timestamp);
+    PyErr_Clear();
+    return agrees;
+}
+
+static PyObject *message_columns(PyObject *Py_UNUSED(module), PyObject *messages)
+{
+    if (!PyList_Check(messages))
+        return PyErr_Format(PyExc_TypeError, "message_columns takes a list, not %.100s", Py_TYPE(messages)->tp_name);
+    Py_ssize_t count = PyList_GET_SIZE(messages);
+    if (count == 0 || !laid_out_as_known(PyList_GET_ITEM(messages, 0)))
+        Py_RETURN_NONE;
+    PyTypeObject *type = Py_TYPE(PyList_GET_ITEM(messages, 0));
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *message = PyList_GET_ITEM(messages, i);
+        if (Py_TYPE(message) != type)
+            Py_RETURN_NONE;
+        PyObject *error = ((const KafkaMessage *)message)->error;
+        if (error != NULL && error != Py_None)
+            return PyLong_FromSsize_t(i);
+    }
+    PyObject *columns[7];
+    int built = 1;
+    for (int c = 0; c < 7; c++) {
+        columns[c] = PyList_New(count);
+        built = built && columns[c] != NULL;
+    }
+    PyObject *topic = NULL; /* the previous message's topic, shared by the messages after it that name it too */
+    for (Py_ssize_t i = 0; built && i < count; i++) {
+        PyObject *message = PyList_GET_ITEM(messages, i);
+        const KafkaMessage *m = (const KafkaMessage *)message;
+        if (m->topic == NULL || topic == NULL || (m->topic != topic && PyUnicode_Compare(m->topic, topic) != 0))
+            topic = m->topic;
+        PyObject *headers = m->headers == NULL && m->c_headers == NULL ? Py_NewRef(Py_None)
+                                                                          : PyObject_CallMethod(message, "headers", NULL);
+        PyObject *fields[7] = {field_or_none(topic), message_partition(m), message_offset(m),
+                               PyLong_FromLongLong(m->timestamp), field_or_none(m->key), field_or_none(m->value),
+                               headers};
+        for (int c = 0; c < 7; c++) {
+            built = built && fields[c] != NULL;
+            PyList_SET_ITEM(columns[c], i, fields[c] != NULL ? fields[c] : Py_NewRef(Py_None));
+        }
+    }
+    if (!built) {
+        for (int c = 0; c < 7; c++)
+            Py_XDECREF(columns[c]);
+        return NULL;
+    }
+    return Py_BuildValue("(NNNNNNN)", columns[0], columns[1], columns[2], columns[3], columns[4], columns[5],
+                         columns[6]);
+}
+
 static PyMethodDef methods[] = {
     {"int64_buffer", int64_buffer, METH_O, "int64_buffer(values) -> the native int64 buffer of a list of integers."},
     {"binary_buffers", binary_buffers, METH_O,
@@ -640,6 +761,10 @@ static PyMethodDef methods[] = {
     {"event_hours", event_hours, METH_VARARGS,
      "event_hours(values, field, max_bytes) -> (kinds, hours): per payload a kind byte (NOT_READ, MOMENT, "
      "FALLBACK) and the native int64 epoch microseconds of its event hour (0 unless MOMENT)."},
+    {"message_columns", message_columns, METH_O,
+     "message_columns(messages) -> (topics, partitions, offsets, timestamps, keys, values, headers) of a list of "
+     "confluent-kafka messages; the index of the first message with an error; or None when the messages are "
+     "not laid out as this module knows them (then take their accessor methods)."},
     {"offset_spans", offset_spans, METH_VARARGS,
      "offset_spans(topics, partitions, offsets) -> {(topic, partition): (first offset, last offset)}."},
     {NULL, NULL, 0, NULL},
