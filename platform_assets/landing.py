@@ -190,12 +190,13 @@ def _resume_offsets(
     Delta log decides; records that retention deleted before they were landed are reported, not hidden.
     """
     committed = kafka.committed(consumer, partitions)
+    watermarks = kafka.watermarks(consumer, partitions)
     positions, ends = {}, {}
     for tp in partitions:
         position = (tp.topic, tp.partition)
         landed = archive.transaction_version(app_id(contract.name, tp.topic, tp.partition))
         resume = max(committed[position] or 0, landed + 1 if landed is not None else 0)
-        earliest, ends[position] = kafka.watermarks(consumer, tp)
+        earliest, ends[position] = watermarks[position]
         if earliest > resume:
             report.expired[f"{tp.topic}[{tp.partition}]"] = [resume, earliest - 1]
             resume = earliest

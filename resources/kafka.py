@@ -32,6 +32,11 @@ SECURITY_PREFIXES = ("security.", "sasl.", "ssl.", "https.", "enable.ssl.", "ena
 # settings each is about.
 RELATED_SETTINGS = {KafkaError._AUTHENTICATION: ("sasl.",), KafkaError._SSL: ("ssl.", "enable.ssl.")}
 
+# The times a ListOffsets request reads as a partition's earliest and latest offset (the Kafka protocol's
+# EARLIEST_TIMESTAMP and LATEST_TIMESTAMP).
+EARLIEST_OFFSET_SPEC = -2
+LATEST_OFFSET_SPEC = -1
+
 log = logging.getLogger(__name__)
 
 
@@ -215,12 +220,33 @@ class KafkaResource(SecuredClientResource):
             found.extend(TopicPartition(topic, p) for p in sorted(described.partitions))
         return found
 
-    def watermarks(self, consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
-        """(earliest offset still held, end offset) of a partition."""
+    def watermarks(
+        self, consumer: Consumer, partitions: list[TopicPartition]
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        """(earliest offset still held, end offset) of each partition, asked in one ListOffsets request
+        per end for all of them: the Kafka protocol reads the times -2 and -1 as a partition's earliest and
+        latest offset. librdkafka's watermark query asks one partition at a time, two requests each:
+        10-15 ms of every landing run at 12 partitions, and of every lag sensor tick."""
+        if not partitions:
+            return {}
+        earliest, latest = (
+            self._offsets_at(consumer, [TopicPartition(tp.topic, tp.partition, spec) for tp in partitions])
+            for spec in (EARLIEST_OFFSET_SPEC, LATEST_OFFSET_SPEC)
+        )
+        return {position: (earliest[position], latest[position]) for position in earliest}
+
+    def _offsets_at(self, consumer: Consumer, asked: list[TopicPartition]) -> dict[tuple[str, int], int]:
         try:
-            return consumer.get_watermark_offsets(tp, timeout=self.request_timeout_s, cached=False)
+            answered = consumer.offsets_for_times(asked, timeout=self.request_timeout_s)
         except KafkaException as error:
             raise KafkaUnavailableError(f"Kafka at {self.bootstrap_servers} did not answer: {error}") from error
+        failed = [tp for tp in answered if tp.error is not None]
+        if failed:
+            raise KafkaUnavailableError(
+                f"Kafka at {self.bootstrap_servers} did not give the offsets of "
+                + ", ".join(f"{tp.topic}[{tp.partition}]: {tp.error}" for tp in failed)
+            )
+        return {(tp.topic, tp.partition): tp.offset for tp in answered}
 
     def caught_up(self, consumer: Consumer, positions: dict[tuple[str, int], int]) -> bool:
         """Whether every partition's next position reached the end offset its last fetch reported.
@@ -252,7 +278,7 @@ class KafkaResource(SecuredClientResource):
             _, end = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
             end = max(end, (ends or {}).get((topic, partition), -1))
             if end < 0:
-                _, end = self.watermarks(consumer, TopicPartition(topic, partition))
+                [(_, end)] = self.watermarks(consumer, [TopicPartition(topic, partition)]).values()
             left += max(0, end - position)
         return left
 
@@ -296,11 +322,12 @@ class KafkaResource(SecuredClientResource):
         try:
             partitions = self.partitions(consumer, topics)
             committed = self.committed(consumer, partitions)
+            watermarks = self.watermarks(consumer, partitions)
             return [
                 PartitionLag(
                     tp.topic,
                     tp.partition,
-                    self.watermarks(consumer, tp)[1],
+                    watermarks[(tp.topic, tp.partition)][1],
                     committed[(tp.topic, tp.partition)],
                 )
                 for tp in partitions

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from platform_assets.landing import drain_to_landing
 from platform_assets.lib.contract import parse_contract
@@ -157,6 +157,69 @@ def test_one_run_drains_every_partition(broker, tmp_path):
     }
     assert {name for name, chunk in chunks.items() if not chunk.is_stats_set} == {"key", "value"}
     assert {chunk.compression for chunk in chunks.values()} == {"ZSTD"}
+
+
+def test_consumed_messages_are_read_from_their_fields_as_their_accessors_give_them(broker):
+    """Landing reads a batch's messages from their fields in C (`platform_native.message_columns`): on
+    messages of this confluent-kafka, consumed from every partition, with and without keys, payloads and
+    headers (which the broker's messages hold in librdkafka's form until asked for), that reading is
+    taken and gives what the accessor methods give."""
+    import platform_native
+
+    topic = f"read-{uuid.uuid4().hex[:8]}"
+    ensure_topics(broker, [topic], partitions=PARTITIONS)
+    producer = Producer({"bootstrap.servers": broker, "linger.ms": 5})
+    produced = 240
+    for i in range(produced):
+        producer.produce(
+            topic,
+            key=None if i % 5 == 0 else f"k{i}".encode(),
+            value=None if i % 7 == 0 else f'{{"v": {i}}}'.encode(),
+            headers=[("source", b"svc"), ("empty", None)] if i % 3 == 0 else None,
+            partition=i % PARTITIONS,
+        )
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": f"read-{uuid.uuid4().hex[:8]}"})
+    try:
+        consumer.assign([TopicPartition(topic, partition, 0) for partition in range(PARTITIONS)])
+        messages: list = []
+        while len(messages) < produced:
+            messages += consumer.consume(produced, timeout=5)
+        read = platform_native.message_columns(messages)
+        assert read is not None, "the layout check refused this confluent-kafka's messages"
+        accessed = (
+            [m.topic() for m in messages],
+            [m.partition() for m in messages],
+            [m.offset() for m in messages],
+            [m.timestamp()[1] for m in messages],
+            [m.key() for m in messages],
+            [m.value() for m in messages],
+            [m.headers() for m in messages],
+        )
+        assert read == accessed
+        assert sorted(set(read[1])) == list(range(PARTITIONS))
+        assert read[6].count(None) == produced - produced // 3
+    finally:
+        consumer.close()
+
+
+def test_the_watermarks_of_every_partition_asked_at_once_are_the_brokers_own(broker):
+    """`KafkaResource.watermarks` asks for all partitions' earliest and end offsets in one request per end;
+    they are what librdkafka's own query gives one partition at a time."""
+    document = _many_partition_stream(broker, "watermarks", 300)
+    topic = document["source"]["topic"]
+    kafka = KafkaResource(bootstrap_servers=broker, group_prefix=f"watermarks-{uuid.uuid4().hex[:8]}")
+    consumer = kafka.consumer("watermarks")
+    try:
+        partitions = [TopicPartition(topic, partition) for partition in range(PARTITIONS)]
+        one_by_one = {
+            (topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10, cached=False) for tp in partitions
+        }
+        assert kafka.watermarks(consumer, partitions) == one_by_one
+        assert sum(end - earliest for earliest, end in one_by_one.values()) == 300
+        assert kafka.watermarks(consumer, []) == {}
+    finally:
+        consumer.close()
 
 
 def test_a_run_stopped_by_its_limit_reports_the_lag_it_left(broker, tmp_path):
