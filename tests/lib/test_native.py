@@ -307,6 +307,16 @@ def test_message_columns_read_from_the_fields_equal_what_the_accessors_give(fiel
     assert all(later is earlier for earlier, later in pairwise(topics) if later == earlier)  # shared
 
 
+def test_a_topic_a_program_set_to_another_type_reads_as_it_is():
+    """`Message.set_topic` takes any object; such a topic is never taken for an equal-looking name."""
+    from confluent_kafka import Message
+
+    odd = Message(topic="a", partition=0, offset=2)
+    odd.set_topic(b"a")
+    messages = [Message(topic="a", partition=0, offset=1), odd, Message(topic="a", partition=0, offset=3)]
+    assert platform_native.message_columns(messages) == accessed(messages)
+
+
 def test_message_columns_give_the_first_message_with_an_error_by_position():
     from confluent_kafka import KafkaError, Message
 

@@ -656,6 +656,14 @@ typedef struct {
     int16_t delivery_count;
 } KafkaMessage;
 
+/* Whether `topic` names the same topic as `shared` (text set by a program may be any object: never shared). */
+static int same_topic(PyObject *topic, PyObject *shared)
+{
+    return topic != NULL && shared != NULL &&
+           (topic == shared || (PyUnicode_CheckExact(topic) && PyUnicode_CheckExact(shared) &&
+                                PyUnicode_Compare(topic, shared) == 0));
+}
+
 static PyObject *field_or_none(PyObject *field) { return Py_NewRef(field != NULL ? field : Py_None); }
 
 static PyObject *message_partition(const KafkaMessage *m)
@@ -732,7 +740,7 @@ static PyObject *message_columns(PyObject *Py_UNUSED(module), PyObject *messages
     for (Py_ssize_t i = 0; built && i < count; i++) {
         PyObject *message = PyList_GET_ITEM(messages, i);
         const KafkaMessage *m = (const KafkaMessage *)message;
-        if (m->topic == NULL || topic == NULL || (m->topic != topic && PyUnicode_Compare(m->topic, topic) != 0))
+        if (!same_topic(m->topic, topic))
             topic = m->topic;
         PyObject *headers = m->headers == NULL && m->c_headers == NULL ? Py_NewRef(Py_None)
                                                                           : PyObject_CallMethod(message, "headers", NULL);
