@@ -1,5 +1,6 @@
 """What the platform does in C for every record of a batch (see `_native.c`): the buffers of Arrow
-columns of Python values, a batch of Kafka messages as columns, a batch's offset spans, and landing's event-time scan of JSON payloads."""
+columns of Python values, a batch of Kafka messages as columns, a batch's offset spans, and landing's
+event-time scan of JSON payloads."""
 
 from platform_native._native import (
     FALLBACK,
