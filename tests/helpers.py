@@ -196,3 +196,17 @@ def tick(workspace, when) -> None:
 
     with freeze_time(when):
         list(execute_sensor_iteration(workspace, logging.getLogger("sensors"), None, None))
+
+
+def accessor_columns(messages: list[Any]) -> tuple[list[Any], ...]:
+    """A batch of confluent-kafka messages' columns as the accessor methods give them, in the order of
+    `platform_native.message_columns`."""
+    return (
+        [message.topic() for message in messages],
+        [message.partition() for message in messages],
+        [message.offset() for message in messages],
+        [message.timestamp()[1] for message in messages],
+        [message.key() for message in messages],
+        [message.value() for message in messages],
+        [message.headers() for message in messages],
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from helpers import accessor_columns
 
 from platform_assets.landing import drain_to_landing
 from platform_assets.lib.contract import parse_contract
@@ -187,16 +188,7 @@ def test_consumed_messages_are_read_from_their_fields_as_their_accessors_give_th
             messages += consumer.consume(produced, timeout=5)
         read = platform_native.message_columns(messages)
         assert read is not None, "the layout check refused this confluent-kafka's messages"
-        accessed = (
-            [m.topic() for m in messages],
-            [m.partition() for m in messages],
-            [m.offset() for m in messages],
-            [m.timestamp()[1] for m in messages],
-            [m.key() for m in messages],
-            [m.value() for m in messages],
-            [m.headers() for m in messages],
-        )
-        assert read == accessed
+        assert read == accessor_columns(messages)
         assert sorted(set(read[1])) == list(range(PARTITIONS))
         assert read[6].count(None) == produced - produced // 3
     finally:

@@ -13,6 +13,7 @@ import orjson
 import platform_native
 import pyarrow as pa
 import pytest
+from helpers import accessor_columns
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -264,19 +265,6 @@ def test_offset_spans_refuse_columns_that_do_not_match():
         platform_native.offset_spans(["a", b"a"], [0, 0], [5, 6])
 
 
-def accessed(messages: list) -> tuple[list, ...]:
-    """A batch's columns as confluent-kafka's accessor methods give them."""
-    return (
-        [message.topic() for message in messages],
-        [message.partition() for message in messages],
-        [message.offset() for message in messages],
-        [message.timestamp()[1] for message in messages],
-        [message.key() for message in messages],
-        [message.value() for message in messages],
-        [message.headers() for message in messages],
-    )
-
-
 kafka_messages = st.lists(
     st.fixed_dictionaries(
         {
@@ -302,7 +290,7 @@ def test_message_columns_read_from_the_fields_equal_what_the_accessors_give(fiel
     # Each topic a new string per message, as a consumer gives them.
     messages = [Message(**{**given, "topic": "".join(given["topic"])}) for given in fields]
     read = platform_native.message_columns(messages)
-    assert read == accessed(messages)
+    assert read == accessor_columns(messages)
     topics = read[0]
     assert all(later is earlier for earlier, later in pairwise(topics) if later == earlier)  # shared
 
@@ -314,7 +302,7 @@ def test_a_topic_a_program_set_to_another_type_reads_as_it_is():
     odd = Message(topic="a", partition=0, offset=2)
     odd.set_topic(b"a")
     messages = [Message(topic="a", partition=0, offset=1), odd, Message(topic="a", partition=0, offset=3)]
-    assert platform_native.message_columns(messages) == accessed(messages)
+    assert platform_native.message_columns(messages) == accessor_columns(messages)
 
 
 def test_message_columns_give_the_first_message_with_an_error_by_position():
