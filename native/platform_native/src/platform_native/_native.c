@@ -664,7 +664,11 @@ static int same_topic(PyObject *topic, PyObject *shared)
                                 PyUnicode_Compare(topic, shared) == 0));
 }
 
-static PyObject *field_or_none(PyObject *field) { return Py_NewRef(field != NULL ? field : Py_None); }
+/* A message's object field as its accessor answers it, None where unset (`or_none`: borrowed;
+ * `field_or_none`: a new reference). */
+static PyObject *or_none(PyObject *field) { return field != NULL ? field : Py_None; }
+
+static PyObject *field_or_none(PyObject *field) { return Py_NewRef(or_none(field)); }
 
 static PyObject *message_partition(const KafkaMessage *m)
 {
@@ -695,16 +699,17 @@ static int method_agrees(PyObject *message, const char *method, PyObject *value,
 static int laid_out_as_known(PyObject *message)
 {
     PyTypeObject *type = Py_TYPE(message);
-    if (strcmp(type->tp_name, "confluent_kafka.cimpl.Message") != 0 || type->tp_basicsize != (Py_ssize_t)sizeof(KafkaMessage))
+    if (strcmp(type->tp_name, "confluent_kafka.cimpl.Message") != 0 ||
+        type->tp_basicsize != (Py_ssize_t)sizeof(KafkaMessage))
         return 0;
     const KafkaMessage *m = (const KafkaMessage *)message;
     PyObject *partition = message_partition(m), *offset = message_offset(m);
     PyObject *timestamp = Py_BuildValue("(iL)", m->tstype, (long long)m->timestamp);
     int agrees = partition != NULL && offset != NULL && timestamp != NULL &&
-                 method_agrees(message, "topic", m->topic != NULL ? m->topic : Py_None, 1) &&
-                 method_agrees(message, "value", m->value != NULL ? m->value : Py_None, 1) &&
-                 method_agrees(message, "key", m->key != NULL ? m->key : Py_None, 1) &&
-                 method_agrees(message, "error", m->error != NULL ? m->error : Py_None, 1) &&
+                 method_agrees(message, "topic", or_none(m->topic), 1) &&
+                 method_agrees(message, "value", or_none(m->value), 1) &&
+                 method_agrees(message, "key", or_none(m->key), 1) &&
+                 method_agrees(message, "error", or_none(m->error), 1) &&
                  method_agrees(message, "partition", partition, 0) && method_agrees(message, "offset", offset, 0) &&
                  method_agrees(message, "timestamp", timestamp, 0);
     Py_XDECREF(partition);
@@ -742,8 +747,9 @@ static PyObject *message_columns(PyObject *Py_UNUSED(module), PyObject *messages
         const KafkaMessage *m = (const KafkaMessage *)message;
         if (!same_topic(m->topic, topic))
             topic = m->topic;
-        PyObject *headers = m->headers == NULL && m->c_headers == NULL ? Py_NewRef(Py_None)
-                                                                          : PyObject_CallMethod(message, "headers", NULL);
+        PyObject *headers = m->headers == NULL && m->c_headers == NULL
+                                ? Py_NewRef(Py_None)
+                                : PyObject_CallMethod(message, "headers", NULL);
         PyObject *fields[7] = {field_or_none(topic), message_partition(m), message_offset(m),
                                PyLong_FromLongLong(m->timestamp), field_or_none(m->key), field_or_none(m->value),
                                headers};
