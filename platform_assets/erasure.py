@@ -48,7 +48,7 @@ from platform_assets.lib.tables import (
     QUARANTINE_SCHEMA,
     hours_predicate,
 )
-from resources.lake import FileHours, LakeCommitConflictError, LakeResource
+from resources.lake import FileHours, LakeCommitConflictError, LakeResource, vacuum
 
 RAW_POSITION = ", ".join(KAFKA_POSITION_COLUMNS)
 # In one pass over raw and the archive (of the event hours `within` selects), joined by position: raw's
@@ -97,7 +97,7 @@ def _vacuumed(table: DeltaTable | None, retention_hours: int) -> set[str]:
         return set()
     # Named relative to the table, as a dry run names them: exactly the files this vacuum deleted, so a
     # file removed by a later commit is not named and is still looked for.
-    return set(table.vacuum(retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False))
+    return set(vacuum(table, retention_hours))
 
 
 @contextmanager

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -211,6 +213,25 @@ def _encodings(unique_columns: tuple[str, ...], opaque_columns: tuple[str, ...])
     return lake_files(
         column_properties={**dict.fromkeys(unique_columns, unique), **dict.fromkeys(opaque_columns, opaque)}
     )
+
+
+def vacuum(table: DeltaTable, retention_hours: int) -> list[str]:
+    """Delete the files no version younger than `retention_hours` needs, whatever the table's own retention
+    says; returns them named relative to the table, as delta-rs names them.
+
+    On a local lake the files a dry run names are unlinked here. delta-rs's own vacuum deletes each one
+    through its object store and then commits twice: 0.15 ms a file, against 0.02 ms for an unlink, and a
+    week of upkeep leaves about 850 removed files in an entity's tables, which every erasure deletes again
+    (a file already gone counts as deleted). Object stores keep delta-rs's batched deletes.
+    """
+    if urlparse(table.table_uri).scheme != "file":
+        return table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
+    unneeded = table.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=False)
+    # The table's root as a path (its URI is percent-encoded); the names below it are the files' own names.
+    root = Path(url2pathname(urlparse(table.table_uri).path))
+    for name in unneeded:
+        (root / name).unlink(missing_ok=True)
+    return unneeded
 
 
 @dataclass(frozen=True)
@@ -610,7 +631,7 @@ class LakeResource(ConfigurableResource):
             else:
                 table.optimize.compact(writer_properties=COMPACTED_FILES)
         table.create_checkpoint()
-        removed = table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
+        removed = vacuum(table, retention_hours)
         table.cleanup_metadata()
         return {"files_before": files_before, "files_after": len(table.file_uris()), "files_deleted": len(removed)}
 
