@@ -42,6 +42,7 @@ from deltalake.fs import DeltaStorageHandler
 from pyarrow.fs import FileType, PyFileSystem
 
 from platform_assets.lib.columns import datetimes
+from platform_assets.lib.tables import partitions_predicate
 
 LAYERS = (
     "landing",
@@ -470,13 +471,25 @@ class LakeResource(ConfigurableResource):
         Not `DeltaTable.delete`: delta-rs rewrites the surviving rows of touched files with `string_view`
         columns, and readers that filter through pyarrow (dbt-duckdb's delta plugin) then fail to compare
         them with the table's `string` type. An overwrite by the same predicate with no rows keeps the types.
+        The count names the partitions that hold the rows, and the overwrite opens only theirs: a month of
+        daily history is otherwise read twice to delete one person's rows of a day. A row a commit adds
+        after the count in another partition is left, as one added after the overwrite always was.
         """
         table = self.table(layer, entity)
         if table is None:
             return 0
-        matching = _query({layer: table}, f"select count(*) as n from {layer} where {predicate}").column("n")[0].as_py()
+        partitions = table.metadata().partition_columns
+        by = ", ".join(partitions)
+        counting = f"select count(*) as n from {layer} where {predicate}"
+        if partitions:
+            counting = f"select {by}, count(*) as n from {layer} where {predicate} group by {by}"
+        counted = _query({layer: table}, counting)
+        matching = sum(counted.column("n").to_pylist())
         if matching:
-            self.replace_where(layer, entity, stored_schema(table).empty_table(), predicate)
+            where = predicate
+            if partitions:
+                where = f"({partitions_predicate(counted.select(partitions).to_pylist())}) AND ({predicate})"
+            self.replace_where(layer, entity, stored_schema(table).empty_table(), where)
         return matching
 
     def replace_where(self, layer: str, entity: str, data: pa.Table, predicate: str) -> None:

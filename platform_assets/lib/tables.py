@@ -7,7 +7,7 @@ nulls on MERGE, and a contract's `nullable: false` is enforced by decoding and c
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import repeat
 from types import MappingProxyType
 from typing import Any
@@ -213,6 +213,27 @@ def hour_window_filter(column: str, start: datetime, end: datetime) -> pc.Expres
     return (pc.field(column) >= pa.scalar(start, pa.timestamp("us", "UTC"))) & (
         pc.field(column) < pa.scalar(end, pa.timestamp("us", "UTC"))
     )
+
+
+def partitions_predicate(partitions: list[dict[str, Any]]) -> str:
+    """A Delta predicate selecting the partitions whose values are given (column -> value, one dict per
+    partition): a write restricted by it opens only those partitions' files."""
+    return " OR ".join(
+        "(" + " AND ".join(_equals(column, value) for column, value in sorted(values.items())) + ")"
+        for values in partitions
+    )
+
+
+def _equals(column: str, value: object) -> str:
+    if value is None:
+        return f"{column} IS NULL"
+    if isinstance(value, int):
+        return f"{column} = {value}"
+    if isinstance(value, datetime):
+        text = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    else:
+        text = value.isoformat() if isinstance(value, date) else str(value)
+    return f"{column} = '" + text.replace("'", "''") + "'"
 
 
 def hours_predicate(hours: set[datetime]) -> str:
