@@ -367,16 +367,23 @@ def _still_held(
     lake: LakeResource,
     schema_lookup: SchemaLookup | None,
     first_passes: list[InRaw],
+    before_deletes: list[dict[str, frozenset[str]]],
     vacuumed: dict[tuple[str, str], set[str]],
 ) -> dict[str, int]:
     """Rows about the keys an erasure left readable, looked for as it found them: in each table's current
     version (raw and the archive only in the hours changed since the erasure's first pass over them,
-    `first_passes`, one per target), and in the files that only older versions still hold while the
-    retention keeps them, but for those its vacuum saw gone (`vacuumed`, by layer and entity).
-    `landed`: the positions it removed."""
+    `first_passes`, one per target; the other keyed tables only in the files added since their delete
+    began, `before_deletes`, one per target), and in the files that only older versions still hold
+    while the retention keeps them, but for those its vacuum saw gone (`vacuumed`, by layer and entity).
+    `landed`: the positions it removed.
+
+    A file of a keyed table that was there before its delete and still is holds none of the rows: the
+    delete counted them in every file of its version, by partition, and rewrote each file that held one
+    in those partitions (`LakeResource.delete_where`); a file is never written again under its name. A
+    row can then only be in a file added since, by the delete or by a writer beside it."""
     found: dict[str, int] = {}
     secret = pii_key()
-    for target, first_pass in zip(targets, first_passes, strict=True):
+    for target, first_pass, before in zip(targets, first_passes, before_deletes, strict=True):
         entity = target.contract.name
         named = target.predicate(keys, secret)
         in_raw = _find_in_raw(target, set(keys), lake, since=first_pass)
@@ -391,14 +398,16 @@ def _still_held(
             **{layer: target.expression(keys, secret) for layer in KEYED_LAYERS},
         }
         for layer, rows in filters.items():
-            where = _index_left(first_pass, in_raw, named) if layer == "raw_keys" else named
-            if layer in KEYED_LAYERS and layer != "raw" and where:
+            if layer == "raw_keys" and (where := _index_left(first_pass, in_raw, named)):
                 count = lake.select(layer, entity, f"select count(*) as n from {layer} where {where}")
                 held[layer] = 0 if count is None else count.column("n")[0].as_py()
+            elif layer in before:
+                added = lake.file_paths(layer, entity) - before[layer]
+                held[layer] = lake.read_files(layer, entity, added, rows, columns=[]).num_rows
             elif layer == "quarantine" and landed[entity]:
                 held[layer] = lake.read(layer, entity, rows, QUARANTINE_SCHEMA).num_rows
             gone = vacuumed.get((layer, entity), set())
-            held[f"{layer}@retained"] = lake.read_retained(layer, entity, rows, gone).num_rows
+            held[f"{layer}@retained"] = lake.read_retained(layer, entity, rows, gone, columns=[]).num_rows
         found.update({f"{layer}/{entity}": n for layer, n in held.items() if n})
     return found
 
@@ -455,6 +464,7 @@ def erase(
         landed: dict[str, set[tuple[str, int, int]]] = {}
         first_days = []
         first_passes = []
+        before_deletes: list[dict[str, frozenset[str]]] = []
         vacuumed: dict[tuple[str, str], set[str]] = {}
         for target in targets:
             entity = target.contract.name
@@ -477,11 +487,15 @@ def erase(
                 at_positions = policy.positions_predicate(positions, *columns)
                 with clock.stage(f"delete {layer}"):
                     removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, at_positions) if positions else 0
+            before: dict[str, frozenset[str]] = {}  # the files of each keyed table as its delete begins
+            before_deletes.append(before)
             for layer in (layer for layer in KEYED_LAYERS if layer != "raw"):
                 where = predicate
                 if layer == "raw_keys" and in_raw.indexed is not None:  # only the hours it named
                     where = _in_hours(in_raw.indexed, predicate) if in_raw.indexed else ""
                 with clock.stage(f"delete {layer}"):
+                    if layer != "raw_keys":  # checked as the first pass read it (`_index_left`)
+                        before[layer] = lake.file_paths(layer, entity)
                     removed[f"{layer}/{entity}"] = lake.delete_where(layer, entity, where) if where else 0
             with clock.stage("vacuum"):
                 # Every table's vacuum at once: each mostly waits for its own file deletes (a week of upkeep
@@ -493,7 +507,7 @@ def erase(
                     for layer, files in zip(tables, gone, strict=True):
                         vacuumed.setdefault((layer, entity), set()).update(files)
         with clock.stage("verify"):
-            found = _still_held(targets, keys, landed, lake, schema_lookup, first_passes, vacuumed)
+            found = _still_held(targets, keys, landed, lake, schema_lookup, first_passes, before_deletes, vacuumed)
         # A raw run adds its keys to `raw_keys`, then commits raw: either may come after the deletes above.
         committed_meanwhile = [
             (target, layer)
@@ -507,7 +521,7 @@ def erase(
                     entity = target.contract.name
                     removed[f"{layer}/{entity}"] += lake.delete_where(layer, entity, target.predicate(keys, secret))
                     vacuumed[(layer, entity)].update(_vacuum(lake, layer, entity, retention_hours))
-                found = _still_held(targets, keys, landed, lake, schema_lookup, first_passes, vacuumed)
+                found = _still_held(targets, keys, landed, lake, schema_lookup, first_passes, before_deletes, vacuumed)
         audit = {
             "request_id": request_id,
             "entity": subject.name,

@@ -39,7 +39,7 @@ from deltalake import (
 from deltalake import Field as DeltaField
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.fs import DeltaStorageHandler
-from pyarrow.fs import FileType, PyFileSystem
+from pyarrow.fs import FileSystem, FileType, LocalFileSystem, PyFileSystem, SubTreeFileSystem
 
 from platform_assets.lib.columns import datetimes
 from platform_assets.lib.tables import partitions_predicate
@@ -225,14 +225,30 @@ def vacuum(table: DeltaTable, retention_hours: int) -> list[str]:
     week of upkeep leaves about 850 removed files in an entity's tables, which every erasure deletes again
     (a file already gone counts as deleted). Object stores keep delta-rs's batched deletes.
     """
-    if urlparse(table.table_uri).scheme != "file":
+    root = _local_root(table)
+    if root is None:
         return table.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
     unneeded = table.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=False)
-    # The table's root as a path (its URI is percent-encoded); the names below it are the files' own names.
-    root = Path(url2pathname(urlparse(table.table_uri).path))
     for name in unneeded:
         (root / name).unlink(missing_ok=True)
     return unneeded
+
+
+def _local_root(table: DeltaTable) -> Path | None:
+    """The directory of a table on a local lake (its URI is percent-encoded; the names of its files below
+    it are their own names), None on an object store."""
+    uri = urlparse(table.table_uri)
+    return Path(url2pathname(uri.path)) if uri.scheme == "file" else None
+
+
+def _file_system(table: DeltaTable, storage_options: dict[str, str] | None) -> FileSystem:
+    """A table's files as pyarrow reads them, named relative to the table. A local lake through pyarrow's
+    own file system: through delta-rs's handler every range read calls back into Python (16 ms against
+    3 ms to filter a 14k-row file of `current`)."""
+    root = _local_root(table)
+    if root is None:
+        return PyFileSystem(DeltaStorageHandler(table.table_uri, storage_options))
+    return SubTreeFileSystem(str(root), LocalFileSystem())
 
 
 @dataclass(frozen=True)
@@ -449,21 +465,55 @@ class LakeResource(ConfigurableResource):
             counts[hour] = counts.get(hour, 0) + count
         return FileHours(spans, counts)
 
-    def read_retained(self, layer: str, entity: str, filter: pc.Expression, gone: Collection[str] = ()) -> pa.Table:
+    def read_retained(
+        self,
+        layer: str,
+        entity: str,
+        filter: pc.Expression,
+        gone: Collection[str] = (),
+        columns: list[str] | None = None,
+    ) -> pa.Table:
         """The rows matching `filter` in the files that only older versions of a table still hold: those
         the current version no longer names and no vacuum has deleted yet (the retention keeps them).
         `gone`: files (as a vacuum names them) known deleted, not looked up again: a look-up per file
-        removed within the log's tombstone retention is this read's cost."""
+        removed within the log's tombstone retention is this read's cost. `columns` as for `read_files`."""
         table = self.table(layer, entity)
         if table is None:
             return pa.table({})
-        files = PyFileSystem(DeltaStorageHandler(table.table_uri, self._options()))
+        files = _file_system(table, self._options())
         removed = table.vacuum(retention_hours=0, dry_run=True, enforce_retention_duration=False)
         unknown = [path for path in removed if path not in gone]
         retained = [info.path for info in files.get_file_info(unknown) if info.type == FileType.File]
-        if not retained:
+        return self.read_files(layer, entity, retained, filter, columns)
+
+    def file_paths(self, layer: str, entity: str) -> frozenset[str]:
+        """The files of a table's newest version, named relative to the table as its log names them."""
+        table = self.table(layer, entity)
+        if table is None:
+            return frozenset()
+        return frozenset(pa.table(table.get_add_actions(flatten=False)).column("path").to_pylist())
+
+    def read_files(
+        self,
+        layer: str,
+        entity: str,
+        paths: Collection[str],
+        filter: pc.Expression,
+        columns: list[str] | None = None,
+    ) -> pa.Table:
+        """The rows matching `filter` in the named files of a table (as its log or a vacuum names them),
+        whichever versions hold them; `filter` may not name a partition column (the files do not hold
+        them). Read in the table's layout: a file written before a column was added reads it as null.
+        `columns`: only those are decoded besides the filter's (`[]`: the rows are only counted)."""
+        table = self.table(layer, entity)
+        if table is None or not paths:
             return pa.table({})
-        return pa_dataset.dataset(retained, format="parquet", filesystem=files).to_table(filter=filter)
+        partitions = set(table.metadata().partition_columns)
+        layout = pa.schema([field for field in stored_schema(table) if field.name not in partitions])
+        dataset = pa_dataset.dataset(
+            list(paths), schema=layout, format="parquet", filesystem=_file_system(table, self._options())
+        )
+        return dataset.to_table(columns=columns, filter=filter)
 
     def delete_where(self, layer: str, entity: str, predicate: str) -> int:
         """Delete the rows matching `predicate` in one commit; returns how many there were.

@@ -249,3 +249,34 @@ def test_an_erasure_stopped_between_raw_and_the_archive_is_completed_by_running_
     assert audit["verified"]
     assert json.loads(audit["rows_removed"])["landing/people"] == 4
     assert find_keys(erasure_targets(PEOPLE, [PEOPLE]), ["k3"], lake) == {}, "the whole-archive proof agrees"
+
+
+def test_a_row_a_writer_commits_to_a_keyed_table_after_its_delete_is_found_by_the_check(lake, monkeypatch):
+    """The check reads a keyed table (current, history, their tombstones) only in the files added since its
+    delete began, since the delete rewrote every file that held the person: a writer that commits the person
+    there beside the erasure adds such a file, so the erasure reports it instead of calling itself verified;
+    run again, it removes the row."""
+    land_hour(lake, 0, range(0, 20))
+    decode_hour(lake, 0)
+    state = pa.schema([("id", pa.string()), ("v", pa.int64())])
+    lake.append("current", "people", pa.Table.from_pylist([{"id": f"k{n}", "v": n} for n in range(10)], state))
+    lake.append("current", "people", pa.Table.from_pylist([{"id": "other", "v": 0}], state))  # left unchanged
+    delete_where = lake.delete_where
+
+    def beside_a_writer(layer, entity, predicate):
+        deleted = delete_where(layer, entity, predicate)
+        if layer == "current":  # a merge that planned before the erasure list grew commits the person back
+            lake.append("current", "people", pa.Table.from_pylist([{"id": "k3", "v": 99}], state))
+        return deleted
+
+    monkeypatch.setattr(type(lake), "delete_where", lambda self, *args: beside_a_writer(*args))
+    with pytest.raises(policy.ErasureError, match=r"'current/people': 1"):
+        erase(PEOPLE, ["k3"], lake, [PEOPLE])
+    monkeypatch.undo()
+
+    audit = erase(PEOPLE, ["k3"], lake, [PEOPLE])
+    assert audit["verified"] and json.loads(audit["rows_removed"])["current/people"] == 1
+    assert sorted(lake.read("current", "people").column("id").to_pylist()) == sorted(
+        [f"k{n}" for n in range(10) if n != 3] + ["other"]
+    )
+    assert find_keys(erasure_targets(PEOPLE, [PEOPLE]), ["k3"], lake) == {}, "the whole-archive proof agrees"
