@@ -17,6 +17,7 @@ from platform_assets.lib.contract import Contract
 from platform_assets.lib.decode import SchemaLookup, decode, named_subject
 from platform_assets.lib.pii import hash_value, protect
 from platform_assets.lib.records import Decoded, LandingRecord, record_identity
+from platform_assets.lib.tables import sql_literal
 
 # The layers that hold rows by key after landing (tombstones keep the key of a deleted row).
 KEYED_LAYERS = (
@@ -85,7 +86,7 @@ class Target:
     def stored_predicate(self, stored: Iterable[tuple]) -> str:
         """SQL that selects the target's rows whose fields hold one of `stored` (values as stored)."""
         clauses = (
-            " AND ".join(f"{name} = {_literal(value)}" for name, value in zip(self.fields, row, strict=True))
+            " AND ".join(f"{name} = {sql_literal(value)}" for name, value in zip(self.fields, row, strict=True))
             for row in sorted(stored)
         )
         return " OR ".join(f"({clause})" for clause in clauses)
@@ -146,15 +147,6 @@ def erased_record_test(
     return is_erased
 
 
-def quoted(values: list) -> str:
-    """SQL string literals, comma separated."""
-    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
-
-
-def _literal(value: str | int) -> str:
-    return str(value) if isinstance(value, int) else quoted([value])
-
-
 def _by_partition(positions: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int], list[int]]:
     by_partition: dict[tuple[str, int], list[int]] = {}
     for t, p, o in positions:
@@ -179,6 +171,6 @@ def positions_expression(
 def positions_predicate(positions: Iterable[tuple[str, int, int]], topic: str, partition: str, offset: str) -> str:
     """SQL that selects the records at `positions` (topic, partition, offset) by the given columns."""
     return " OR ".join(
-        f"({topic} = {quoted([t])} AND {partition} = {p} AND {offset} IN ({', '.join(map(str, offsets))}))"
+        f"({topic} = {sql_literal(t)} AND {partition} = {p} AND {offset} IN ({', '.join(map(str, offsets))}))"
         for (t, p), offsets in _by_partition(positions).items()
     )

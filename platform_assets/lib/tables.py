@@ -225,15 +225,19 @@ def partitions_predicate(partitions: list[dict[str, Any]]) -> str:
 
 
 def _equals(column: str, value: object) -> str:
-    if value is None:
-        return f"{column} IS NULL"
+    return f"{column} IS NULL" if value is None else f"{column} = {sql_literal(value)}"
+
+
+def sql_literal(value: object) -> str:
+    """A value as a literal of a Delta predicate: an integer as itself, a time in UTC, a date in its ISO
+    form, anything else as quoted text."""
     if isinstance(value, int):
-        return f"{column} = {value}"
+        return str(value)
     if isinstance(value, datetime):
         text = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     else:
         text = value.isoformat() if isinstance(value, date) else str(value)
-    return f"{column} = '" + text.replace("'", "''") + "'"
+    return "'" + text.replace("'", "''") + "'"
 
 
 def hours_predicate(hours: set[datetime]) -> str:
