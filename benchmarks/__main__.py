@@ -151,7 +151,11 @@ def timed(work: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - started, _peak_mb()
 
 
-REPEATS = 3  # runs of each side of a case (its baseline and what it measures), alternating
+# Runs of each side of a case (its baseline and what it measures, or the two archives), alternating;
+# their medians are compared. Medians of three read the decode's growth at 1.50 to 2.42, the 10x merge's
+# at 2.11 to 2.31 and the erasure by archive at 1.37 to 1.69 across runs of the same code, each around
+# its goal: five give each median a run more on each side of it.
+REPEATS = 5
 
 
 def alternately(runs: dict[Name, Callable[[int], Measured]], repeats: int) -> dict[Name, list[Measured]]:
@@ -345,7 +349,6 @@ def newest_state_by_duckdb(connection: Any) -> tuple[Any, Any]:
 
 MERGE_GOAL = 1.0  # Spark merge seconds over a DuckDB full rewrite of the same table
 PEAK_GOAL_MB = 3 * 1024
-MERGE_REPEATS = 5  # runs of each engine in a merge case
 
 
 def merge_inputs(contract: Any, changes: int, rows: int, workdir: Path) -> tuple[str, str, str]:
@@ -420,9 +423,8 @@ def merge_vs_duckdb(changes: int, rows: int, workdir: Path) -> Result:
         run(-1)
     # Then each merges the same changes into the same table, the two alternating, and medians are compared.
     # One run each read the 10x merge's growth from half to full size at 1.83 to 2.32 in full runs of the
-    # same code; three each, warmed up, 2.11 to 2.31 (the goal 2.2): five give the median a run more on
-    # each side of it.
-    timings = alternately(runs, MERGE_REPEATS)
+    # same code, three each, warmed up, 2.11 to 2.31 (the goal 2.2).
+    timings = alternately(runs, REPEATS)
     baseline_s, seconds, peak = compared(timings, "duckdb", "spark")
     ratio = seconds / baseline_s
     return Result(
@@ -486,7 +488,7 @@ def history_90_vs_7_days(keys: int, workdir: Path) -> Result:
 
     # Alternating runs, medians compared, as for the archive cases: one run on each history, the second
     # after the first, read 0.94, 1.84 and 1.94 in three runs of the same code (0.2-0.4 s recomputes).
-    timings = alternately({days: recompute(prepare(days)) for days in (7, 90)}, ARCHIVE_REPEATS)
+    timings = alternately({days: recompute(prepare(days)) for days in (7, 90)}, REPEATS)
     baseline_s, seconds, peak = compared(timings, 7, 90)
     ratio = seconds / baseline_s
     return Result(
@@ -562,7 +564,7 @@ def history_day_vs_duckdb(keys: int, workdir: Path) -> Result:
     def spark_day() -> None:
         history_days(session, lake.uri("history", "spark"), tombstones_uri, raw_uri, day, day, spec)
 
-    # Each engine computes (and overwrites) the same day three times, the two alternating; medians are
+    # Each engine computes (and overwrites) the same day again and again, the two alternating; medians are
     # compared. One DuckDB run then one Spark run read 0.79-1.21x from run to run of the same code, each
     # side swinging by a fifth with the machine.
     timings = alternately({"duckdb": lambda _: timed(duckdb_day), "spark": lambda _: timed(spark_day)}, REPEATS)
@@ -822,10 +824,10 @@ def retention_passed(lake: Any, layer: str, entity: str, retention_hours: int) -
     table.alter.set_table_properties({retention: f"interval {retention_hours} hours"})  # Delta's default
 
 
-def median_seconds(work: Callable[[], object], repeats: int = 5) -> float:
+def median_seconds(work: Callable[[], object]) -> float:
     """The median of a few timings of a short read, which one timing measures too noisily."""
     times = []
-    for _ in range(repeats):
+    for _ in range(REPEATS):
         started = time.perf_counter()
         work()
         times.append(time.perf_counter() - started)
@@ -900,9 +902,6 @@ def archive_named(days: int) -> str:
     return f"{days}_day" if days == 1 else f"{days}_days"
 
 
-ARCHIVE_REPEATS = 5  # runs on each archive, alternating: their medians are compared
-
-
 def by_archive_size(
     name: str,
     goal: float,
@@ -910,7 +909,6 @@ def by_archive_size(
     workdir: Path,
     prepare: Callable[[int, Path], Callable[[int], float]],
     size: str,
-    repeats: int = ARCHIVE_REPEATS,
 ) -> Result:
     """A cost measured with 1 day and with `days` days of archive: the ratio says whether it grows with
     the archive instead of with the work. `prepare` builds an archive and returns its run (given the
@@ -919,7 +917,7 @@ def by_archive_size(
     speed drifts by a fifth, and a ratio of 0.2 s steps swung 0.97-1.39 from run to run."""
     _reset_peak()
     runs = {archive_days: prepare(archive_days, workdir / f"{archive_days}-days") for archive_days in (1, days)}
-    seconds = alternately(runs, repeats)
+    seconds = alternately(runs, REPEATS)
     baseline_s, full_s = statistics.median(seconds[1]), statistics.median(seconds[days])
     ratio = full_s / baseline_s
     return Result(
@@ -988,9 +986,8 @@ def erasure_by_archive_size(days: int, events_per_hour: int, workdir: Path) -> R
     erasure job's step calls it. Each run erases the same customer from a fresh copy of its archive
     (untimed), since an erasure leaves commits and tombstones behind and the next one would measure
     another archive (five in a row on the 30-day one took 2.13, 2.25, 2.42, 2.52 and 2.04 s); the
-    runs alternate between the archives and their medians of five are compared, as for `raw`: once on
-    each, the 1-day erasure alone read 0.28 to 0.34 s from run to run of the same code, and medians of
-    three read the ratio at 1.37 to 1.69 across runs of the same code."""
+    runs alternate between the archives and their medians are compared, as for `raw`: once on each, the
+    1-day erasure alone read 0.28 to 0.34 s from run to run of the same code."""
     from platform_assets.erasure import erase
     from platform_assets.lib.contract import load_contracts
     from resources.lake import LakeResource
