@@ -673,7 +673,12 @@ def backfill_single_vs_per_partition(hours: int, workdir: Path) -> Result:
                 stack.run("hourly_job", key, key)
 
         baseline_s, _ = timed(per_partition)
-        seconds, peak = timed(lambda: stack.run("hourly_job", keys[0], keys[-1]))
+        # The one run again and again (each a rerun of the range, as a backfill after a fix is), its
+        # median taken: timed once at each size, its growth read 2.16, 1.93 and 2.82 in three full runs,
+        # the half size at 8.36, 9.53 and 6.89 s against 18.1-19.4 s at full.
+        runs = [timed(lambda: stack.run("hourly_job", keys[0], keys[-1])) for _ in range(REPEATS)]
+        seconds = statistics.median(run_seconds for run_seconds, _ in runs)
+        peak = max(run_peak for _, run_peak in runs)
     finally:
         stack.close()
     ratio = seconds / baseline_s
@@ -687,6 +692,7 @@ def backfill_single_vs_per_partition(hours: int, workdir: Path) -> Result:
         ratio,
         "<= 0.2",
         ratio <= 0.2,
+        details={"one run": [round(run_seconds, 3) for run_seconds, _ in runs]},
     )
 
 
