@@ -32,6 +32,7 @@ def test_benchmark_harness_runs_every_case_at_smoke_size():
         assert result["case"] in done.stdout
         if result["case"].split(" ")[0] in scaled:  # each scaled case also ran at half size
             assert result["half_seconds"] > 0 and result["growth"] == result["seconds"] / result["half_seconds"]
+            assert result["half_baseline_seconds"] > 0  # the baseline at half size, for its own growth
     sides = {
         "JSON": ("json.loads", "decode"),
         "landing": ("bare consume", "landing"),
